@@ -1,0 +1,97 @@
+# -*- test-case-name: tests.test_broker -*-
+"""The broker: the one object that owns every messaging system and every client.
+
+It knows clients only through :class:`msgsvc.interfaces.IClient`; the TCP and
+UDP front ends register their clients here and hand every command to the
+command table, whose handlers call into the broker's systems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import count
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from msgsvc.config import Config
+from msgsvc.interfaces import IClient
+from msgsvc.queues import QueueService
+from msgsvc.session import Session
+from msgsvc.store import Stores
+
+log = Logger()
+
+SHUTDOWN_GRACE = 2.0
+"""Seconds to wait for clients to take their ``* BYE shutdown`` before stopping anyway."""
+
+
+class Broker:
+    """All messaging state and logic, shared by every transport."""
+
+    def __init__(self, stores: Stores, config: Config, clock: IReactorTime) -> None:
+        self.config = config
+        self.clock = clock
+        self.queues = QueueService(stores.queues, clock)
+        self._sessions: dict[int, Session] = {}
+        self._ids = count(1)
+        self._on_close: list[Callable[[Session], None]] = [self.queues.session_closed]
+        self._stopped: Deferred[None] | None = None
+        self._grace: IDelayedCall | None = None
+
+    @property
+    def sessions(self) -> list[Session]:
+        """The connected clients that hold a slot, oldest first."""
+        return list(self._sessions.values())
+
+    def open_session(self, client: IClient) -> Session | None:
+        """Admit a TCP connection or UDP session; None when ``--max-clients`` is reached."""
+        host, port = client.peer
+        cap = self.config.max_clients
+        if self._stopped is not None or (cap and len(self._sessions) >= cap):
+            log.info("refused {transport} client {host}:{port}: server is full",
+                     transport=client.transport_name, host=host, port=port, category="CONNECTION")
+            return None
+        session = Session(next(self._ids), client, self.clock.seconds())
+        self._sessions[session.id] = session
+        log.info("client {id} connected over {transport} from {host}:{port}",
+                 id=session.id, transport=client.transport_name, host=host, port=port, category="CONNECTION")
+        return session
+
+    def transient_session(self, client: IClient) -> Session:
+        """A context for one datagram from an address without a UDP session."""
+        return Session(0, client, self.clock.seconds(), counted=False)
+
+    def close_session(self, session: Session) -> None:
+        """The client is gone: free its slot and release everything it held."""
+        if not session.open:
+            return
+        session.closed = self.clock.seconds()
+        if session.counted:
+            del self._sessions[session.id]
+            log.info("client {id} disconnected", id=session.id, category="CONNECTION")
+        for release in self._on_close:
+            release(session)
+        if self._stopped is not None and not self._sessions:
+            self._all_gone()
+
+    def shutdown(self) -> Deferred[None]:
+        """Tell every client ``* BYE shutdown``; fires once they are gone (or after a grace period)."""
+        if self._stopped is None:
+            self._stopped = Deferred()
+            for session in self.sessions:
+                session.client.close("shutdown")
+            if self._sessions:
+                self._grace = self.clock.callLater(SHUTDOWN_GRACE, self._all_gone)
+            else:
+                self._all_gone()
+        return self._stopped
+
+    def _all_gone(self) -> None:
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
+        if self._sessions:
+            log.warn("{n} clients still connected at shutdown", n=len(self._sessions), category="CONNECTION")
+        if not self._stopped.called:
+            self._stopped.callback(None)

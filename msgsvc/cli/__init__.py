@@ -1,0 +1,1 @@
+"""Command-line clients built on :mod:`msgsvc.client`."""

@@ -1,0 +1,74 @@
+# -*- test-case-name: tests.test_client -*-
+"""A msgsvc client over TCP: one Deferred per command, events to a callback."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.error import ConnectionLost
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+
+from msgsvc.client.replies import Event, ProtocolViolation, Reply, ReplyParser, ServerError
+from msgsvc.client.requests import encode_command
+
+EventHandler = Callable[[Event], None]
+
+
+class TcpClient(Protocol):
+    """Sends commands and matches replies to them in order; ``greeting`` fires on the server's hello."""
+
+    def __init__(self, on_event: EventHandler | None = None) -> None:
+        self.on_event = on_event or (lambda event: None)
+        self.greeting: Deferred[Reply] = Deferred()
+        self.disconnected: Deferred[None] = Deferred()
+        self._parser = ReplyParser()
+        self._waiting: deque[Deferred[Reply]] = deque([self.greeting])
+
+    def command(self, verb: str, *args: str, payload: bytes | None = None) -> Deferred[Reply]:
+        """Send a command; fires with its Reply, or fails with ServerError on ``ERR``."""
+        if self.disconnected.called:
+            return fail(ConnectionLost("the connection is closed"))
+        waiting: Deferred[Reply] = Deferred()
+        self._waiting.append(waiting)
+        self.transport.write(encode_command(verb, *args, payload=payload))
+        return waiting
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            items = self._parser.feed(data)
+        except ProtocolViolation:
+            self.transport.abortConnection()
+            return
+        for item in items:
+            if isinstance(item, Event):
+                self.on_event(item)
+            elif self._waiting:
+                waiting = self._waiting.popleft()
+                if item.kind == "ERR":
+                    waiting.errback(ServerError(item))
+                else:
+                    waiting.callback(item)
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        waiting, self._waiting = self._waiting, deque()
+        for pending in waiting:
+            pending.errback(ConnectionLost("the server closed the connection"))
+        self.disconnected.callback(None)
+
+
+def connect_tcp(
+    reactor, host: str, port: int, on_event: EventHandler | None = None, timeout: float = 10
+) -> Deferred[TcpClient]:
+    """Connect and wait for the greeting; fails with ServerError when the server is full."""
+
+    async def connect() -> TcpClient:
+        client = TcpClient(on_event)
+        await connectProtocol(HostnameEndpoint(reactor, host, port, timeout=timeout), client)
+        await client.greeting.addTimeout(timeout, reactor)
+        return client
+
+    return Deferred.fromCoroutine(connect())

@@ -1,0 +1,115 @@
+# -*- test-case-name: tests.test_client -*-
+"""A msgsvc client over UDP: every command tagged, retried until its reply arrives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import count
+
+from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.error import TimeoutError
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import DatagramProtocol
+
+from msgsvc.client.replies import Event, ProtocolViolation, Reply, ReplyParser, ServerError
+from msgsvc.client.requests import encode_command
+from msgsvc.client.tcp import EventHandler
+
+MAX_DATAGRAM = 65507
+
+
+@dataclass
+class _Attempt:
+    result: Deferred[Reply]
+    datagram: bytes
+    timeout: float
+    tries_left: int
+    timer: IDelayedCall | None = None
+
+
+class UdpClient(DatagramProtocol):
+    """Talks to one server address; the server's reply cache makes the retries safe.
+
+    The socket is not connected: Twisted's epoll reactor closes a connected UDP
+    port when an ICMP "port unreachable" arrives, so an absent server shows as
+    a timeout after the retries.
+    """
+
+    def __init__(self, reactor, host: str, port: int, on_event: EventHandler | None = None,
+                 timeout: float = 1.0, retries: int = 3) -> None:
+        self.reactor = reactor
+        self.host = host
+        self.port = port
+        self.on_event = on_event or (lambda event: None)
+        self.timeout = timeout
+        self.retries = retries
+        self._tags = count(1)
+        self._pending: dict[str, _Attempt] = {}
+
+    def command(self, verb: str, *args: str, payload: bytes | None = None, wait: float = 0) -> Deferred[Reply]:
+        """Send a command; ``wait`` is how long the server may legitimately take (RECV's wait)."""
+        tag = f"u{next(self._tags)}"
+        datagram = encode_command(verb, *args, payload=payload, tag=tag)
+        if len(datagram) > MAX_DATAGRAM:
+            return fail(ValueError(f"a {len(datagram)}-byte command does not fit one datagram; use TCP"))
+        attempt = _Attempt(Deferred(), datagram, self.timeout + wait, self.retries + 1)
+        self._pending[tag] = attempt
+        self._transmit(tag)
+        return attempt.result
+
+    def _transmit(self, tag: str) -> None:
+        attempt = self._pending.get(tag)
+        if attempt is None:
+            return
+        if attempt.tries_left == 0:
+            del self._pending[tag]
+            attempt.result.errback(TimeoutError(f"no reply from {self.host}:{self.port}"))
+            return
+        attempt.tries_left -= 1
+        attempt.timer = self.reactor.callLater(attempt.timeout, self._transmit, tag)
+        self.transport.write(attempt.datagram, (self.host, self.port))
+
+    def datagramReceived(self, datagram: bytes, address) -> None:
+        if (address[0], address[1]) != (self.host, self.port):
+            return
+        try:
+            items = ReplyParser().feed(datagram)
+        except ProtocolViolation:
+            return
+        for item in items:
+            if isinstance(item, Event):
+                self.on_event(item)
+                continue
+            attempt = self._pending.pop(item.tag or "", None)
+            if attempt is None:
+                continue
+            attempt.timer.cancel()
+            if item.kind == "ERR":
+                attempt.result.errback(ServerError(item))
+            else:
+                attempt.result.callback(item)
+
+    def close(self) -> Deferred[None]:
+        """Stop listening; pending commands fail."""
+        self._fail_all(TimeoutError("client closed"))
+        return maybeDeferred(self.transport.stopListening)
+
+    def _fail_all(self, reason: Exception) -> None:
+        pending, self._pending = self._pending, {}
+        for attempt in pending.values():
+            if attempt.timer.active():
+                attempt.timer.cancel()
+            attempt.result.errback(reason)
+
+
+def connect_udp(reactor, host: str, port: int, on_event: EventHandler | None = None,
+                timeout: float = 1.0, retries: int = 3) -> Deferred[UdpClient]:
+    """Resolve ``host`` and open a UDP socket aimed at the server."""
+
+    async def connect() -> UdpClient:
+        address = await reactor.resolve(host)
+        client = UdpClient(reactor, address, port, on_event, timeout, retries)
+        reactor.listenUDP(0, client, interface="::" if ":" in address else "")
+        return client
+
+    return Deferred.fromCoroutine(connect())

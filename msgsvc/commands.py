@@ -1,0 +1,203 @@
+# -*- test-case-name: tests.test_commands -*-
+"""The command table: every verb defined once, with its arguments, checks and handler.
+
+Each system declares its verbs in a :class:`CommandSet` (see ``msgsvc.verbs``);
+a :class:`CommandTable` joins the sets, binds a request's arguments to the
+handler's parameters and turns every failure into an ``ERR`` reply. Both
+transports dispatch through the same table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msgsvc.wire import Data, Err, Reply, Request, listing, printable
+
+if TYPE_CHECKING:
+    from msgsvc.broker import Broker
+    from msgsvc.config import Config
+    from msgsvc.session import Session
+
+log = Logger()
+
+Handler = Callable[..., "Reply | Deferred[Reply]"]
+
+
+class Refused(Exception):
+    """A command failed in an expected way; it becomes ``ERR code text``."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(code, text)
+        self.reply = Err(code, text)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A space-free argument, converted by ``convert`` (which raises ValueError)."""
+
+    name: str
+    convert: Callable[[str], Any] = str
+    optional: bool = False
+    default: Any = None
+    prefix: str = ""
+    """An optional argument with a prefix (``@queue``) is present only when the next word has it."""
+    label: str = ""
+
+    def usage(self) -> str:
+        """How the argument is written in HELP."""
+        label = self.label or self.name
+        if self.prefix:
+            shown = self.prefix + label
+        elif self.optional:
+            shown = label
+        else:
+            shown = f"<{label}>"
+        return f"[{shown}]" if self.optional else shown
+
+    def bind(self, raw: bytes) -> Any:
+        """Convert the raw bytes of this argument."""
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError(f"{self.label or self.name} must be ASCII") from None
+        return self.convert(text[len(self.prefix) :])
+
+
+@dataclass(frozen=True)
+class Text:
+    """The final argument: the rest of the line verbatim, or a literal's bytes."""
+
+    name: str
+    label: str = ""
+
+    def usage(self) -> str:
+        """How the argument is written in HELP."""
+        return f"<{self.label or self.name}>"
+
+    def bind(self, raw: bytes) -> bytes:
+        """Text is taken as it is."""
+        return raw
+
+
+@dataclass(frozen=True)
+class Command:
+    """One verb: its arguments, its handler and how it shows in HELP."""
+
+    verb: str
+    handler: Handler
+    summary: str
+    params: tuple[Arg | Text, ...] = ()
+    aliases: tuple[str, ...] = ()
+    starts_session: bool = False
+    """Over UDP, this verb opens a session for the sender's address."""
+    literal_limit: Callable[[Config], int] = field(default=lambda config: config.max_message)
+
+    @property
+    def usage(self) -> str:
+        """The verb with its arguments, as HELP shows it."""
+        return " ".join([self.verb, *(p.usage() for p in self.params)])
+
+    def bind(self, args: bytes, literal: bytes | None) -> dict[str, Any]:
+        """Map the request's arguments onto the handler's keyword parameters."""
+        params = list(self.params)
+        values: dict[str, Any] = {}
+        if literal is not None:
+            if not params:
+                raise ValueError(f"{self.verb} takes no arguments")
+            last = params.pop()
+            values[last.name] = last.bind(literal)
+        rest = args
+        for param in params:
+            if isinstance(param, Text):
+                values[param.name] = rest
+                rest = b""
+                break
+            word, _, remainder = rest.lstrip(b" ").partition(b" ")
+            if word and word.startswith(param.prefix.encode()):
+                values[param.name] = param.bind(word)
+                rest = remainder
+            elif param.optional:
+                values[param.name] = param.default
+            else:
+                raise ValueError(f"missing {param.usage()}")
+        if rest.strip(b" "):
+            raise ValueError("too many arguments")
+        return values
+
+
+class CommandSet:
+    """The verbs of one system, declared with the :meth:`verb` decorator."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+
+    def verb(self, name: str, *params: Arg | Text, summary: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Declare ``handler(broker, session, **arguments)`` as the verb ``name``."""
+
+        def register(handler: Handler) -> Handler:
+            self.commands.append(Command(name, handler, summary, params, **options))
+            return handler
+
+        return register
+
+
+class CommandTable:
+    """All verbs of the server; dispatches requests from either transport."""
+
+    def __init__(self, sets: Iterable[CommandSet]) -> None:
+        builtin = CommandSet()
+        builtin.verb("HELP", summary="list every command")(self._help)
+        self._commands: list[Command] = []
+        self._by_verb: dict[str, Command] = {}
+        for command in [c for s in [builtin, *sets] for c in s.commands]:
+            for verb in (command.verb, *command.aliases):
+                if verb in self._by_verb:
+                    raise ValueError(f"verb {verb} defined twice")
+                self._by_verb[verb] = command
+            self._commands.append(command)
+        self._help_payload = listing(
+            sorted(f"{c.usage:<32} {c.summary}" + (f" (also {', '.join(c.aliases)})" if c.aliases else "") for c in self._commands)
+        )
+
+    def lookup(self, verb: str) -> Command | None:
+        """The command for an upper-case verb or alias, if there is one."""
+        return self._by_verb.get(verb)
+
+    def literal_limit(self, verb: str, config: Config) -> int:
+        """The largest literal the verb accepts (``--max-message`` for unknown verbs)."""
+        command = self._by_verb.get(verb)
+        return command.literal_limit(config) if command else config.max_message
+
+    def dispatch(self, broker: Broker, session: Session, request: Request) -> Reply | Deferred[Reply]:
+        """Run one request; always yields a reply, never raises."""
+        if request.bad_tag:
+            return Err("bad-args", "a tag is # followed by 1-16 letters or digits, then a space")
+        command = self._by_verb.get(request.verb)
+        if command is None:
+            return Err("unknown-command", f"unknown command '{printable(request.verb)}'; HELP lists commands")
+        try:
+            values = command.bind(request.args, request.literal)
+        except ValueError as error:
+            return Err("bad-args", f"{error}; usage: {command.usage}")
+        try:
+            result = command.handler(broker, session, **values)
+        except Exception:
+            return self._failed(Failure(), command)
+        if isinstance(result, Deferred):
+            return result.addErrback(self._failed, command)
+        return result
+
+    def _failed(self, failure: Failure, command: Command) -> Reply:
+        if failure.check(Refused):
+            return failure.value.reply
+        log.failure("{verb} failed", failure, verb=command.verb, category="ERROR")
+        return Err("internal", "internal error; it has been logged")
+
+    def _help(self, broker: Broker, session: Session) -> Reply:
+        return Data(self._help_payload, "help")

@@ -1,0 +1,28 @@
+"""Where state lives, chosen by a ``--store`` URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from msgsvc.store.interfaces import IQueueStore
+from msgsvc.store.memory import MemoryQueueStore
+
+STORE_URLS = "memory"
+
+
+class StoreError(Exception):
+    """The store named on the command line cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Stores:
+    """One store per kind of state, all from the same ``--store`` URL."""
+
+    queues: IQueueStore
+
+
+def open_stores(url: str) -> Stores:
+    """Open the stores a ``--store`` URL names."""
+    if url == "memory":
+        return Stores(queues=MemoryQueueStore())
+    raise StoreError(f"unsupported store {url!r}; supported: {STORE_URLS}")

@@ -1,0 +1,100 @@
+# -*- test-case-name: tests.test_tap -*-
+"""``twistd msgsvc``: command-line options and the service they build."""
+
+from __future__ import annotations
+
+from twisted.application.service import IServiceCollection, MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.python import usage
+
+from msgsvc.broker import Broker
+from msgsvc.config import Config
+from msgsvc.listeners import ListenerService
+from msgsvc.store import STORE_URLS, StoreError, open_stores
+from msgsvc.tcp import ConnectionFactory
+from msgsvc.udp import DatagramFrontEnd
+from msgsvc.verbs import build_table
+
+
+def _non_negative(kind: type) -> object:
+    def convert(text: str) -> int | float:
+        value = kind(text)
+        if value < 0:
+            raise ValueError(f"must not be negative: {text}")
+        return value
+
+    convert.coerceDoc = "Must not be negative."
+    return convert
+
+
+class Options(usage.Options):
+    """Options of ``twistd msgsvc``."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "A message queue, chat room, forum, microblog and echo/stream diagnostics "
+        "on one port over TCP and UDP. Try it with: nc 127.0.0.1 55556"
+    )
+    optFlags = [
+        ["no-udp", None, "Serve TCP only."],
+        ["no-tcp", None, "Serve UDP only."],
+    ]
+    optParameters = [
+        ["port", "p", 55556, "TCP and UDP port number (0 picks a free one; the log says which).", int],
+        ["interface", "i", "127.0.0.1", "Address to listen on (0.0.0.0 or :: for all)."],
+        ["max-clients", None, 3, "Cap on TCP connections plus UDP sessions; 0 = no cap.", _non_negative(int)],
+        ["idle-timeout", None, 600.0, "Seconds before an idle TCP connection or UDP session is closed.", float],
+        ["max-message", None, 1048576, "Largest payload (message, literal) accepted, in bytes.", int],
+        ["max-line", None, 8192, "Longest command line accepted, in bytes.", int],
+        ["store", None, "memory", f"Where state lives: {STORE_URLS}."],
+    ]
+
+    def postOptions(self) -> None:
+        if self["no-udp"] and self["no-tcp"]:
+            raise usage.UsageError("--no-udp and --no-tcp together leave nothing to serve")
+        if not 0 <= self["port"] <= 65535:
+            raise usage.UsageError(f"--port must be from 0 to 65535, not {self['port']}")
+        if not self["idle-timeout"] > 0:
+            raise usage.UsageError("--idle-timeout must be positive")
+        for name in ("max-message", "max-line"):
+            if self[name] < 1:
+                raise usage.UsageError(f"--{name} must be at least 1")
+        try:
+            self.stores = open_stores(self["store"])
+        except StoreError as error:
+            raise usage.UsageError(str(error)) from None
+
+    def config(self) -> Config:
+        """The broker's settings from these options."""
+        return Config(
+            max_clients=self["max-clients"],
+            idle_timeout=self["idle-timeout"],
+            max_message=self["max-message"],
+            max_line=self["max-line"],
+        )
+
+
+class BrokerService(Service):
+    """Runs the broker with the application: on stop, every client gets ``* BYE shutdown``."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        return self.broker.shutdown()
+
+
+def makeService(options: Options, reactor=None) -> IServiceCollection:
+    """The msgsvc application: one broker, served over TCP and UDP."""
+    if reactor is None:
+        from twisted.internet import reactor
+    broker = Broker(options.stores, options.config(), reactor)
+    table = build_table()
+    tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, reactor)
+    udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, reactor)
+    service = MultiService()
+    ListenerService(reactor, options["interface"], options["port"], tcp, udp).setServiceParent(service)
+    # Added last so it is stopped first: clients hear BYE before the ports close.
+    BrokerService(broker).setServiceParent(service)
+    return service

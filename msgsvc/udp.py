@@ -1,0 +1,235 @@
+# -*- test-case-name: tests.test_udp -*-
+"""The UDP front end: one command per datagram, one reply datagram, sessions per address."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from msgsvc.broker import Broker
+from msgsvc.commands import CommandTable
+from msgsvc.interfaces import IClient
+from msgsvc.session import Session
+from msgsvc.tcp import FULL
+from msgsvc.wire import Err, Reply, Request, StreamedData, event, parse_request
+
+log = Logger()
+
+MAX_DATAGRAM = 65507
+"""Largest UDP payload over IPv4."""
+DATA_HEADROOM = 64
+"""Bytes of a DATA reply that are not payload: tag, header line, CRLFs."""
+REPLY_CACHE_SECONDS = 60.0
+REPLY_CACHE_BYTES = 16 << 20
+
+Address = tuple
+
+
+class _Refusal(Exception):
+    """A datagram that cannot be read as one command."""
+
+    def __init__(self, reply: Err, tag: bytes | None = None) -> None:
+        super().__init__(reply)
+        self.reply = reply
+        self.tag = tag
+
+
+@implementer(IClient)
+class UdpClient:
+    """A UDP peer as the broker sees it: events and replies go back as datagrams."""
+
+    transport_name = "udp"
+    max_payload = MAX_DATAGRAM - DATA_HEADROOM
+
+    def __init__(self, front_end: DatagramFrontEnd, address: Address) -> None:
+        self.front_end = front_end
+        self.address = address
+        self.peer = (address[0], address[1])
+        self.session: Session | None = None
+        self.idle_timer: IDelayedCall | None = None
+
+    def send_event(self, line: bytes) -> None:
+        self.front_end.send(line, self.address)
+
+    def close(self, reason: str) -> None:
+        self.front_end.end_session(self.address, reason)
+
+
+class ReplyCache:
+    """Replies to tagged requests by (address, tag), so a retried datagram is answered, not re-run."""
+
+    def __init__(self, clock: IReactorTime, seconds: float = REPLY_CACHE_SECONDS, max_bytes: int = REPLY_CACHE_BYTES):
+        self._clock = clock
+        self._seconds = seconds
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._entries: OrderedDict[tuple, tuple[float, bytes | None]] = OrderedDict()
+
+    def lookup(self, key: tuple) -> tuple[bool, bytes | None]:
+        """(seen, reply): reply is None while the first request is still running."""
+        self._expire()
+        entry = self._entries.get(key)
+        return (False, None) if entry is None else (True, entry[1])
+
+    def begin(self, key: tuple) -> None:
+        """A tagged request starts running."""
+        self._entries[key] = (self._clock.seconds(), None)
+
+    def store(self, key: tuple, reply: bytes) -> None:
+        """Its reply, to send again to a retry."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        self._entries[key] = (entry[0], reply)
+        self._bytes += len(reply)
+        while self._bytes > self._max_bytes:
+            self._drop_oldest()
+
+    def _expire(self) -> None:
+        deadline = self._clock.seconds() - self._seconds
+        while self._entries and next(iter(self._entries.values()))[0] <= deadline:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        _, (_, reply) = self._entries.popitem(last=False)
+        self._bytes -= len(reply or b"")
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """Where a reply goes once its command completes."""
+
+    client: UdpClient
+    tag: bytes | None
+    cache_key: tuple | None
+    opened_session: bool
+
+
+class DatagramFrontEnd(DatagramProtocol):
+    """Every UDP peer on the port: requests to the shared command table, replies back."""
+
+    noisy = False
+
+    def __init__(self, broker: Broker, table: CommandTable, clock: IReactorTime) -> None:
+        self.broker = broker
+        self.table = table
+        self.clock = clock
+        self._sessions: dict[Address, UdpClient] = {}
+        self._replies = ReplyCache(clock)
+
+    def datagramReceived(self, datagram: bytes, address: Address) -> None:
+        try:
+            request = self._parse(datagram)
+        except _Refusal as refusal:
+            self.send(refusal.reply.encode(refusal.tag), address)
+            return
+        if request is None:
+            return
+        cache_key = None
+        if request.tag is not None:
+            cache_key = (address, request.tag)
+            seen, reply = self._replies.lookup(cache_key)
+            if seen:
+                if reply is not None:
+                    self.send(reply, address)
+                return
+            self._replies.begin(cache_key)
+        client = self._sessions.get(address)
+        opened = False
+        if client is not None:
+            client.idle_timer.reset(self.broker.config.idle_timeout)
+        else:
+            client = UdpClient(self, address)
+            command = self.table.lookup(request.verb)
+            if command is not None and command.starts_session and not request.bad_tag:
+                client.session = self.broker.open_session(client)
+                if client.session is None:
+                    self._answer(FULL, _Pending(client, request.tag, cache_key, False))
+                    return
+                self._sessions[address] = client
+                client.idle_timer = self.clock.callLater(
+                    self.broker.config.idle_timeout, self.end_session, address, "idle-timeout"
+                )
+                opened = True
+            else:
+                client.session = self.broker.transient_session(client)
+        pending = _Pending(client, request.tag, cache_key, opened)
+        result = self.table.dispatch(self.broker, client.session, request)
+        if isinstance(result, Deferred):
+            result.addCallback(self._answer, pending)
+        else:
+            self._answer(result, pending)
+
+    def _parse(self, datagram: bytes) -> Request | None:
+        line, _, rest = datagram.partition(b"\n")
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        limit = self.broker.config.max_line
+        if len(line) > limit:
+            raise _Refusal(Err("line-too-long", f"command lines are limited to {limit} bytes"))
+        request = parse_request(line)
+        if request is None:
+            return None
+        size = request.literal_size
+        if size is None:
+            if rest:
+                raise _Refusal(Err("bad-args", "one command per datagram"), request.tag)
+            return request
+        literal_limit = self.table.literal_limit(request.verb, self.broker.config)
+        if size > literal_limit:
+            raise _Refusal(Err("too-big", f"literal of {size} bytes exceeds the {literal_limit}-byte limit"), request.tag)
+        if len(rest) != size and rest[size:] not in (b"\n", b"\r\n"):
+            raise _Refusal(Err("bad-args", f"the literal announced {size} bytes but the datagram holds {len(rest)}"), request.tag)
+        request.literal = rest[:size]
+        return request
+
+    def _answer(self, reply: Reply, pending: _Pending) -> None:
+        client = pending.client
+        data = self._encode(reply, pending.tag)
+        self.send(data, client.address)
+        if pending.cache_key is not None:
+            self._replies.store(pending.cache_key, data)
+        if client.session is None:
+            return
+        if not client.session.counted:
+            self.broker.close_session(client.session)
+        elif reply.closes or (pending.opened_session and isinstance(reply, Err)):
+            self.end_session(client.address, None)
+
+    @staticmethod
+    def _encode(reply: Reply, tag: bytes | None) -> bytes:
+        if isinstance(reply, StreamedData) and reply.size > MAX_DATAGRAM:
+            reply.source.close()
+            reply = Err("too-big", f"a {reply.size}-byte reply does not fit one datagram; use TCP")
+        data = reply.encode(tag)
+        if len(data) > MAX_DATAGRAM:
+            data = Err("too-big", f"a {len(data)}-byte reply does not fit one datagram; use TCP").encode(tag)
+        return data
+
+    def send(self, data: bytes, address: Address) -> None:
+        """Send one datagram; a peer that cannot be reached is not the server's problem."""
+        try:
+            self.transport.write(data, address)
+        except OSError as error:
+            log.info("could not send to {address}: {error}", address=address, error=error, category="CONNECTION")
+
+    def end_session(self, address: Address, bye: str | None) -> None:
+        """End the UDP session of ``address``, saying ``* BYE <bye>`` first if given."""
+        client = self._sessions.pop(address, None)
+        if client is None:
+            return
+        if client.idle_timer.active():
+            client.idle_timer.cancel()
+        if bye is not None:
+            self.send(event("BYE", bye), address)
+        self.broker.close_session(client.session)
+
+    def stopProtocol(self) -> None:
+        for address in list(self._sessions):
+            self.end_session(address, None)

@@ -1,0 +1,28 @@
+"""Argument converters shared by the verb modules: each returns the value or raises ValueError."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+
+MAX_WAIT = 3600.0
+
+
+def queue_name(text: str) -> str:
+    """A queue name: 1-64 of ``A-Za-z0-9_.-``."""
+    if not _SAFE_NAME.match(text):
+        raise ValueError("a queue name is 1-64 of A-Z a-z 0-9 _ . -")
+    return text
+
+
+def wait_seconds(text: str) -> float:
+    """Seconds to wait: a decimal number from 0 to 3600, fractions allowed."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"wait-seconds must be a number, not '{text}'") from None
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_WAIT):
+        raise ValueError(f"wait-seconds must be from 0 to {MAX_WAIT:g}")
+    return seconds

@@ -1,0 +1,56 @@
+# -*- test-case-name: tests.test_queues -*-
+"""Queue verbs: SEND, RECV, QUEUES."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from msgsvc.commands import Arg, CommandSet, Refused, Text
+from msgsvc.store.interfaces import Message, MessageTooBig
+from msgsvc.verbs.converters import queue_name, wait_seconds
+from msgsvc.wire import Data, Ok, listing
+
+commands = CommandSet()
+
+QUEUE = Arg("queue", queue_name, optional=True, default="default", prefix="@")
+EMPTY = "Error - no messages in queue."
+
+
+@commands.verb("SEND", QUEUE, Text("message"), summary="queue a message (the text, or a literal)")
+def send(broker, session, queue: str, message: bytes) -> Deferred:
+    limit = broker.config.max_message
+    if len(message) > limit:
+        raise Refused("too-big", f"message of {len(message)} bytes exceeds the {limit}-byte limit")
+    return broker.queues.send(queue, message).addCallback(
+        lambda message_id: Ok(f"{message_id} queued {len(message)} bytes")
+    )
+
+
+@commands.verb(
+    "RECV",
+    QUEUE,
+    Arg("wait", wait_seconds, optional=True, default=0.0, label="wait-seconds"),
+    summary="take the oldest message, waiting up to wait-seconds for one",
+)
+def recv(broker, session, queue: str, wait: float) -> Deferred:
+    received = broker.queues.receive(session, queue, wait, session.client.max_payload)
+    return received.addCallbacks(_delivered, _too_big)
+
+
+def _delivered(message: Message | None) -> Data:
+    if message is None:
+        raise Refused("empty", EMPTY)
+    return Data(message.payload, str(message.id))
+
+
+def _too_big(failure: Failure) -> Failure:
+    failure.trap(MessageTooBig)
+    raise Refused("too-big", f"the oldest message ({failure.value.size} bytes) does not fit one datagram; use TCP")
+
+
+@commands.verb("QUEUES", summary="list non-empty queues with their depth")
+def queues(broker, session) -> Deferred:
+    return broker.queues.depths().addCallback(
+        lambda depths: Data(listing([f"{name} {depth}" for name, depth in depths]), "queues")
+    )

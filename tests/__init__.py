@@ -1,0 +1,1 @@
+"""msgsvc's tests: trial TestCases, run by trial or pytest."""

@@ -1,0 +1,10 @@
+"""Refuse plain pytest test functions: every test is a trial TestCase (see README)."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+
+def pytest_collection_modifyitems(session, config, items):
+    plain = [item.nodeid for item in items if not isinstance(getattr(item, "parent", None) and item.parent.obj, type)
+             or not issubclass(item.parent.obj, SynchronousTestCase)]
+    if plain:
+        raise RuntimeError(f"tests must be twisted.trial TestCase methods, not plain functions: {plain[:5]}")

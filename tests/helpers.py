@@ -1,0 +1,123 @@
+"""Shared test fixtures: a broker on a Clock, and both front ends on in-memory transports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from msgsvc.broker import Broker
+from msgsvc.client.replies import Event, Reply, ReplyParser
+from msgsvc.config import Config
+from msgsvc.interfaces import IClient
+from msgsvc.store import open_stores
+from msgsvc.tcp import Connection
+from msgsvc.udp import DatagramFrontEnd
+from msgsvc.verbs import build_table
+
+
+def make_broker(clock: Clock | None = None, store: str = "memory", **settings) -> Broker:
+    """A broker over a fresh store, on a Clock."""
+    return Broker(open_stores(store), Config(**settings), clock or Clock())
+
+
+@implementer(IClient)
+@dataclass(eq=False)
+class FakeClient:
+    """An IClient that records what the broker pushes to it."""
+
+    transport_name: str = "tcp"
+    peer: tuple[str, int] = ("127.0.0.1", 40000)
+    max_payload: int | None = None
+    events: list[bytes] = field(default_factory=list)
+    closed_with: str | None = None
+
+    def send_event(self, line: bytes) -> None:
+        self.events.append(line)
+
+    def close(self, reason: str) -> None:
+        self.closed_with = reason
+
+
+class TcpHarness:
+    """One TCP connection to a broker, over a StringTransport."""
+
+    def __init__(self, broker: Broker, port: int = 40000, table=None) -> None:
+        self.broker = broker
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
+        self.protocol = Connection(broker, table or build_table(), broker.clock)
+        self.protocol.makeConnection(self.transport)
+        self._parser = ReplyParser()
+
+    def send(self, data: bytes) -> None:
+        """Bytes from the client."""
+        self.protocol.dataReceived(data)
+
+    def output(self) -> bytes:
+        """Everything the server wrote since the last call."""
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def received(self) -> list[Reply | Event]:
+        """The replies and events the server wrote since the last call."""
+        return self._parser.feed(self.output())
+
+    def replies(self) -> list[Reply]:
+        """Only the replies since the last call (events dropped)."""
+        return [item for item in self.received() if isinstance(item, Reply)]
+
+    def command(self, line: bytes) -> Reply:
+        """Send one command line; return its single reply."""
+        self.send(line + b"\n")
+        (reply,) = self.replies()
+        return reply
+
+    def disconnect(self) -> None:
+        """The client goes away."""
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
+
+class DatagramTransport:
+    """Records datagrams the front end sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple]] = []
+
+    def write(self, data: bytes, address: tuple) -> None:
+        self.sent.append((data, address))
+
+
+class UdpHarness:
+    """The UDP front end of a broker, on a recording transport."""
+
+    def __init__(self, broker: Broker, table=None) -> None:
+        self.broker = broker
+        self.transport = DatagramTransport()
+        self.protocol = DatagramFrontEnd(broker, table or build_table(), broker.clock)
+        self.protocol.makeConnection(self.transport)
+
+    def send(self, datagram: bytes, address: tuple = ("127.0.0.1", 50000)) -> None:
+        """A datagram from ``address``."""
+        self.protocol.datagramReceived(datagram, address)
+
+    def datagrams(self, address: tuple = ("127.0.0.1", 50000)) -> list[bytes]:
+        """Datagrams sent to ``address`` since the last call."""
+        mine = [data for data, to in self.transport.sent if to == address]
+        self.transport.sent = [(data, to) for data, to in self.transport.sent if to != address]
+        return mine
+
+    def received(self, address: tuple = ("127.0.0.1", 50000)) -> list[Reply | Event]:
+        """Parsed datagrams sent to ``address`` since the last call."""
+        return [item for data in self.datagrams(address) for item in ReplyParser().feed(data)]
+
+    def command(self, datagram: bytes, address: tuple = ("127.0.0.1", 50000)) -> Reply:
+        """Send one datagram; return the single reply datagram."""
+        self.send(datagram, address)
+        (reply,) = [item for item in self.received(address) if isinstance(item, Reply)]
+        return reply
