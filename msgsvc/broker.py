@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from msgsvc.commands import Refused
 from msgsvc.config import Config
 from msgsvc.interfaces import IClient
 from msgsvc.queues import QueueService
@@ -35,6 +36,7 @@ class Broker:
         self.clock = clock
         self.queues = QueueService(stores.queues, clock)
         self._sessions: dict[int, Session] = {}
+        self._named: dict[str, Session] = {}
         self._ids = count(1)
         self._on_close: list[Callable[[Session], None]] = [self.queues.session_closed]
         self._stopped: Deferred[None] | None = None
@@ -59,6 +61,24 @@ class Broker:
                  id=session.id, transport=client.transport_name, host=host, port=port, category="CONNECTION")
         return session
 
+    def named(self, name: str) -> Session | None:
+        """The connected client using ``name`` (ignoring case), if any."""
+        return self._named.get(name.casefold())
+
+    def name_session(self, session: Session, name: str) -> None:
+        """Give a client its name; names are unique among connected clients, ignoring case.
+
+        Raises Refused("name-taken") when another client has it.
+        """
+        holder = self._named.get(name.casefold())
+        if holder is not None and holder is not session:
+            raise Refused("name-taken", f"{name} is already in use")
+        if session.name is not None:
+            self._named.pop(session.name.casefold(), None)
+        session.name = name
+        if session.counted:
+            self._named[name.casefold()] = session
+
     def transient_session(self, client: IClient) -> Session:
         """A context for one datagram from an address without a UDP session."""
         return Session(0, client, self.clock.seconds(), counted=False)
@@ -70,6 +90,8 @@ class Broker:
         session.closed = self.clock.seconds()
         if session.counted:
             del self._sessions[session.id]
+            if session.name is not None:
+                self._named.pop(session.name.casefold(), None)
             log.info("client {id} disconnected", id=session.id, category="CONNECTION")
         for release in self._on_close:
             release(session)

@@ -17,6 +17,8 @@ class Session:
     counted: bool = True
     """False for a datagram handled without a UDP session: it holds no slot and no state."""
     closed: float | None = None
+    name: str | None = None
+    """The chat name, set by NAME or by logging in to the forum."""
 
     @property
     def open(self) -> bool:

@@ -4,7 +4,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 
 def pytest_collection_modifyitems(session, config, items):
-    plain = [item.nodeid for item in items if not isinstance(getattr(item, "parent", None) and item.parent.obj, type)
-             or not issubclass(item.parent.obj, SynchronousTestCase)]
+    plain = [item.nodeid for item in items if item.cls is None or not issubclass(item.cls, SynchronousTestCase)]
     if plain:
         raise RuntimeError(f"tests must be twisted.trial TestCase methods, not plain functions: {plain[:5]}")
