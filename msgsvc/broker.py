@@ -52,13 +52,24 @@ class Broker:
         host, port = client.peer
         cap = self.config.max_clients
         if self._stopped is not None or (cap and len(self._sessions) >= cap):
-            log.info("refused {transport} client {host}:{port}: server is full",
-                     transport=client.transport_name, host=host, port=port, category="CONNECTION")
+            log.info(
+                "refused {transport} client {host}:{port}: server is full",
+                transport=client.transport_name,
+                host=host,
+                port=port,
+                category="CONNECTION",
+            )
             return None
         session = Session(next(self._ids), client, self.clock.seconds())
         self._sessions[session.id] = session
-        log.info("client {id} connected over {transport} from {host}:{port}",
-                 id=session.id, transport=client.transport_name, host=host, port=port, category="CONNECTION")
+        log.info(
+            "client {id} connected over {transport} from {host}:{port}",
+            id=session.id,
+            transport=client.transport_name,
+            host=host,
+            port=port,
+            category="CONNECTION",
+        )
         return session
 
     def named(self, name: str) -> Session | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -35,6 +35,19 @@ class Refused(Exception):
     def __init__(self, code: str, text: str) -> None:
         super().__init__(code, text)
         self.reply = Err(code, text)
+
+
+class LiteralSink(Protocol):
+    """Receives a large literal piece by piece instead of in memory (e.g. a forum upload)."""
+
+    def write(self, data: bytes) -> None:
+        """The next bytes of the literal."""
+
+    def finish(self) -> Any:
+        """The literal is complete; the returned value is the handler's argument."""
+
+    def abort(self) -> None:
+        """The client left before the literal was complete: discard it."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,7 @@ class Text:
         return f"<{self.label or self.name}>"
 
     def bind(self, raw: bytes) -> bytes:
-        """Text is taken as it is."""
+        """Text (or what a literal sink made of it) is taken as it is."""
         return raw
 
 
@@ -97,6 +110,8 @@ class Command:
     starts_session: bool = False
     """Over UDP, this verb opens a session for the sender's address."""
     literal_limit: Callable[[Config], int] = field(default=lambda config: config.max_message)
+    literal_sink: Callable[[Broker, Session], LiteralSink] | None = None
+    """Where a literal for this verb is streamed; by default it is collected in memory."""
 
     @property
     def usage(self) -> str:
@@ -162,7 +177,10 @@ class CommandTable:
                 self._by_verb[verb] = command
             self._commands.append(command)
         self._help_payload = listing(
-            sorted(f"{c.usage:<32} {c.summary}" + (f" (also {', '.join(c.aliases)})" if c.aliases else "") for c in self._commands)
+            sorted(
+                f"{c.usage:<32} {c.summary}" + (f" (also {', '.join(c.aliases)})" if c.aliases else "")
+                for c in self._commands
+            )
         )
 
     def lookup(self, verb: str) -> Command | None:
@@ -173,6 +191,13 @@ class CommandTable:
         """The largest literal the verb accepts (``--max-message`` for unknown verbs)."""
         command = self._by_verb.get(verb)
         return command.literal_limit(config) if command else config.max_message
+
+    def literal_sink(self, request: Request, broker: Broker, session: Session) -> LiteralSink | None:
+        """A sink for the request's literal when its verb streams literals, else None."""
+        command = self._by_verb.get(request.verb)
+        if command is None or command.literal_sink is None or request.bad_tag:
+            return None
+        return command.literal_sink(broker, session)
 
     def dispatch(self, broker: Broker, session: Session, request: Request) -> Reply | Deferred[Reply]:
         """Run one request; always yields a reply, never raises."""

@@ -44,8 +44,13 @@ class ListenerService(Service):
                     raise
         host = f"[{self.interface}]" if ":" in self.interface else self.interface
         transports = " and ".join(name for name, part in (("TCP", self.tcp), ("UDP", self.udp)) if part)
-        log.info("Server started on {address}:{port} ({transports})",
-                 address=host, port=self.bound_port, transports=transports, category="GENERAL")
+        log.info(
+            "Server started on {address}:{port} ({transports})",
+            address=host,
+            port=self.bound_port,
+            transports=transports,
+            category="GENERAL",
+        )
 
     def _listen(self) -> None:
         port = self.port

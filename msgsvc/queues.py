@@ -88,7 +88,7 @@ class QueueService:
         if waiters is not None and not waiters:
             del self._waiting[queue]
 
-    def _served(self, outcome: Message | None | Failure, waiter: _Waiter) -> None:
+    def _served(self, outcome: Message | Failure | None, waiter: _Waiter) -> None:
         if outcome is None:
             if not waiter.done:
                 self._waiting.setdefault(waiter.queue, deque()).appendleft(waiter)
@@ -100,7 +100,7 @@ class QueueService:
         else:
             self._finish(waiter, outcome)
 
-    def _finish(self, waiter: _Waiter, outcome: Message | None | Failure) -> None:
+    def _finish(self, waiter: _Waiter, outcome: Message | Failure | None) -> None:
         if waiter.done:
             return
         waiter.done = True

@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from msgsvc import __version__
 from msgsvc.broker import Broker
-from msgsvc.commands import CommandTable
+from msgsvc.commands import CommandTable, LiteralSink
 from msgsvc.interfaces import IClient
 from msgsvc.session import Session
 from msgsvc.wire import CRLF, BodySource, Err, Reply, Request, StreamedData, event, parse_request
@@ -72,6 +72,7 @@ class Connection(LineReceiver, TimeoutMixin):
         self._body: _Body | None = None
         self._held_events: list[bytes] = []
         self._literal: Request | None = None
+        self._literal_sink: LiteralSink | None = None
         self._literal_parts: list[bytes] = []
         self._literal_missing = 0
         self._newline_after_literal = b""
@@ -105,6 +106,9 @@ class Connection(LineReceiver, TimeoutMixin):
             self._body.source.close()
             self._body = None
         self._slots.clear()
+        if self._literal_sink is not None:
+            self._literal_sink.abort()
+            self._literal_sink = None
         if self.session is not None:
             self.broker.close_session(self.session)
 
@@ -125,7 +129,9 @@ class Connection(LineReceiver, TimeoutMixin):
         if self._output_paused:
             self._event_backlog += len(line)
             if self._event_backlog > MAX_EVENT_BACKLOG:
-                log.warn("client {id} does not read its events; disconnecting", id=self.session.id, category="CONNECTION")
+                log.warn(
+                    "client {id} does not read its events; disconnecting", id=self.session.id, category="CONNECTION"
+                )
                 self._closing = True
                 self.transport.abortConnection()
                 return
@@ -159,18 +165,23 @@ class Connection(LineReceiver, TimeoutMixin):
             return
         limit = self.table.literal_limit(request.verb, self.broker.config)
         if request.literal_size > limit:
-            self._refuse(Err("too-big", f"literal of {request.literal_size} bytes exceeds the {limit}-byte limit"), request.tag)
+            self._refuse(
+                Err("too-big", f"literal of {request.literal_size} bytes exceeds the {limit}-byte limit"), request.tag
+            )
             return
         self.setRawMode()
-        if request.literal_size:
-            self._literal = request
-            self._literal_parts = []
-            self._literal_missing = request.literal_size
-        else:
-            self._literal_complete(request, b"")
+        self._literal = request
+        self._literal_sink = self.table.literal_sink(request, self.broker, self.session)
+        self._literal_parts = []
+        self._literal_missing = request.literal_size
+        if not self._literal_missing:
+            self._literal_complete()
 
-    def _literal_complete(self, request: Request, literal: bytes) -> None:
-        request.literal = literal
+    def _literal_complete(self) -> None:
+        request, self._literal = self._literal, None
+        sink, self._literal_sink = self._literal_sink, None
+        request.literal = sink.finish() if sink is not None else b"".join(self._literal_parts)
+        self._literal_parts = []
         self._newline_after_literal = b"\r\n"
         self._execute(request)
 
@@ -178,13 +189,14 @@ class Connection(LineReceiver, TimeoutMixin):
         if self._literal is not None:
             part = data[: self._literal_missing]
             data = data[len(part) :]
-            self._literal_parts.append(part)
+            if self._literal_sink is not None:
+                self._literal_sink.write(part)
+            else:
+                self._literal_parts.append(part)
             self._literal_missing -= len(part)
             if self._literal_missing:
                 return
-            request, self._literal = self._literal, None
-            literal, self._literal_parts = b"".join(self._literal_parts), []
-            self._literal_complete(request, literal)
+            self._literal_complete()
         # Consume one optional CRLF or LF after the literal, which may arrive in pieces.
         expected = self._newline_after_literal
         if expected and data:

@@ -125,7 +125,7 @@ class DatagramFrontEnd(DatagramProtocol):
 
     def datagramReceived(self, datagram: bytes, address: Address) -> None:
         try:
-            request = self._parse(datagram)
+            request, literal = self._parse(datagram)
         except _Refusal as refusal:
             self.send(refusal.reply.encode(refusal.tag), address)
             return
@@ -159,6 +159,12 @@ class DatagramFrontEnd(DatagramProtocol):
                 opened = True
             else:
                 client.session = self.broker.transient_session(client)
+        if literal is not None:
+            sink = self.table.literal_sink(request, self.broker, client.session)
+            if sink is not None:
+                sink.write(literal)
+                literal = sink.finish()
+            request.literal = literal
         pending = _Pending(client, request.tag, cache_key, opened)
         result = self.table.dispatch(self.broker, client.session, request)
         if isinstance(result, Deferred):
@@ -166,7 +172,8 @@ class DatagramFrontEnd(DatagramProtocol):
         else:
             self._answer(result, pending)
 
-    def _parse(self, datagram: bytes) -> Request | None:
+    def _parse(self, datagram: bytes) -> tuple[Request | None, bytes | None]:
+        """The datagram's request and literal; raises _Refusal when it is not one command."""
         line, _, rest = datagram.partition(b"\n")
         if line.endswith(b"\r"):
             line = line[:-1]
@@ -175,19 +182,22 @@ class DatagramFrontEnd(DatagramProtocol):
             raise _Refusal(Err("line-too-long", f"command lines are limited to {limit} bytes"))
         request = parse_request(line)
         if request is None:
-            return None
+            return None, None
         size = request.literal_size
         if size is None:
             if rest:
                 raise _Refusal(Err("bad-args", "one command per datagram"), request.tag)
-            return request
+            return request, None
         literal_limit = self.table.literal_limit(request.verb, self.broker.config)
         if size > literal_limit:
-            raise _Refusal(Err("too-big", f"literal of {size} bytes exceeds the {literal_limit}-byte limit"), request.tag)
+            raise _Refusal(
+                Err("too-big", f"literal of {size} bytes exceeds the {literal_limit}-byte limit"), request.tag
+            )
         if len(rest) != size and rest[size:] not in (b"\n", b"\r\n"):
-            raise _Refusal(Err("bad-args", f"the literal announced {size} bytes but the datagram holds {len(rest)}"), request.tag)
-        request.literal = rest[:size]
-        return request
+            raise _Refusal(
+                Err("bad-args", f"the literal announced {size} bytes but the datagram holds {len(rest)}"), request.tag
+            )
+        return request, rest[:size]
 
     def _answer(self, reply: Reply, pending: _Pending) -> None:
         client = pending.client

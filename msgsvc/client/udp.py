@@ -35,8 +35,15 @@ class UdpClient(DatagramProtocol):
     a timeout after the retries.
     """
 
-    def __init__(self, reactor, host: str, port: int, on_event: EventHandler | None = None,
-                 timeout: float = 1.0, retries: int = 3) -> None:
+    def __init__(
+        self,
+        reactor,
+        host: str,
+        port: int,
+        on_event: EventHandler | None = None,
+        timeout: float = 1.0,
+        retries: int = 3,
+    ) -> None:
         self.reactor = reactor
         self.host = host
         self.port = port
@@ -102,8 +109,9 @@ class UdpClient(DatagramProtocol):
             attempt.result.errback(reason)
 
 
-def connect_udp(reactor, host: str, port: int, on_event: EventHandler | None = None,
-                timeout: float = 1.0, retries: int = 3) -> Deferred[UdpClient]:
+def connect_udp(
+    reactor, host: str, port: int, on_event: EventHandler | None = None, timeout: float = 1.0, retries: int = 3
+) -> Deferred[UdpClient]:
     """Resolve ``host`` and open a UDP socket aimed at the server."""
 
     async def connect() -> UdpClient:
