@@ -85,8 +85,8 @@ class QueueService:
             if not waiter.done:
                 self._store.dequeue(queue, waiter.max_bytes).addBoth(self._served, waiter)
                 break
-        if waiters is not None and not waiters:
-            del self._waiting[queue]
+        if not waiters and self._waiting.get(queue) is waiters:
+            self._waiting.pop(queue, None)  # an empty line of waiters is forgotten
 
     def _served(self, outcome: Message | Failure | None, waiter: _Waiter) -> None:
         if outcome is None:

@@ -94,7 +94,11 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, reactor)
     udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, reactor)
     service = MultiService()
-    ListenerService(reactor, options["interface"], options["port"], tcp, udp).setServiceParent(service)
+    listeners = ListenerService(reactor, options["interface"], options["port"], tcp, udp)
+    listeners.setName("listeners")
+    listeners.setServiceParent(service)
     # Added last so it is stopped first: clients hear BYE before the ports close.
-    BrokerService(broker).setServiceParent(service)
+    broker_service = BrokerService(broker)
+    broker_service.setName("broker")
+    broker_service.setServiceParent(service)
     return service

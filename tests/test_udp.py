@@ -1,0 +1,233 @@
+"""Tests for the UDP front end over a recording datagram transport."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.commands import CommandSet, CommandTable
+from msgsvc.udp import MAX_DATAGRAM, ReplyCache
+from msgsvc.verbs import general, queue
+from msgsvc.wire import Err, Ok
+from tests.helpers import TcpHarness, UdpHarness, make_broker
+
+ALICE = ("127.0.0.1", 50001)
+BOB = ("127.0.0.1", 50002)
+
+
+class UdpCommandTests(SynchronousTestCase):
+    """One command per datagram, one reply datagram."""
+
+    def setUp(self):
+        self.broker = make_broker()
+        self.udp = UdpHarness(self.broker)
+
+    def test_ping(self):
+        """A datagram command gets exactly the bytes a TCP reply would have."""
+        self.udp.send(b"PING\n")
+        self.assertEqual(self.udp.datagrams(), [b"OK PONG\r\n"])
+
+    def test_line_ending_optional(self):
+        """No line ending, LF or CRLF: all work."""
+        for datagram in (b"PING", b"PING\n", b"PING\r\n"):
+            self.assertEqual(self.udp.command(datagram).text, "PONG")
+
+    def test_send_recv(self):
+        """SEND and RECV work over UDP without a session."""
+        self.assertEqual(self.udp.command(b"SEND  two  spaces").text, "1 queued 12 bytes")
+        self.assertEqual(self.udp.command(b"RECV", BOB).payload, b" two  spaces")
+        self.assertEqual(self.broker.sessions, [])
+
+    def test_literal(self):
+        """A literal takes the bytes after its LF up to the end of the datagram."""
+        payload = b"line1\nline2\r\n\x00"
+        self.udp.send(b"SEND {%d}\n" % len(payload) + payload)
+        self.udp.datagrams()
+        self.assertEqual(self.udp.command(b"RECV").payload, payload)
+
+    def test_literal_trailing_newline_tolerated(self):
+        """One LF or CRLF after the literal bytes is accepted and dropped."""
+        self.assertEqual(self.udp.command(b"SEND {3}\nabc\n").text, "1 queued 3 bytes")
+
+    def test_literal_length_mismatch(self):
+        """A literal that does not match the datagram is refused; nothing is stored."""
+        for datagram in (b"SEND {5}\nabc", b"SEND {2}\nabcdef"):
+            self.assertEqual(self.udp.command(datagram).code, "bad-args")
+        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [])
+
+    def test_two_commands_refused(self):
+        """A datagram holds one command."""
+        reply = self.udp.command(b"#t SEND a\nSEND b\n")
+        self.assertEqual((reply.code, reply.tag), ("bad-args", "t"))
+        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [])
+
+    def test_line_too_long(self):
+        """An over-long command line is refused (UDP has no connection to close)."""
+        self.assertEqual(self.udp.command(b"SEND " + b"x" * 9000).code, "line-too-long")
+
+    def test_oversized_literal(self):
+        """A literal over --max-message is refused."""
+        broker = make_broker(max_message=4)
+        udp = UdpHarness(broker)
+        self.assertEqual(udp.command(b"SEND {5}\n12345").code, "too-big")
+
+    def test_empty_datagram_ignored(self):
+        """An empty datagram gets no reply."""
+        self.udp.send(b"")
+        self.udp.send(b"\n")
+        self.assertEqual(self.udp.datagrams(), [])
+
+    def test_garbage(self):
+        """Binary garbage gets ERR unknown-command."""
+        self.assertEqual(self.udp.command(b"\xde\xad\xbe\xef").code, "unknown-command")
+
+    def test_reply_too_big_for_datagram(self):
+        """A message too large for one datagram is refused over UDP and stays queued for TCP."""
+        big = b"x" * (MAX_DATAGRAM - 10)
+        tcp = TcpHarness(self.broker)
+        tcp.output()
+        tcp.send(b"SEND {%d}\n" % len(big) + big + b"\n")
+        tcp.output()
+        self.assertEqual(self.udp.command(b"RECV").code, "too-big")
+        self.assertEqual(tcp.command(b"RECV").payload, big)
+
+    def test_largest_message_that_fits(self):
+        """The largest payload the UDP client may take arrives in one datagram."""
+        size = MAX_DATAGRAM - 64
+        self.broker.queues.send("default", b"y" * size)
+        self.udp.send(b"#abcdefghijklmnop RECV")
+        (datagram,) = self.udp.datagrams()
+        self.assertLessEqual(len(datagram), MAX_DATAGRAM)
+        self.assertTrue(datagram.startswith(b"#abcdefghijklmnop DATA %d 1\r\n" % size))
+
+    def test_cross_transport(self):
+        """A message sent over UDP is received over TCP and vice versa."""
+        tcp = TcpHarness(self.broker)
+        tcp.output()
+        self.udp.command(b"SEND from udp")
+        self.assertEqual(tcp.command(b"RECV").payload, b"from udp")
+        tcp.command(b"SEND from tcp")
+        self.assertEqual(self.udp.command(b"RECV").payload, b"from tcp")
+
+    def test_waiting_recv_over_udp(self):
+        """RECV with a wait over UDP answers when a message arrives."""
+        self.udp.send(b"RECV 5", ALICE)
+        self.assertEqual(self.udp.datagrams(ALICE), [])
+        self.udp.command(b"SEND hi", BOB)
+        self.assertEqual(self.udp.received(ALICE)[0].payload, b"hi")
+
+
+class TagRetryTests(SynchronousTestCase):
+    """Tagged requests are executed once per (address, tag) within 60 s."""
+
+    def setUp(self):
+        self.broker = make_broker()
+        self.udp = UdpHarness(self.broker)
+
+    def test_retry_not_executed_twice(self):
+        """A repeated tagged SEND is answered from the cache and queues one message."""
+        first = self.udp.command(b"#r1 SEND once", ALICE)
+        again = self.udp.command(b"#r1 SEND once", ALICE)
+        self.assertEqual(first, again)
+        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [("default", 1)])
+
+    def test_retry_of_recv_gets_same_message(self):
+        """A retried RECV gets the same message again instead of taking another."""
+        self.broker.queues.send("default", b"a")
+        self.broker.queues.send("default", b"b")
+        self.assertEqual(self.udp.command(b"#x RECV", ALICE).payload, b"a")
+        self.assertEqual(self.udp.command(b"#x RECV", ALICE).payload, b"a")
+        self.assertEqual(self.udp.command(b"#y RECV", ALICE).payload, b"b")
+
+    def test_same_tag_other_address_runs(self):
+        """The cache is per address: another client's identical tag is a new request."""
+        self.udp.command(b"#t SEND a", ALICE)
+        self.udp.command(b"#t SEND a", BOB)
+        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [("default", 2)])
+
+    def test_retry_while_running_is_silent(self):
+        """A retry that arrives while the first request still waits gets no second reply."""
+        self.udp.send(b"#w RECV 10", ALICE)
+        self.udp.send(b"#w RECV 10", ALICE)
+        self.udp.command(b"SEND x", BOB)
+        self.assertEqual(len(self.udp.datagrams(ALICE)), 1)
+
+    def test_cache_expires(self):
+        """After 60 s the same tag is a new request."""
+        self.udp.command(b"#e SEND a", ALICE)
+        self.broker.clock.advance(60)
+        self.udp.command(b"#e SEND a", ALICE)
+        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [("default", 2)])
+
+    def test_cache_bounded_in_bytes(self):
+        """The cache forgets its oldest replies beyond its byte budget."""
+        cache = ReplyCache(self.broker.clock, max_bytes=10)
+        for n in range(5):
+            cache.begin((ALICE, n))
+            cache.store((ALICE, n), b"12345")
+        self.assertEqual(cache.lookup((ALICE, 0)), (False, None))
+        self.assertEqual(cache.lookup((ALICE, 4)), (True, b"12345"))
+
+
+class SessionTests(SynchronousTestCase):
+    """UDP sessions: opened by session verbs, counted toward the cap, idle expiry, QUIT."""
+
+    def setUp(self):
+        self.broker = make_broker(max_clients=2, idle_timeout=30)
+        commands = CommandSet()
+
+        @commands.verb("JOIN", summary="open a session", starts_session=True)
+        def join(broker, session):
+            return Ok("joined")
+
+        @commands.verb("BADJOIN", summary="a session verb that fails", starts_session=True)
+        def bad_join(broker, session):
+            return Err("bad-args", "no")
+
+        self.udp = UdpHarness(self.broker, CommandTable([general.commands, queue.commands, commands]))
+
+    def test_session_verb_opens_session(self):
+        """A session verb makes the address a client holding a slot."""
+        self.udp.command(b"JOIN", ALICE)
+        (session,) = self.broker.sessions
+        self.assertEqual((session.client.transport_name, session.client.peer), ("udp", ALICE))
+
+    def test_sessions_count_toward_cap(self):
+        """UDP sessions and TCP connections share the cap; the refusal has the original's text."""
+        TcpHarness(self.broker)
+        self.udp.command(b"JOIN", ALICE)
+        reply = self.udp.command(b"JOIN", BOB)
+        self.assertEqual((reply.code, reply.text), ("full", "Server is full, try again later."))
+        self.udp.command(b"QUIT", ALICE)
+        self.assertEqual(self.udp.command(b"JOIN", BOB).text, "joined")
+
+    def test_failed_session_verb_leaves_no_session(self):
+        """A session verb that fails does not leave a session behind."""
+        self.assertEqual(self.udp.command(b"BADJOIN", ALICE).code, "bad-args")
+        self.assertEqual(self.broker.sessions, [])
+
+    def test_quit_ends_session(self):
+        """QUIT answers OK bye and frees the slot."""
+        self.udp.command(b"JOIN", ALICE)
+        self.assertEqual(self.udp.command(b"QUIT", ALICE).text, "bye")
+        self.assertEqual(self.broker.sessions, [])
+
+    def test_idle_expiry(self):
+        """An idle session gets * BYE idle-timeout and is ended; commands keep it alive."""
+        self.udp.command(b"JOIN", ALICE)
+        self.broker.clock.advance(29)
+        self.udp.command(b"PING", ALICE)
+        self.broker.clock.advance(29)
+        self.assertEqual(len(self.broker.sessions), 1)
+        self.broker.clock.advance(1)
+        self.assertEqual(self.udp.datagrams(ALICE), [b"* BYE idle-timeout\r\n"])
+        self.assertEqual(self.broker.sessions, [])
+
+    def test_events_reach_session(self):
+        """Events for a session arrive as datagrams with the same bytes as over TCP."""
+        self.udp.command(b"JOIN", ALICE)
+        self.broker.sessions[0].client.send_event(b"* CHAT bob hi\r\n")
+        self.assertEqual(self.udp.datagrams(ALICE), [b"* CHAT bob hi\r\n"])
+
+    def test_shutdown_says_bye(self):
+        """On shutdown a UDP session gets * BYE shutdown."""
+        self.udp.command(b"JOIN", ALICE)
+        self.successResultOf(self.broker.shutdown())
+        self.assertEqual(self.udp.datagrams(ALICE), [b"* BYE shutdown\r\n"])

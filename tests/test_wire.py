@@ -1,0 +1,79 @@
+"""Tests for msgsvc.wire: request lines, replies, events."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.wire import Data, Err, Ok, event, listing, parse_request, printable
+
+
+class ParseRequestTests(SynchronousTestCase):
+    """Splitting a command line into tag, verb, arguments and literal marker."""
+
+    def test_verb_is_upper_cased(self):
+        """Verbs are case-insensitive: they are upper-cased."""
+        self.assertEqual(parse_request(b"send hi").verb, "SEND")
+
+    def test_args_keep_spaces(self):
+        """Everything after the single space following the verb is kept verbatim."""
+        self.assertEqual(parse_request(b"ECHO  a ").args, b" a ")
+
+    def test_blank_line_is_no_request(self):
+        """A blank or all-space line is not a command."""
+        self.assertIsNone(parse_request(b""))
+        self.assertIsNone(parse_request(b"   "))
+
+    def test_tag(self):
+        """A leading #tag is split off."""
+        request = parse_request(b"#abc123 PING")
+        self.assertEqual((request.tag, request.verb, request.bad_tag), (b"abc123", "PING", False))
+
+    def test_bad_tags(self):
+        """Tags that are empty, too long or not alphanumeric are flagged."""
+        for line in (b"# PING", b"#" + b"a" * 17 + b" PING", b"#a-b PING", b"#\xff PING"):
+            self.assertTrue(parse_request(line).bad_tag, line)
+
+    def test_literal_marker(self):
+        """A last argument of exactly {N} announces a literal and is removed from the arguments."""
+        request = parse_request(b"SEND @q {12}")
+        self.assertEqual((request.literal_size, request.args), (12, b"@q"))
+
+    def test_literal_marker_alone(self):
+        """The marker may be the only argument."""
+        request = parse_request(b"SEND {0}")
+        self.assertEqual((request.literal_size, request.args), (0, b""))
+
+    def test_braces_elsewhere_are_text(self):
+        """Braces that are not exactly {N} at the end are ordinary text."""
+        for line in (b"SEND {5}x", b"SEND {x}", b"SEND a{5}", b"SEND {-1}"):
+            self.assertIsNone(parse_request(line).literal_size, line)
+
+    def test_binary_verb_matches_nothing(self):
+        """Non-ASCII bytes in a verb become replacement characters, not an exception."""
+        self.assertIn("\ufffd", parse_request(b"\xff\xfe ok").verb)
+
+
+class ReplyTests(SynchronousTestCase):
+    """The exact bytes of replies and events."""
+
+    def test_ok(self):
+        """OK with and without text, with and without a tag."""
+        self.assertEqual(Ok().encode(), b"OK\r\n")
+        self.assertEqual(Ok("PONG").encode(b"t1"), b"#t1 OK PONG\r\n")
+
+    def test_err_text_is_one_line(self):
+        """Line breaks in an error text cannot split the reply."""
+        self.assertEqual(Err("bad-args", "a\r\nb").encode(), b"ERR bad-args a  b\r\n")
+
+    def test_data(self):
+        """DATA carries its size, label, payload and a closing CRLF."""
+        self.assertEqual(Data(b"a\nb", "7").encode(b"x"), b"#x DATA 3 7\r\na\nb\r\n")
+        self.assertEqual(Data(b"").encode(), b"DATA 0\r\n\r\n")
+
+    def test_event_and_listing(self):
+        """Events start with '* '; listings end every line with CRLF."""
+        self.assertEqual(event("BYE", b"shutdown"), b"* BYE shutdown\r\n")
+        self.assertEqual(listing(["a 1", "b 2"]), b"a 1\r\nb 2\r\n")
+
+    def test_printable(self):
+        """Untrusted bytes are escaped and clipped for error texts."""
+        self.assertEqual(printable(b"a\x00\xff"), "a\\x00\\xff")
+        self.assertEqual(printable(b"x" * 50, limit=4), "xxxx...")
