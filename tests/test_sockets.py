@@ -140,4 +140,5 @@ class QueueClientCliTests(RealServer):
         self.assertEqual(code, 1)
         self.assertIn(b"cannot reach 127.0.0.1:", err)
         out, err, code = yield self.run_cli("127.0.0.1", str(self.port), "TCP", "send", "no/such/file")
+        self.assertEqual(out, b"")
         self.assertEqual((code, err), (1, b"msgsvc-client: cannot read no/such/file: No such file or directory\n"))
