@@ -8,6 +8,7 @@ command table, whose handlers call into the broker's systems.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from itertools import count
 
@@ -15,8 +16,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from msgsvc.commands import Refused
+from msgsvc.chat import ChatRoom
 from msgsvc.config import Config
+from msgsvc.files import FileShelf
 from msgsvc.interfaces import IClient
 from msgsvc.queues import QueueService
 from msgsvc.session import Session
@@ -35,10 +37,12 @@ class Broker:
         self.config = config
         self.clock = clock
         self.queues = QueueService(stores.queues, clock)
+        self.chat = ChatRoom()
+        self.files = FileShelf(config.files)
         self._sessions: dict[int, Session] = {}
-        self._named: dict[str, Session] = {}
+        self._gone: deque[Session] = deque(maxlen=config.history)
         self._ids = count(1)
-        self._on_close: list[Callable[[Session], None]] = [self.queues.session_closed]
+        self._on_close: list[Callable[[Session], None]] = [self.queues.session_closed, self.chat.session_closed]
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None
 
@@ -72,23 +76,14 @@ class Broker:
         )
         return session
 
-    def named(self, name: str) -> Session | None:
-        """The connected client using ``name`` (ignoring case), if any."""
-        return self._named.get(name.casefold())
+    @property
+    def clients_of_run(self) -> list[Session]:
+        """Every client of this run, connected or gone (the last ``--history`` gone ones), by id."""
+        return sorted([*self._gone, *self._sessions.values()], key=lambda session: session.id)
 
     def name_session(self, session: Session, name: str) -> None:
-        """Give a client its name; names are unique among connected clients, ignoring case.
-
-        Raises Refused("name-taken") when another client has it.
-        """
-        holder = self._named.get(name.casefold())
-        if holder is not None and holder is not session:
-            raise Refused("name-taken", f"{name} is already in use")
-        if session.name is not None:
-            self._named.pop(session.name.casefold(), None)
-        session.name = name
-        if session.counted:
-            self._named[name.casefold()] = session
+        """Give a client its name (unique among connected clients, ignoring case); see ChatRoom."""
+        self.chat.set_name(session, name)
 
     def transient_session(self, client: IClient) -> Session:
         """A context for one datagram from an address without a UDP session."""
@@ -101,8 +96,7 @@ class Broker:
         session.closed = self.clock.seconds()
         if session.counted:
             del self._sessions[session.id]
-            if session.name is not None:
-                self._named.pop(session.name.casefold(), None)
+            self._gone.append(session)
             log.info("client {id} disconnected", id=session.id, category="CONNECTION")
         for release in self._on_close:
             release(session)

@@ -17,3 +17,7 @@ class Config:
     """Largest payload (message, literal) accepted, in bytes."""
     max_line: int = 8192
     """Longest command line accepted, in bytes (line ending excluded)."""
+    files: str = "data"
+    """Directory served by LIST and GET."""
+    history: int = 1000
+    """Gone clients remembered for STATUS."""

@@ -19,6 +19,8 @@ class Session:
     closed: float | None = None
     name: str | None = None
     """The chat name, set by NAME or by logging in to the forum."""
+    sent: int = 0
+    """Chat messages this client has said."""
 
     @property
     def open(self) -> bool:

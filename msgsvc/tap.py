@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import os
+
 from twisted.application.service import IServiceCollection, MultiService, Service
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python import usage
 
 from msgsvc.broker import Broker
@@ -14,6 +17,8 @@ from msgsvc.store import STORE_URLS, StoreError, open_stores
 from msgsvc.tcp import ConnectionFactory
 from msgsvc.udp import DatagramFrontEnd
 from msgsvc.verbs import build_table
+
+log = Logger()
 
 
 def _non_negative(kind: type) -> object:
@@ -46,6 +51,8 @@ class Options(usage.Options):
         ["idle-timeout", None, 600.0, "Seconds before an idle TCP connection or UDP session is closed.", float],
         ["max-message", None, 1048576, "Largest payload (message, literal) accepted, in bytes.", int],
         ["max-line", None, 8192, "Longest command line accepted, in bytes.", int],
+        ["files", None, "data", "Directory served by LIST and GET."],
+        ["history", None, 1000, "Gone clients remembered for STATUS.", _non_negative(int)],
         ["store", None, "memory", f"Where state lives: {STORE_URLS}."],
     ]
 
@@ -71,6 +78,8 @@ class Options(usage.Options):
             idle_timeout=self["idle-timeout"],
             max_message=self["max-message"],
             max_line=self["max-line"],
+            files=self["files"],
+            history=self["history"],
         )
 
 
@@ -89,6 +98,8 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     """The msgsvc application: one broker, served over TCP and UDP."""
     if reactor is None:
         from twisted.internet import reactor
+    if not os.path.isdir(options["files"]):
+        log.warn("--files {files}: no such directory; LIST will be empty", files=options["files"], category="ERROR")
     broker = Broker(options.stores, options.config(), reactor)
     table = build_table()
     tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, reactor)

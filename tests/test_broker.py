@@ -65,8 +65,8 @@ class NameTests(SynchronousTestCase):
         bob = broker.open_session(FakeClient())
         broker.name_session(bob, "alice")
         broker.close_session(bob)
-        self.assertIsNone(broker.named("ALICE"))
-        self.assertIs(broker.named("Alicia"), alice)
+        self.assertIsNone(broker.chat.named("ALICE"))
+        self.assertIs(broker.chat.named("Alicia"), alice)
 
 
 class ShutdownTests(SynchronousTestCase):

@@ -26,3 +26,23 @@ def wait_seconds(text: str) -> float:
     if not (math.isfinite(seconds) and 0 <= seconds <= MAX_WAIT):
         raise ValueError(f"wait-seconds must be from 0 to {MAX_WAIT:g}")
     return seconds
+
+
+_CHAT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}\Z")
+
+
+def chat_name(text: str) -> str:
+    """A chat name: 1-32 of ``A-Za-z0-9_.-``."""
+    if not _CHAT_NAME.match(text):
+        raise ValueError("a name is 1-32 of A-Z a-z 0-9 _ . -")
+    return text
+
+
+def one_line(text: bytes) -> str:
+    """Text that must fit on one line (it travels inside OK replies and events): UTF-8, no CR/LF."""
+    if b"\n" in text or b"\r" in text:
+        raise ValueError("the text must be one line")
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("the text must be UTF-8") from None

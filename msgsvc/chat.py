@@ -1,0 +1,57 @@
+# -*- test-case-name: tests.test_chat -*-
+"""The chat room: named clients, JOIN/LEAVE presence and broadcast chat."""
+
+from __future__ import annotations
+
+from msgsvc.commands import Refused
+from msgsvc.session import Session
+from msgsvc.wire import event
+
+
+class ChatRoom:
+    """Who is named, and who hears what. Names are unique among connected clients, ignoring case."""
+
+    def __init__(self) -> None:
+        self._members: dict[str, Session] = {}
+
+    @property
+    def members(self) -> list[Session]:
+        """Connected named clients, in the order they took their current name."""
+        return list(self._members.values())
+
+    def named(self, name: str) -> Session | None:
+        """The connected client using ``name`` (ignoring case), if any."""
+        return self._members.get(name.casefold())
+
+    def set_name(self, session: Session, name: str) -> None:
+        """Name a client; the others hear ``* JOIN`` (and ``* LEAVE`` of its old name)."""
+        holder = self._members.get(name.casefold())
+        if holder is not None and holder is not session:
+            raise Refused("name-taken", f"{name} is already in use")
+        if not session.counted:
+            raise Refused("bad-args", "a name needs a connection or UDP session")
+        old = session.name
+        if old is not None:
+            del self._members[old.casefold()]
+            self._broadcast(event("LEAVE", old), session)
+        session.name = name
+        self._members[name.casefold()] = session
+        self._broadcast(event("JOIN", name), session)
+
+    def say(self, session: Session, text: str) -> None:
+        """Broadcast ``* CHAT <name> <text>`` to every other named client."""
+        if session.name is None:
+            raise Refused("no-name", "choose a name first: NAME <name>")
+        session.sent += 1
+        self._broadcast(event("CHAT", session.name, text), session)
+
+    def session_closed(self, session: Session) -> None:
+        """A named client left: the others hear ``* LEAVE``."""
+        if session.name is not None and self._members.get(session.name.casefold()) is session:
+            del self._members[session.name.casefold()]
+            self._broadcast(event("LEAVE", session.name), session)
+
+    def _broadcast(self, line: bytes, sender: Session) -> None:
+        for member in list(self._members.values()):
+            if member is not sender:
+                member.client.send_event(line)

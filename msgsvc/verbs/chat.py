@@ -1,0 +1,72 @@
+# -*- test-case-name: tests.test_chat -*-
+"""Chat verbs: NAME, SAY, WHO, STATUS, LIST, GET."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from msgsvc.commands import Arg, CommandSet, Refused, Text
+from msgsvc.verbs.converters import chat_name, one_line
+from msgsvc.wire import Data, Ok, StreamedData, listing
+
+if TYPE_CHECKING:
+    from msgsvc.broker import Broker
+    from msgsvc.session import Session
+
+commands = CommandSet()
+
+
+@commands.verb("NAME", Arg("name", chat_name), summary="choose your chat name (others hear JOIN)", starts_session=True)
+def name(broker: Broker, session: Session, name: str) -> Ok:
+    broker.name_session(session, name)
+    return Ok(f"Your name is set as: {name}")
+
+
+@commands.verb("SAY", Text("text"), summary="say one line to every other named client")
+def say(broker: Broker, session: Session, text: bytes) -> Ok:
+    try:
+        line = one_line(text)
+    except ValueError as error:
+        raise Refused("bad-args", str(error)) from None
+    if not line.strip():
+        raise Refused("bad-args", "nothing to say")
+    broker.chat.say(session, line)
+    return Ok(f"{line} ACK")
+
+
+@commands.verb("WHO", summary="list connected named clients")
+def who(broker: Broker, session: Session) -> Data:
+    lines = [f"{member.name} {_where(member)}" for member in broker.chat.members]
+    return Data(listing(lines), "who")
+
+
+@commands.verb("STATUS", summary="every client of this server run, connected or gone")
+def status(broker: Broker, session: Session) -> Data:
+    lines = [
+        f"{client.id} {client.name or '-'} {_where(client)} opened={_iso(client.opened)} "
+        f"closed={_iso(client.closed) if client.closed is not None else '-'} sent={client.sent}"
+        for client in broker.clients_of_run
+    ]
+    return Data(listing(lines), "status")
+
+
+@commands.verb("LIST", summary="list the files GET can fetch, with their sizes")
+def list_files(broker: Broker, session: Session) -> Data:
+    return Data(listing([f"{name} {size}" for name, size in broker.files.listing()]), "files")
+
+
+@commands.verb("GET", Arg("file"), summary="fetch a file listed by LIST")
+def get(broker: Broker, session: Session, file: str) -> StreamedData:
+    size, source = broker.files.open(file)
+    return StreamedData(size, file, source)
+
+
+def _where(session: Session) -> str:
+    host, port = session.client.peer
+    host = f"[{host}]" if ":" in host else host
+    return f"{session.client.transport_name} {host}:{port}"
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

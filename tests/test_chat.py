@@ -1,0 +1,303 @@
+"""Tests for the chat system: names, SAY, presence, WHO, STATUS, LIST and GET."""
+
+import os
+
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from msgsvc.client import Event
+from msgsvc.tcp import CHUNK
+from tests.helpers import TcpHarness, UdpHarness, make_broker
+
+ALICE_UDP = ("127.0.0.1", 51001)
+
+
+class ChatCase(SynchronousTestCase):
+    """A broker with a files directory, and helpers to connect named clients."""
+
+    def setUp(self):
+        self.files = os.path.abspath(self.mktemp())
+        os.mkdir(self.files)
+        self.broker = make_broker(max_clients=0, files=self.files, history=1000)
+        self.clock = self.broker.clock
+        self.ports = iter(range(41000, 42000))
+
+    def client(self, name: str | None = None) -> TcpHarness:
+        harness = TcpHarness(self.broker, next(self.ports))
+        harness.output()
+        if name is not None:
+            self.assertEqual(harness.command(b"NAME " + name.encode()).text, f"Your name is set as: {name}")
+        return harness
+
+    def events(self, harness) -> list[tuple[str, str]]:
+        return [(item.name, item.args) for item in harness.received() if isinstance(item, Event)]
+
+
+class NameTests(ChatCase):
+    """NAME and presence events."""
+
+    def test_join_heard_by_others_only(self):
+        """Naming yourself tells the other named clients * JOIN; you get only your OK."""
+        alice = self.client("alice")
+        unnamed = self.client()
+        self.client("bob")
+        self.assertEqual(self.events(alice), [("JOIN", "bob")])
+        self.assertEqual(unnamed.output(), b"")
+
+    def test_names_unique_ignoring_case(self):
+        """A name in use by another connected client is refused whatever its case."""
+        self.client("Alice")
+        reply = self.client().command(b"NAME aLiCe")
+        self.assertEqual(reply.code, "name-taken")
+
+    def test_name_reusable_after_leave(self):
+        """A departed client's name is free again, and the others heard * LEAVE."""
+        bob = self.client("bob")
+        alice = self.client("alice")
+        alice.disconnect()
+        self.assertEqual(self.events(bob), [("JOIN", "alice"), ("LEAVE", "alice")])
+        self.client("ALICE")
+
+    def test_rename(self):
+        """Renaming is heard as LEAVE of the old name and JOIN of the new."""
+        bob = self.client("bob")
+        alice = self.client("alice")
+        bob.output()
+        alice.command(b"NAME alicia")
+        self.assertEqual(self.events(bob), [("LEAVE", "alice"), ("JOIN", "alicia")])
+
+    def test_bad_names(self):
+        """Names are 1-32 of A-Za-z0-9_.-; anything else is bad-args."""
+        c = self.client()
+        for line in (b"NAME", b"NAME " + b"a" * 33, b"NAME a b", b"NAME caf\xc3\xa9", b"NAME a/b", b"NAME {3}\na\nb"):
+            self.assertEqual(c.command(line).code, "bad-args", line)
+        self.assertEqual(self.broker.chat.members, [])
+
+
+class SayTests(ChatCase):
+    """SAY: echo + ACK, broadcast to the others."""
+
+    def test_say(self):
+        """The sender gets OK <text> ACK; every other named client gets * CHAT; unnamed hear nothing."""
+        alice, bob, carol = self.client("alice"), self.client("bob"), self.client("carol")
+        lurker = self.client()
+        alice.output(), bob.output()
+        self.assertEqual(alice.command(b"SAY Hello  World ").text, "Hello  World  ACK")
+        self.assertEqual(self.events(bob), [("CHAT", "alice Hello  World ")])
+        self.assertEqual(self.events(carol), [("CHAT", "alice Hello  World ")])
+        self.assertEqual(lurker.output(), b"")
+
+    def test_unnamed_cannot_speak(self):
+        """A client without a name gets ERR no-name."""
+        self.client("bob")
+        self.assertEqual(self.client().command(b"SAY hi").code, "no-name")
+
+    def test_commands_never_broadcast(self):
+        """Commands are not chat: the others hear nothing of them."""
+        alice, bob = self.client("alice"), self.client("bob")
+        alice.output()
+        for line in (b"WHO", b"STATUS", b"LIST", b"SEND x", b"PING", b"GET nothing"):
+            bob.command(line)
+        self.assertEqual(alice.output(), b"")
+
+    def test_bad_chat_text(self):
+        """Empty, multi-line or non-UTF-8 chat is refused and not broadcast."""
+        alice, bob = self.client("alice"), self.client("bob")
+        alice.output()
+        for line in (b"SAY", b"SAY   ", b"SAY {3}\na\nb", b"SAY \xff\xfe"):
+            self.assertEqual(bob.command(line).code, "bad-args", line)
+        self.assertEqual(alice.output(), b"")
+
+    def test_unicode_chat(self):
+        """UTF-8 text is relayed as is."""
+        alice, bob = self.client("alice"), self.client("bob")
+        alice.output()
+        bob.command("SAY héllo ✓".encode())
+        self.assertEqual(alice.output(), "* CHAT bob héllo ✓\r\n".encode())
+
+
+class WhoStatusTests(ChatCase):
+    """WHO and STATUS."""
+
+    def test_who(self):
+        """WHO lists connected named clients with transport and address."""
+        self.client("alice")
+        self.client()
+        bob = self.client("bob")
+        self.assertEqual(bob.command(b"WHO").payload, b"alice tcp 127.0.0.1:41000\r\nbob tcp 127.0.0.1:41002\r\n")
+
+    def test_status_keeps_gone_clients(self):
+        """STATUS lists every client of the run, gone ones with their close time and chat count."""
+        self.clock.advance(1_700_000_000)
+        alice = self.client("alice")
+        alice.command(b"SAY one")
+        alice.command(b"SAY two")
+        self.clock.advance(61)
+        alice.disconnect()
+        watcher = self.client()
+        lines = watcher.command(b"STATUS").payload.decode().splitlines()
+        self.assertEqual(
+            lines,
+            [
+                "1 alice tcp 127.0.0.1:41000 opened=2023-11-14T22:13:20Z closed=2023-11-14T22:14:21Z sent=2",
+                "2 - tcp 127.0.0.1:41001 opened=2023-11-14T22:14:21Z closed=- sent=0",
+            ],
+        )
+
+    def test_history_bounded(self):
+        """Only the last --history gone clients are remembered."""
+        self.broker = make_broker(max_clients=0, files=self.files, history=2)
+        for _ in range(5):
+            self.client().disconnect()
+        ids = [line.split()[0] for line in self.client().command(b"STATUS").payload.decode().splitlines()]
+        self.assertEqual(ids, ["4", "5", "6"])
+
+
+class FileTests(ChatCase):
+    """LIST and GET."""
+
+    def write(self, name: str, data: bytes) -> str:
+        path = os.path.join(self.files, name)
+        with open(path, "wb") as file:
+            file.write(data)
+        return path
+
+    def test_list_only_servable(self):
+        """LIST shows regular files directly inside --files, sorted, with sizes; nothing else."""
+        self.write("b.txt", b"12345")
+        self.write("a.bin", b"")
+        self.write(".hidden", b"x")
+        self.write("with space", b"x")
+        os.mkdir(os.path.join(self.files, "subdir"))
+        outside = os.path.abspath(self.mktemp())
+        with open(outside, "wb") as file:
+            file.write(b"secret")
+        os.symlink(outside, os.path.join(self.files, "escape"))
+        os.symlink("b.txt", os.path.join(self.files, "alias"))
+        self.assertEqual(self.client().command(b"LIST").payload, b"a.bin 0\r\nalias 5\r\nb.txt 5\r\n")
+
+    def test_get(self):
+        """GET answers DATA <size> <file> and the exact bytes."""
+        self.write("test.txt", b"Line 0\nLine 1\n")
+        reply = self.client().command(b"GET test.txt")
+        self.assertEqual((reply.kind, reply.text, reply.payload), ("DATA", "test.txt", b"Line 0\nLine 1\n"))
+
+    def test_get_large_binary(self):
+        """A multi-megabyte binary file arrives intact."""
+        data = os.urandom(5 * 1024 * 1024 + 3)
+        self.write("big.bin", data)
+        self.assertEqual(self.client().command(b"GET big.bin").payload, data)
+
+    def test_path_escapes_refused(self):
+        """Every attempt to leave --files, and every non-file, gets ERR no-file File path is invalid."""
+        os.mkdir(os.path.join(self.files, "subdir"))
+        self.write("subdir/inner", b"x")
+        outside = os.path.abspath(self.mktemp())
+        with open(outside, "wb") as file:
+            file.write(b"secret")
+        os.symlink(outside, os.path.join(self.files, "escape"))
+        os.symlink("/etc", os.path.join(self.files, "etc"))
+        c = self.client()
+        for name in (
+            b"..",
+            b"../" + os.path.basename(outside).encode(),
+            b"/etc/passwd",
+            b"subdir",
+            b"subdir/inner",
+            b"..\\x",
+            b"escape",
+            b"etc",
+            b"missing",
+            b".",
+            b"%2e%2e",
+            b"etc/passwd",
+            b"{2}\n..",
+        ):
+            reply = c.command(b"GET " + name)
+            self.assertEqual((reply.code, reply.text), ("no-file", "File path is invalid"), name)
+        self.assertEqual(c.command(b"GET \xff").code, "bad-args")
+
+    def test_get_needs_a_name(self):
+        """GET without a file is bad-args."""
+        self.assertEqual(self.client().command(b"GET").code, "bad-args")
+
+    def test_get_over_udp(self):
+        """Over UDP, GET answers in one datagram when the file fits, ERR too-big otherwise."""
+        self.write("small", b"tiny")
+        self.write("large", b"x" * 70000)
+        udp = UdpHarness(self.broker)
+        self.assertEqual(udp.command(b"GET small").payload, b"tiny")
+        self.assertEqual(udp.command(b"GET large").code, "too-big")
+
+    def test_get_to_non_reader_bounded(self):
+        """A client that does not read makes the server hold at most one chunk beyond the socket buffer."""
+        self.write("big.bin", b"z" * (20 * 1024 * 1024))
+        transport = _FillingTransport(limit=64 * 1024)
+        harness = self.client()
+        harness.transport = transport
+        harness.protocol.makeConnection(transport)  # rewire onto a transport that fills up
+        transport.clear()
+        harness.send(b"GET big.bin\n")
+        self.assertTrue(harness.protocol._output_paused)
+        self.assertLessEqual(len(transport.value()), 64 * 1024 + CHUNK + 100)
+        total = len(transport.value())
+        while harness.protocol._output_paused:
+            transport.clear()
+            harness.protocol.resumeProducing()
+            total += len(transport.value())
+        self.assertEqual(total, len(b"DATA 20971520 big.bin\r\n") + 20 * 1024 * 1024 + 2)
+
+
+class _FillingTransport(StringTransport):
+    """A transport that, like a real socket, pauses its producer when its buffer passes ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(self.value()) > self.limit and self.producer is not None:
+            self.producer.pauseProducing()
+
+
+class UdpChatTests(ChatCase):
+    """Chat over UDP sessions, mixed with TCP members."""
+
+    def test_udp_member_chats_with_tcp(self):
+        """A UDP member names itself, hears TCP chat as datagrams, and is heard by TCP members."""
+        tcp = self.client("bob")
+        udp = UdpHarness(self.broker)
+        self.assertEqual(udp.command(b"NAME alice", ALICE_UDP).text, "Your name is set as: alice")
+        self.assertEqual(self.events(tcp), [("JOIN", "alice")])
+        tcp.command(b"SAY hi alice")
+        self.assertEqual(udp.datagrams(ALICE_UDP), [b"* CHAT bob hi alice\r\n"])
+        self.assertEqual(udp.command(b"SAY hi bob", ALICE_UDP).text, "hi bob ACK")
+        self.assertEqual(self.events(tcp), [("CHAT", "alice hi bob")])
+        self.assertEqual(tcp.command(b"WHO").payload, b"bob tcp 127.0.0.1:41000\r\nalice udp 127.0.0.1:51001\r\n")
+
+    def test_udp_quit_and_idle_leave(self):
+        """A UDP member that quits or idles out is heard leaving."""
+        tcp = self.client("bob")
+        udp = UdpHarness(self.broker)
+        udp.command(b"NAME alice", ALICE_UDP)
+        udp.command(b"QUIT", ALICE_UDP)
+        udp.command(b"NAME carol", ("127.0.0.1", 51002))
+        self.assertEqual(self.events(tcp), [("JOIN", "alice"), ("LEAVE", "alice"), ("JOIN", "carol")])
+        self.clock.advance(300)
+        tcp.command(b"PING")
+        self.clock.advance(300)
+        self.assertEqual(udp.datagrams(("127.0.0.1", 51002)), [b"* BYE idle-timeout\r\n"])
+        self.assertEqual(self.events(tcp), [("LEAVE", "carol")])
+
+    def test_cap_shared_with_udp(self):
+        """With the default cap of 3, a 4th client (TCP or UDP) is refused with the original's text."""
+        self.broker = make_broker(files=self.files)
+        first = self.client("a")
+        self.client("b")
+        udp = UdpHarness(self.broker)
+        udp.command(b"NAME c", ALICE_UDP)
+        reply = udp.command(b"NAME d", ("127.0.0.1", 51002))
+        self.assertEqual((reply.code, reply.text), ("full", "Server is full, try again later."))
+        first.disconnect()
+        self.assertEqual(udp.command(b"NAME d", ("127.0.0.1", 51002)).text, "Your name is set as: d")
