@@ -21,7 +21,7 @@ class RealServer(TestCase):
 
     def setUp(self):
         options = Options()
-        options.parseOptions(self.options)
+        options.parseOptions([*self.options, "--files", os.path.join(ROOT, "data")])
         self.service = makeService(options, reactor)
         self.service.startService()
         self.port = self.service.getServiceNamed("listeners").bound_port
