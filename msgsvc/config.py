@@ -17,3 +17,7 @@ class Config:
     """Largest payload (message, literal) accepted, in bytes."""
     max_line: int = 8192
     """Longest command line accepted, in bytes (line ending excluded)."""
+    stream_limit: int = 1000
+    """Most packets one STREAM may ask for."""
+    max_gen: int = 123456789
+    """Largest GEN, in bytes."""
