@@ -49,6 +49,14 @@ def hashtags(text: str) -> frozenset[str]:
     return frozenset(tag.lower() for tag in _HASHTAG_IN_TEXT.findall(text))
 
 
+def describe(session: Session) -> str:
+    """Who sent a command, for the log: ``client <id>``, or ``udp <host>:<port>`` without a session."""
+    if session.counted:
+        return f"client {session.id}"
+    host, port = session.client.peer
+    return f"{session.client.transport_name} {host}:{port}"
+
+
 class Microblog:
     """Posting, reading and following microblog messages."""
 
@@ -66,10 +74,11 @@ class Microblog:
 
     def _posted(self, tweet_id: int, session: Session, author: str, text: str, tags: frozenset[str]) -> int:
         log.info(
-            "client {client} posted message {id} with {n} hashtags",
-            client=session.id,
+            "{client} posted message {id} as {author} (hashtags: {tags})",
+            client=describe(session),
             id=tweet_id,
-            n=len(tags),
+            author=author,
+            tags=" ".join(sorted(tags)) or "none",
             category="GENERAL",
         )
         line = event("TWEET", str(tweet_id), author, text)

@@ -121,3 +121,40 @@ class UdpHarness:
         self.send(datagram, address)
         (reply,) = [item for item in self.received(address) if isinstance(item, Reply)]
         return reply
+
+
+def serve_for_test(testcase, broker: Broker, table=None) -> int:
+    """Serve ``broker`` over real TCP and UDP on a free port until the test ends; returns the port.
+
+    The broker should run on the real reactor (``make_broker(reactor)``). At
+    cleanup the broker is shut down (clients get ``* BYE shutdown``) before the
+    ports close, so no connection outlives the test.
+    """
+    from twisted.internet import reactor
+
+    from msgsvc.listeners import ListenerService
+    from msgsvc.tcp import ConnectionFactory
+
+    table = table or build_table()
+    tcp = ConnectionFactory(broker, table, reactor)
+    listener = ListenerService(reactor, "127.0.0.1", 0, tcp, DatagramFrontEnd(broker, table, reactor))
+    listener.startService()
+    testcase.addCleanup(listener.stopService)
+    testcase.addCleanup(broker.shutdown)
+    return listener.bound_port
+
+
+def run_cli(module: str, *args: str):
+    """Run ``python -m <module> args`` with this checkout importable.
+
+    Returns a Deferred firing with (stdout bytes, stderr bytes, exit code).
+    """
+    import os
+    import sys
+
+    from twisted.internet import reactor
+    from twisted.internet.utils import getProcessOutputAndValue
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    return getProcessOutputAndValue(sys.executable, ["-m", module, *args], env=env, path=root, reactor=reactor)

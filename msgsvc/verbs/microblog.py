@@ -7,7 +7,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from msgsvc.commands import Arg, CommandSet, Refused, Text
-from msgsvc.microblog import ALL, MAX_CHARACTERS, hashtag
+from msgsvc.microblog import ALL, MAX_CHARACTERS, describe, hashtag
 from msgsvc.store.interfaces import Tweet
 from msgsvc.wire import Data, Ok, listing
 
@@ -34,7 +34,7 @@ def tagged_count(text: str) -> int:
 
 def _refuse(session, code: str, text: str, why: str) -> Refused:
     """A refused TWEET, logged in the ERROR category like the original's rule violations."""
-    log.warn("client {client} tweet refused: {why}", client=session.id, why=why, category="ERROR")
+    log.warn("{client} tweet refused: {why}", client=describe(session), why=why, category="ERROR")
     return Refused(code, text)
 
 
