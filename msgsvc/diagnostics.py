@@ -93,7 +93,7 @@ class Diagnostics:
             stream.loop.stop()
             return
         stream.sent += 1
-        now_ms = int(self._clock.seconds() * 1000)
+        now_ms = round(self._clock.seconds() * 1000)
         stream.session.client.send_event(event("PKT", str(stream.sent), str(stream.count), str(now_ms)))
         if stream.sent >= stream.count:
             stream.loop.stop()
