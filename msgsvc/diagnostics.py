@@ -77,10 +77,13 @@ class Diagnostics:
     def stream(self, session: Session, interval_ms: int, count: int) -> int | None:
         """Start sending ``session`` ``count`` packets, the first one interval from now.
 
-        A stream the client already had is stopped and replaced; returns how many
-        packets it had sent, or None if there was none.
+        A stream the client still had running is stopped and replaced; returns how
+        many packets it had sent, or None if none was running.
         """
-        replaced = self.stop(session) if session in self._streams else None
+        previous = self._streams.get(session)
+        running = previous is not None and previous.loop.running
+        sent = self.stop(session)
+        replaced = sent if running else None
         stream = _Stream(session, count)
         stream.loop = LoopingCall(self._tick, stream)
         stream.loop.clock = self._clock

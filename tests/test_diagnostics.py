@@ -270,6 +270,13 @@ class StreamTests(TestCase):
         self.assertEqual(self.after(0.125), self.pkt(2, 2))
         self.assertEqual(self.after(1), b"")
 
+    def test_new_stream_after_finished_one(self) -> None:
+        """A STREAM after the previous one finished replaces nothing."""
+        self.client.command(b"STREAM 125 1")
+        self.clock.advance(0.125)
+        self.assertEqual(self.client.command(b"STREAM 125 1").text, "streaming 1 packets every 125 ms")
+        self.assertEqual(self.after(0.125), self.pkt(1, 1))
+
     def test_one_stream_per_client(self) -> None:
         """Each client has its own stream; STOP ends only the caller's."""
         other = TcpHarness(self.broker, port=40001)
