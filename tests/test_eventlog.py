@@ -180,7 +180,7 @@ class ServerEventsTests(TestCase):
         self.assertIn(("ERROR", "BREAK failed (ZeroDivisionError: division by zero)"), self.mine())
 
     def test_server_started(self) -> None:
-        """Start-up is GENERAL, and with --event-log it goes to the file."""
+        """Start-up is GENERAL, shutting down CONNECTION (as in the original), both in the --event-log file."""
         path = self.mktemp()
         options = Options()
         options.parseOptions(["--no-udp", "--port", "0", "--event-log", path])
@@ -190,6 +190,7 @@ class ServerEventsTests(TestCase):
         self.successResultOf(service.stopService())
         text = Path(path).read_text()
         self.assertIn("[GENERAL] Server started on 127.0.0.1:0 (TCP)", text)
+        self.assertIn("[CONNECTION] Server stopping on port 0", text)
 
     def test_every_log_call_has_category(self) -> None:
         """Every log call in msgsvc names its category."""
