@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from twisted.internet.testing import MemoryReactorClock
@@ -20,6 +21,13 @@ from msgsvc.tap import Options, makeService
 from tests.helpers import TcpHarness, UdpHarness, make_broker
 
 LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[(GENERAL|ERROR|CONNECTION)\] (.*)\n\Z")
+
+
+def temp_path(testcase: TestCase) -> str:
+    """A path in a fresh directory removed after the test (trial's mktemp writes into the cwd under pytest)."""
+    directory = tempfile.TemporaryDirectory()
+    testcase.addCleanup(directory.cleanup)
+    return os.path.join(directory.name, "events.log")
 
 
 class Lines:
@@ -90,7 +98,7 @@ class ServiceTests(TestCase):
 
     def test_observes_while_running(self) -> None:
         """Events are appended to the file from start to stop, not before or after."""
-        path = self.mktemp()
+        path = temp_path(self)
         Path(path).write_text("earlier line\n")
         publisher = LogPublisher()
         log = Logger(observer=publisher)
@@ -122,7 +130,7 @@ class ServiceTests(TestCase):
             def stopService(self) -> None:
                 log.info("bye from child", category="CONNECTION")
 
-        root = EventLogService(self.mktemp(), publisher)
+        root = EventLogService(temp_path(self), publisher)
         Noisy().setServiceParent(root)
         root.startService()
         self.successResultOf(root.stopService())
@@ -181,7 +189,7 @@ class ServerEventsTests(TestCase):
 
     def test_server_started(self) -> None:
         """Start-up is GENERAL, shutting down CONNECTION (as in the original), both in the --event-log file."""
-        path = self.mktemp()
+        path = temp_path(self)
         options = Options()
         options.parseOptions(["--no-udp", "--port", "0", "--event-log", path])
         service = makeService(options, MemoryReactorClock())
@@ -222,7 +230,7 @@ class OptionTests(TestCase):
 
     def test_unwritable(self) -> None:
         """A file that cannot be written is a usage error naming the reason."""
-        directory = self.mktemp()
+        directory = temp_path(self)
         os.mkdir(directory)
         error = self.assertRaises(usage.UsageError, Options().parseOptions, ["--event-log", directory])
         self.assertIn("cannot write --event-log", str(error))
