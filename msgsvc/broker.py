@@ -18,8 +18,10 @@ from twisted.logger import Logger
 
 from msgsvc.chat import ChatRoom
 from msgsvc.config import Config
+from msgsvc.diagnostics import Diagnostics
 from msgsvc.files import FileShelf
 from msgsvc.interfaces import IClient
+from msgsvc.microblog import Microblog
 from msgsvc.queues import QueueService
 from msgsvc.session import Session
 from msgsvc.store import Stores
@@ -43,6 +45,9 @@ class Broker:
         self._gone: deque[Session] = deque(maxlen=config.history)
         self._ids = count(1)
         self._on_close: list[Callable[[Session], None]] = [self.queues.session_closed, self.chat.session_closed]
+        self.microblog = Microblog(stores.tweets)
+        self.diagnostics = Diagnostics(clock)
+        self._on_close += [self.microblog.session_closed, self.diagnostics.session_closed]
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None
 

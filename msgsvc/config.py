@@ -21,3 +21,7 @@ class Config:
     """Directory served by LIST and GET."""
     history: int = 1000
     """Gone clients remembered for STATUS."""
+    stream_limit: int = 1000
+    """Most packets one STREAM may ask for."""
+    max_gen: int = 123456789
+    """Largest GEN, in bytes."""

@@ -67,6 +67,8 @@ class ListenerService(Service):
 
     def stopService(self) -> Deferred:
         super().stopService()
+        if self.listening:
+            log.info("Server stopping on port {port}", port=self.bound_port, category="CONNECTION")
         return self._stop_listening()
 
     def _stop_listening(self) -> Deferred:

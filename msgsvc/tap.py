@@ -12,6 +12,7 @@ from twisted.python import usage
 
 from msgsvc.broker import Broker
 from msgsvc.config import Config
+from msgsvc.eventlog import EventLogService, open_event_log
 from msgsvc.listeners import ListenerService
 from msgsvc.store import STORE_URLS, StoreError, open_stores
 from msgsvc.tcp import ConnectionFactory
@@ -54,6 +55,9 @@ class Options(usage.Options):
         ["files", None, "data", "Directory served by LIST and GET."],
         ["history", None, 1000, "Gone clients remembered for STATUS.", _non_negative(int)],
         ["store", None, "memory", f"Where state lives: {STORE_URLS}."],
+        ["stream-limit", None, 1000, "Most packets one STREAM may ask for.", int],
+        ["max-gen", None, 123456789, "Largest GEN, in bytes.", int],
+        ["event-log", None, None, "Append one line per server event, with its category, to this file."],
     ]
 
     def postOptions(self) -> None:
@@ -66,6 +70,15 @@ class Options(usage.Options):
         for name in ("max-message", "max-line"):
             if self[name] < 1:
                 raise usage.UsageError(f"--{name} must be at least 1")
+        if self["stream-limit"] < 1:
+            raise usage.UsageError("--stream-limit must be at least 1")
+        if self["max-gen"] < 0:
+            raise usage.UsageError("--max-gen must not be negative")
+        if self["event-log"] is not None:
+            try:
+                open_event_log(self["event-log"]).close()
+            except OSError as error:
+                raise usage.UsageError(f"cannot write --event-log {self['event-log']}: {error.strerror}") from None
         try:
             self.stores = open_stores(self["store"])
         except StoreError as error:
@@ -80,6 +93,8 @@ class Options(usage.Options):
             max_line=self["max-line"],
             files=self["files"],
             history=self["history"],
+            stream_limit=self["stream-limit"],
+            max_gen=self["max-gen"],
         )
 
 
@@ -104,7 +119,7 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     table = build_table()
     tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, reactor)
     udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, reactor)
-    service = MultiService()
+    service = MultiService() if options["event-log"] is None else EventLogService(options["event-log"])
     listeners = ListenerService(reactor, options["interface"], options["port"], tcp, udp)
     listeners.setName("listeners")
     listeners.setServiceParent(service)

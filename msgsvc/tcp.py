@@ -302,7 +302,8 @@ class Connection(LineReceiver, TimeoutMixin):
         self._output_paused = False
         self._event_backlog = 0
         self._flush()
-        self._resume_reading("output")
+        if not self._output_paused:  # writing the body may have filled the buffer again
+            self._resume_reading("output")
 
     def stopProducing(self) -> None:
         """The connection is going away; connectionLost does the cleanup."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from dataclasses import dataclass, field
 
+from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -15,10 +20,15 @@ from msgsvc.broker import Broker
 from msgsvc.client.replies import Event, Reply, ReplyParser
 from msgsvc.config import Config
 from msgsvc.interfaces import IClient
+from msgsvc.listeners import ListenerService
 from msgsvc.store import open_stores
-from msgsvc.tcp import Connection
+from msgsvc.tcp import Connection, ConnectionFactory
 from msgsvc.udp import DatagramFrontEnd
 from msgsvc.verbs import build_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""The checkout: subprocesses run here with it importable."""
+CHECKOUT_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
 
 
 def make_broker(clock: Clock | None = None, store: str = "memory", **settings) -> Broker:
@@ -121,3 +131,34 @@ class UdpHarness:
         self.send(datagram, address)
         (reply,) = [item for item in self.received(address) if isinstance(item, Reply)]
         return reply
+
+
+def serve_for_test(testcase, broker: Broker, table=None) -> int:
+    """Serve ``broker`` over real TCP and UDP on a free port until the test ends; returns the port.
+
+    The broker should run on the real reactor (``make_broker(reactor)``). At
+    cleanup the broker is shut down (clients get ``* BYE shutdown``) before the
+    ports close, so no connection outlives the test.
+    """
+    table = table or build_table()
+    tcp = ConnectionFactory(broker, table, reactor)
+    listener = ListenerService(reactor, "127.0.0.1", 0, tcp, DatagramFrontEnd(broker, table, reactor))
+    listener.startService()
+    testcase.addCleanup(listener.stopService)
+    testcase.addCleanup(broker.shutdown)
+    return listener.bound_port
+
+
+def run_cli(module: str, *args: str):
+    """Run ``python -m <module> args`` with this checkout importable.
+
+    Returns a Deferred firing with (stdout bytes, stderr bytes, exit code).
+    """
+    return getProcessOutputAndValue(sys.executable, ["-m", module, *args], env=CHECKOUT_ENV, path=ROOT, reactor=reactor)
+
+
+def temp_dir(testcase) -> str:
+    """A fresh directory removed after the test (trial's mktemp writes into the cwd, the checkout under pytest)."""
+    directory = tempfile.TemporaryDirectory()
+    testcase.addCleanup(directory.cleanup)
+    return directory.name

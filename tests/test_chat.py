@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.client import Event
 from msgsvc.tcp import CHUNK
-from tests.helpers import TcpHarness, UdpHarness, make_broker
+from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_dir
 
 ALICE_UDP = ("127.0.0.1", 51001)
 
@@ -16,8 +16,7 @@ class ChatCase(SynchronousTestCase):
     """A broker with a files directory, and helpers to connect named clients."""
 
     def setUp(self):
-        self.files = os.path.abspath(self.mktemp())
-        os.mkdir(self.files)
+        self.files = temp_dir(self)
         self.broker = make_broker(max_clients=0, files=self.files, history=1000)
         self.clock = self.broker.clock
         self.ports = iter(range(41000, 42000))
@@ -169,7 +168,7 @@ class FileTests(ChatCase):
         self.write(".hidden", b"x")
         self.write("with space", b"x")
         os.mkdir(os.path.join(self.files, "subdir"))
-        outside = os.path.abspath(self.mktemp())
+        outside = os.path.join(temp_dir(self), "outside")
         with open(outside, "wb") as file:
             file.write(b"secret")
         os.symlink(outside, os.path.join(self.files, "escape"))
@@ -192,7 +191,7 @@ class FileTests(ChatCase):
         """Every attempt to leave --files, and every non-file, gets ERR no-file File path is invalid."""
         os.mkdir(os.path.join(self.files, "subdir"))
         self.write("subdir/inner", b"x")
-        outside = os.path.abspath(self.mktemp())
+        outside = os.path.join(temp_dir(self), "outside")
         with open(outside, "wb") as file:
             file.write(b"secret")
         os.symlink(outside, os.path.join(self.files, "escape"))

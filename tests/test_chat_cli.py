@@ -7,7 +7,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import ProcessProtocol
 
 from msgsvc.client import connect_tcp
-from tests.test_sockets import ROOT, RealServer
+from tests.helpers import CHECKOUT_ENV, ROOT, temp_dir
+from tests.test_sockets import RealServer
 
 
 class _Chatter(ProcessProtocol):
@@ -51,8 +52,7 @@ class ChatCliTests(RealServer):
     def spawn(self, *args: str) -> _Chatter:
         chatter = _Chatter()
         argv = [sys.executable, "-m", "msgsvc.cli.chat", "127.0.0.1", str(self.port), *args]
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        self.process = reactor.spawnProcess(chatter, sys.executable, argv, env=env, path=ROOT)
+        self.process = reactor.spawnProcess(chatter, sys.executable, argv, env=CHECKOUT_ENV, path=ROOT)
         return chatter
 
     @defer.inlineCallbacks
@@ -69,7 +69,7 @@ class ChatCliTests(RealServer):
         yield chatter.expect(b"bob tcp 127.0.0.1:")
         yield bob.command("SAY", "hi alice")
         yield chatter.expect(b"bob: hi alice\n")
-        saved = os.path.abspath(self.mktemp())
+        saved = os.path.join(temp_dir(self), "saved")
         self.process.write(b"/get message1.txt " + saved.encode() + b"\n/list\n/nope\n")
         yield chatter.expect(b"saved 41 bytes to ")
         with open(saved, "rb") as copy, open(os.path.join(ROOT, "data", "message1.txt"), "rb") as original:

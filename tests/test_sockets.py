@@ -1,16 +1,13 @@
 """End-to-end tests over real loopback sockets on a free port (port 0)."""
 
 import os
-import sys
 
 from twisted.internet import defer, reactor
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from msgsvc.client import ServerError, connect_tcp, connect_udp
 from msgsvc.tap import Options, makeService
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT, run_cli
 
 
 class RealServer(TestCase):
@@ -112,8 +109,7 @@ class QueueClientCliTests(RealServer):
     """msgsvc-client as a user runs it."""
 
     def run_cli(self, *args: str):
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        return getProcessOutputAndValue(sys.executable, ["-m", "msgsvc.cli.queue_client", *args], env=env, path=ROOT)
+        return run_cli("msgsvc.cli.queue_client", *args)
 
     @defer.inlineCallbacks
     def test_send_and_receive_both_transports(self):

@@ -10,8 +10,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.trial.unittest import SkipTest, TestCase
 
 from msgsvc.client import connect_tcp
+from tests.helpers import CHECKOUT_ENV, ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
@@ -48,9 +48,8 @@ class TwistdTests(TestCase):
         if not os.path.exists(TWISTD):
             raise SkipTest(f"no twistd script beside {sys.executable}")
         process = _Twistd()
-        env = dict(os.environ, PYTHONPATH=ROOT)
         args = [TWISTD, "-n", "--pidfile=", "msgsvc", "--port", "0"]
-        transport = reactor.spawnProcess(process, TWISTD, args, env=env, path=ROOT)
+        transport = reactor.spawnProcess(process, TWISTD, args, env=CHECKOUT_ENV, path=ROOT)
         self.addCleanup(lambda: process.ended.called or transport.signalProcess("KILL"))
         port = yield process.started
         events = []

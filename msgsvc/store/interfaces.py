@@ -47,3 +47,31 @@ class IQueueStore(Interface):
 
     def depths() -> Deferred[list[tuple[str, int]]]:
         """Every non-empty queue with its number of messages, sorted by name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tweet:
+    """A microblog message: its id (increasing with time), its author and its text."""
+
+    id: int
+    author: str
+    text: str
+
+
+class ITweetStore(Interface):
+    """Microblog messages, with an index from each hashtag to the messages that carry it."""
+
+    def post(author: str, text: str, tags: frozenset[str]) -> Deferred[int]:
+        """Store a message and index it under each of ``tags`` (lower-case, without ``#``).
+
+        Fires with its new id, greater than every id before it.
+        """
+
+    def last() -> Deferred[Tweet | None]:
+        """The most recent message, or None when nothing was ever posted."""
+
+    def tagged(tag: str, limit: int) -> Deferred[list[Tweet]]:
+        """Up to ``limit`` newest messages indexed under ``tag``, newest first.
+
+        Costs in proportion to ``limit``, not to the number of messages stored.
+        """

@@ -9,7 +9,7 @@ from itertools import count
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from msgsvc.store.interfaces import IQueueStore, Message, MessageTooBig
+from msgsvc.store.interfaces import IQueueStore, ITweetStore, Message, MessageTooBig, Tweet
 
 
 @implementer(IQueueStore)
@@ -42,3 +42,27 @@ class MemoryQueueStore:
 
     def depths(self) -> Deferred[list[tuple[str, int]]]:
         return succeed(sorted((name, len(messages)) for name, messages in self._queues.items()))
+
+
+@implementer(ITweetStore)
+class MemoryTweetStore:
+    """Microblog messages in a list, with one list per hashtag as the index."""
+
+    def __init__(self) -> None:
+        self._tweets: list[Tweet] = []
+        self._by_tag: dict[str, list[Tweet]] = {}
+        self._ids = count(1)
+
+    def post(self, author: str, text: str, tags: frozenset[str]) -> Deferred[int]:
+        tweet = Tweet(next(self._ids), author, text)
+        self._tweets.append(tweet)
+        for tag in tags:
+            self._by_tag.setdefault(tag, []).append(tweet)
+        return succeed(tweet.id)
+
+    def last(self) -> Deferred[Tweet | None]:
+        return succeed(self._tweets[-1] if self._tweets else None)
+
+    def tagged(self, tag: str, limit: int) -> Deferred[list[Tweet]]:
+        tweets = self._by_tag.get(tag, [])
+        return succeed(tweets[: -limit - 1 : -1] if limit > 0 else [])

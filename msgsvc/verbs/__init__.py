@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from msgsvc.commands import CommandTable
-from msgsvc.verbs import chat, general, queue
+from msgsvc.verbs import chat, diagnostics, general, microblog, queue
 
 
 def build_table() -> CommandTable:
     """The command table both transports dispatch through."""
-    return CommandTable([general.commands, queue.commands, chat.commands])
+    return CommandTable(
+        [
+            general.commands,
+            queue.commands,
+            chat.commands,
+            microblog.commands,
+            diagnostics.commands,
+        ]
+    )

@@ -1,0 +1,141 @@
+# -*- test-case-name: tests.test_microblog -*-
+"""The microblog: short messages, the last one, hashtags, and followers who get ``* TWEET`` events.
+
+Messages and their hashtag index live in an :class:`~msgsvc.store.interfaces.ITweetStore`;
+who follows what is per run and lives here, keyed both ways (hashtag to
+sessions and session to hashtags) so that fan-out touches only matching
+followers and a leaving client is forgotten in proportion to what it followed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from msgsvc.session import Session
+from msgsvc.store.interfaces import ITweetStore, Tweet
+from msgsvc.wire import event
+
+log = Logger()
+
+MAX_CHARACTERS = 150
+"""Longest message, in characters (Unicode code points), not bytes."""
+ALL = "all"
+"""``FOLLOW #ALL``: every message, whatever its hashtags."""
+ANONYMOUS = "anonymous"
+"""The author of a message posted by a client without a name."""
+
+_HASHTAG = re.compile(r"#([A-Za-z0-9_]{1,50})\Z")
+_HASHTAG_IN_TEXT = re.compile(r"(?<![\w#])#([A-Za-z0-9_]{1,50})(?!\w)")
+
+
+def hashtag(text: str) -> str:
+    """A ``#tag`` argument, as the lower-case tag without its ``#``; raises ValueError."""
+    match = _HASHTAG.match(text)
+    if not match:
+        raise ValueError("a hashtag is # followed by 1-50 of A-Z a-z 0-9 _")
+    return match.group(1).lower()
+
+
+def hashtags(text: str) -> frozenset[str]:
+    """The hashtags of a message, lower-case, without ``#``.
+
+    A hashtag starts at a ``#`` that does not follow a letter, digit, ``_`` or
+    ``#``, and its 1-50 characters must end the word: ``#caf\u00e9`` and a run of
+    51 characters are not hashtags.
+    """
+    return frozenset(tag.lower() for tag in _HASHTAG_IN_TEXT.findall(text))
+
+
+def describe(session: Session) -> str:
+    """Who sent a command, for the log: ``client <id>``, or ``udp <host>:<port>`` without a session."""
+    if session.counted:
+        return f"client {session.id}"
+    host, port = session.client.peer
+    return f"{session.client.transport_name} {host}:{port}"
+
+
+class Microblog:
+    """Posting, reading and following microblog messages."""
+
+    def __init__(self, store: ITweetStore) -> None:
+        self._store = store
+        self._followers: dict[str, dict[Session, None]] = {}
+        """Tag (or ALL) to the sessions following it, in the order they followed."""
+        self._following: dict[Session, set[str]] = {}
+
+    def post(self, session: Session, text: str) -> Deferred[int]:
+        """Store a message (already checked); once stored, tell its followers. Fires with its id."""
+        author = session.name or ANONYMOUS
+        tags = hashtags(text)
+        return self._store.post(author, text, tags).addCallback(self._posted, session, author, text, tags)
+
+    def _posted(self, tweet_id: int, session: Session, author: str, text: str, tags: frozenset[str]) -> int:
+        log.info(
+            "{client} posted message {id} as {author} (hashtags: {tags})",
+            client=describe(session),
+            id=tweet_id,
+            author=author,
+            tags=" ".join(sorted(tags)) or "none",
+            category="GENERAL",
+        )
+        line = event("TWEET", str(tweet_id), author, text)
+        for follower in self._followers_of(tags):
+            if follower is not session and follower.open:
+                follower.client.send_event(line)
+        return tweet_id
+
+    def _followers_of(self, tags: frozenset[str]) -> dict[Session, None]:
+        """Every session following ALL or one of ``tags``, each once."""
+        audience = dict(self._followers.get(ALL, {}))
+        for tag in tags:
+            audience.update(self._followers.get(tag, {}))
+        return audience
+
+    def last(self) -> Deferred[Tweet | None]:
+        """The most recent message, or None."""
+        return self._store.last()
+
+    def tagged(self, tag: str, limit: int) -> Deferred[list[Tweet]]:
+        """Up to ``limit`` newest messages with hashtag ``tag`` (lower-case), newest first."""
+        return self._store.tagged(tag, limit)
+
+    def follow(self, session: Session, tag: str) -> bool:
+        """Send ``session`` the messages with ``tag`` (or ALL); False if it already did."""
+        followers = self._followers.setdefault(tag, {})
+        if session in followers:
+            return False
+        followers[session] = None
+        self._following.setdefault(session, set()).add(tag)
+        return True
+
+    def following(self, session: Session) -> int:
+        """How many hashtags (counting ALL) ``session`` follows."""
+        return len(self._following.get(session, ()))
+
+    def unfollow(self, session: Session, tag: str) -> bool:
+        """Stop sending ``session`` the messages with ``tag`` (or ALL); False if it did not follow it."""
+        tags = self._following.get(session)
+        if tags is None or tag not in tags:
+            return False
+        tags.discard(tag)
+        if not tags:
+            del self._following[session]
+        followers = self._followers[tag]
+        del followers[session]
+        if not followers:
+            del self._followers[tag]
+        return True
+
+    def unfollow_all(self, session: Session) -> int:
+        """Stop every subscription of ``session``; returns how many there were."""
+        tags = list(self._following.get(session, ()))
+        for tag in tags:
+            self.unfollow(session, tag)
+        return len(tags)
+
+    def session_closed(self, session: Session) -> None:
+        """A client left: it follows nothing any more."""
+        self.unfollow_all(session)

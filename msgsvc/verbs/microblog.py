@@ -1,0 +1,103 @@
+# -*- test-case-name: tests.test_microblog -*-
+"""Microblog verbs: TWEET, LAST, TAGGED, FOLLOW, UNFOLLOW."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from msgsvc.commands import Arg, CommandSet, Refused, Text
+from msgsvc.microblog import ALL, MAX_CHARACTERS, describe, hashtag
+from msgsvc.store.interfaces import Tweet
+from msgsvc.wire import Data, Ok, listing
+
+log = Logger()
+
+commands = CommandSet()
+
+EMPTY = "Empty Message"
+"""What LAST says when nothing was posted, or the last message was empty (as the original did)."""
+TAGGED_DEFAULT = 20
+TAGGED_MAX = 1000
+MAX_FOLLOWS = 1000
+"""Hashtags one client may follow at once."""
+
+TAG = Arg("tag", hashtag, label="#tag")
+
+
+def tagged_count(text: str) -> int:
+    """How many messages TAGGED lists: 1 to TAGGED_MAX."""
+    if not (text.isdigit() and 1 <= int(text) <= TAGGED_MAX):
+        raise ValueError(f"k must be a whole number from 1 to {TAGGED_MAX}")
+    return int(text)
+
+
+def _refuse(session, code: str, text: str, why: str) -> Refused:
+    """A refused TWEET, logged in the ERROR category like the original's rule violations."""
+    log.warn("{client} tweet refused: {why}", client=describe(session), why=why, category="ERROR")
+    return Refused(code, text)
+
+
+@commands.verb("TWEET", Text("text"), summary=f"post a message of at most {MAX_CHARACTERS} characters")
+def tweet(broker, session, text: bytes) -> Deferred:
+    try:
+        message = text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _refuse(session, "bad-args", "a message must be UTF-8 text", "not UTF-8") from None
+    if len(message) > MAX_CHARACTERS:
+        raise _refuse(
+            session,
+            "too-long",
+            f"message exceeds {MAX_CHARACTERS} characters",
+            f"{len(message)} characters",
+        )
+    if "\r" in message or "\n" in message:
+        raise _refuse(session, "bad-args", "a message is one line", "line break")
+    return broker.microblog.post(session, message).addCallback(lambda tweet_id: Ok(f"{tweet_id} posted"))
+
+
+@commands.verb("LAST", summary=f"the last message posted ('{EMPTY}' if none, or if it was empty)")
+def last(broker, session) -> Deferred:
+    return broker.microblog.last().addCallback(_last)
+
+
+def _last(tweet: Tweet | None) -> Data:
+    text = tweet.text if tweet is not None and tweet.text else EMPTY
+    return Data(text.encode(), "last")
+
+
+@commands.verb(
+    "TAGGED",
+    TAG,
+    Arg("k", tagged_count, optional=True, default=TAGGED_DEFAULT),
+    summary=f"the k (default {TAGGED_DEFAULT}) newest messages with a hashtag",
+)
+def tagged(broker, session, tag: str, k: int) -> Deferred:
+    return broker.microblog.tagged(tag, k).addCallback(
+        lambda tweets: Data(listing([f"{t.id} {t.author} {t.text}" for t in tweets]), "tagged")
+    )
+
+
+@commands.verb(
+    "FOLLOW",
+    TAG,
+    summary="get '* TWEET' events for new messages with a hashtag (#ALL: every message)",
+    starts_session=True,
+)
+def follow(broker, session, tag: str) -> Ok:
+    microblog = broker.microblog
+    if microblog.following(session) >= MAX_FOLLOWS:
+        raise Refused("bad-args", f"a client may follow at most {MAX_FOLLOWS} hashtags")
+    microblog.follow(session, tag)
+    return Ok("following all messages" if tag == ALL else f"following #{tag}")
+
+
+@commands.verb("UNFOLLOW", TAG, summary="stop following a hashtag; #ALL stops following anything")
+def unfollow(broker, session, tag: str) -> Ok:
+    microblog = broker.microblog
+    if tag == ALL:
+        microblog.unfollow_all(session)
+        return Ok("following nothing")
+    if microblog.unfollow(session, tag):
+        return Ok(f"unfollowed #{tag}")
+    return Ok(f"not following #{tag}")
