@@ -38,7 +38,7 @@ class Broker:
     def __init__(self, stores: Stores, config: Config, clock: IReactorTime) -> None:
         self.config = config
         self.clock = clock
-        self.queues = QueueService(stores.queues, clock)
+        self.queues = QueueService(stores.queues, clock, config.ttr, config.max_deliveries)
         self.chat = ChatRoom()
         self.files = FileShelf(config.files)
         self._sessions: dict[int, Session] = {}

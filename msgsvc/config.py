@@ -25,3 +25,7 @@ class Config:
     """Most packets one STREAM may ask for."""
     max_gen: int = 123456789
     """Largest GEN, in bytes."""
+    ttr: float = 60.0
+    """Seconds a reservation lasts before its message is ready again."""
+    max_deliveries: int = 5
+    """Reservations of one message before it moves to ``<queue>.dead``."""

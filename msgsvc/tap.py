@@ -14,7 +14,7 @@ from msgsvc.broker import Broker
 from msgsvc.config import Config
 from msgsvc.eventlog import EventLogService, open_event_log
 from msgsvc.listeners import ListenerService
-from msgsvc.store import STORE_URLS, StoreError, open_stores
+from msgsvc.store import DEFAULT_STORE, STORE_URLS, StoreError, Stores, check_store_url, open_stores
 from msgsvc.tcp import ConnectionFactory
 from msgsvc.udp import DatagramFrontEnd
 from msgsvc.verbs import build_table
@@ -54,7 +54,9 @@ class Options(usage.Options):
         ["max-line", None, 8192, "Longest command line accepted, in bytes.", int],
         ["files", None, "data", "Directory served by LIST and GET."],
         ["history", None, 1000, "Gone clients remembered for STATUS.", _non_negative(int)],
-        ["store", None, "memory", f"Where state lives: {STORE_URLS}."],
+        ["store", None, DEFAULT_STORE, f"Where state lives: {STORE_URLS} (relative to the working directory)."],
+        ["ttr", None, 60.0, "Seconds a RESERVE holds a message before it is ready again.", float],
+        ["max-deliveries", None, 5, "Reservations of one message before it moves to <queue>.dead.", int],
         ["stream-limit", None, 1000, "Most packets one STREAM may ask for.", int],
         ["max-gen", None, 123456789, "Largest GEN, in bytes.", int],
         ["event-log", None, None, "Append one line per server event, with its category, to this file."],
@@ -79,8 +81,12 @@ class Options(usage.Options):
                 open_event_log(self["event-log"]).close()
             except OSError as error:
                 raise usage.UsageError(f"cannot write --event-log {self['event-log']}: {error.strerror}") from None
+        if not self["ttr"] > 0:
+            raise usage.UsageError("--ttr must be positive")
+        if self["max-deliveries"] < 1:
+            raise usage.UsageError("--max-deliveries must be at least 1")
         try:
-            self.stores = open_stores(self["store"])
+            check_store_url(self["store"])
         except StoreError as error:
             raise usage.UsageError(str(error)) from None
 
@@ -95,18 +101,21 @@ class Options(usage.Options):
             history=self["history"],
             stream_limit=self["stream-limit"],
             max_gen=self["max-gen"],
+            ttr=self["ttr"],
+            max_deliveries=self["max-deliveries"],
         )
 
 
 class BrokerService(Service):
-    """Runs the broker with the application: on stop, every client gets ``* BYE shutdown``."""
+    """Runs the broker with the application: on stop, every client gets ``* BYE shutdown``, then the store closes."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, stores: Stores) -> None:
         self.broker = broker
+        self.stores = stores
 
     def stopService(self) -> Deferred:
         super().stopService()
-        return self.broker.shutdown()
+        return self.broker.shutdown().addCallback(lambda _: self.stores.close())
 
 
 def makeService(options: Options, reactor=None) -> IServiceCollection:
@@ -115,7 +124,11 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
         from twisted.internet import reactor
     if not os.path.isdir(options["files"]):
         log.warn("--files {files}: no such directory; LIST will be empty", files=options["files"], category="ERROR")
-    broker = Broker(options.stores, options.config(), reactor)
+    try:
+        stores = open_stores(options["store"], reactor)
+    except StoreError as error:
+        raise SystemExit(f"msgsvc: {error}") from None
+    broker = Broker(stores, options.config(), reactor)
     table = build_table()
     tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, reactor)
     udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, reactor)
@@ -124,7 +137,7 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     listeners.setName("listeners")
     listeners.setServiceParent(service)
     # Added last so it is stopped first: clients hear BYE before the ports close.
-    broker_service = BrokerService(broker)
+    broker_service = BrokerService(broker, stores)
     broker_service.setName("broker")
     broker_service.setServiceParent(service)
     return service

@@ -33,7 +33,8 @@ CHECKOUT_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, o
 
 def make_broker(clock: Clock | None = None, store: str = "memory", **settings) -> Broker:
     """A broker over a fresh store, on a Clock."""
-    return Broker(open_stores(store), Config(**settings), clock or Clock())
+    clock = clock or Clock()
+    return Broker(open_stores(store, clock), Config(**settings), clock)
 
 
 @implementer(IClient)

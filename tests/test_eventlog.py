@@ -188,7 +188,7 @@ class ServerEventsTests(TestCase):
         """Start-up is GENERAL, shutting down CONNECTION (as in the original), both in the --event-log file."""
         path = temp_path(self)
         options = Options()
-        options.parseOptions(["--no-udp", "--port", "0", "--event-log", path])
+        options.parseOptions(["--no-udp", "--port", "0", "--store", "memory", "--event-log", path])
         service = makeService(options, MemoryReactorClock())
         self.assertIsInstance(service, EventLogService)
         service.startService()
@@ -222,7 +222,7 @@ class OptionTests(TestCase):
     def test_default_off(self) -> None:
         """Without --event-log the application is a plain MultiService."""
         options = Options()
-        options.parseOptions(["--no-udp"])
+        options.parseOptions(["--no-udp", "--store", "memory"])
         self.assertNotIsInstance(makeService(options, MemoryReactorClock()), EventLogService)
 
     def test_unwritable(self) -> None:

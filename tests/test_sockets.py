@@ -14,7 +14,7 @@ class RealServer(TestCase):
     """A msgsvc service listening on a free loopback port."""
 
     timeout = 30
-    options = ["--port", "0", "--max-clients", "0"]
+    options = ["--port", "0", "--max-clients", "0", "--store", "memory"]
 
     def setUp(self):
         options = Options()
@@ -94,7 +94,7 @@ class ClientLibraryTests(RealServer):
 class CapTests(RealServer):
     """The client cap on real sockets."""
 
-    options = ["--port", "0"]
+    options = ["--port", "0", "--store", "memory"]
 
     @defer.inlineCallbacks
     def test_fourth_refused(self):

@@ -64,7 +64,7 @@ class MakeServiceTests(SynchronousTestCase):
     def test_tree(self):
         """makeService serves TCP and UDP on one port and stops the broker first."""
         reactor = MemoryReactor()
-        service = makeService(parse("--port", "4321"), reactor)
+        service = makeService(parse("--port", "4321", "--store", "memory"), reactor)
         self.assertIsInstance(service, MultiService)
         listener, broker = service.getServiceNamed("listeners"), service.getServiceNamed("broker")
         self.assertIsInstance(listener, ListenerService)
@@ -75,7 +75,7 @@ class MakeServiceTests(SynchronousTestCase):
     def test_no_udp(self):
         """--no-udp serves TCP only."""
         reactor = MemoryReactor()
-        service = makeService(parse("--no-udp", "--port", "4321"), reactor)
+        service = makeService(parse("--no-udp", "--port", "4321", "--store", "memory"), reactor)
         service.startService()  # MemoryReactor has no listenUDP: this would fail if UDP were served
         self.assertEqual([port[0] for port in reactor.tcpServers], [4321])
         self.assertIsNone(service.getServiceNamed("listeners").udp)

@@ -10,7 +10,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.trial.unittest import SkipTest, TestCase
 
 from msgsvc.client import connect_tcp
-from tests.helpers import CHECKOUT_ENV, ROOT
+from tests.helpers import CHECKOUT_ENV, ROOT, temp_dir
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
@@ -48,7 +48,8 @@ class TwistdTests(TestCase):
         if not os.path.exists(TWISTD):
             raise SkipTest(f"no twistd script beside {sys.executable}")
         process = _Twistd()
-        args = [TWISTD, "-n", "--pidfile=", "msgsvc", "--port", "0"]
+        store = os.path.join(temp_dir(self), "msgsvc.sqlite")
+        args = [TWISTD, "-n", "--pidfile=", "msgsvc", "--port", "0", "--store", f"sqlite:{store}"]
         transport = reactor.spawnProcess(process, TWISTD, args, env=CHECKOUT_ENV, path=ROOT)
         self.addCleanup(lambda: process.ended.called or transport.signalProcess("KILL"))
         port = yield process.started

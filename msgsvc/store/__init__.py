@@ -1,17 +1,19 @@
-"""Where state lives, chosen by a ``--store`` URL."""
+"""Where state lives, chosen by a ``--store`` URL: ``memory`` or ``sqlite:PATH``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from msgsvc.store.interfaces import IQueueStore, ITweetStore
+from twisted.internet.interfaces import IReactorTime
+
+from msgsvc.store.interfaces import IQueueStore, ITweetStore, StoreError
 from msgsvc.store.memory import MemoryQueueStore, MemoryTweetStore
 
-STORE_URLS = "memory"
+STORE_URLS = "memory, sqlite:PATH"
+DEFAULT_STORE = "sqlite:msgsvc.sqlite"
 
-
-class StoreError(Exception):
-    """The store named on the command line cannot be used; the message says why."""
+__all__ = ["DEFAULT_STORE", "STORE_URLS", "StoreError", "Stores", "check_store_url", "open_stores"]
 
 
 @dataclass(frozen=True)
@@ -20,10 +22,23 @@ class Stores:
 
     queues: IQueueStore
     tweets: ITweetStore
+    close: Callable[[], None] = lambda: None
+    """Commit what is pending and release the store (at shutdown)."""
 
 
-def open_stores(url: str) -> Stores:
-    """Open the stores a ``--store`` URL names."""
+def check_store_url(url: str) -> None:
+    """Raise StoreError unless ``url`` names a kind of store msgsvc has."""
+    if url != "memory" and not (url.startswith("sqlite:") and url[len("sqlite:") :]):
+        raise StoreError(f"unsupported store {url!r}; use one of: {STORE_URLS}")
+
+
+def open_stores(url: str, clock: IReactorTime) -> Stores:
+    """Open the stores a ``--store`` URL names; StoreError with a one-line reason if they cannot be used."""
+    check_store_url(url)
     if url == "memory":
         return Stores(queues=MemoryQueueStore(), tweets=MemoryTweetStore())
-    raise StoreError(f"unsupported store {url!r}; supported: {STORE_URLS}")
+    from msgsvc.store.database import Database
+    from msgsvc.store.sqlite import SqliteQueueStore, SqliteTweetStore
+
+    db = Database(url[len("sqlite:") :], clock)
+    return Stores(queues=SqliteQueueStore(db), tweets=SqliteTweetStore(db), close=db.close)

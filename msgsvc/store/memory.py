@@ -3,45 +3,118 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
+from dataclasses import dataclass, field, replace
 from itertools import count
 
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from msgsvc.store.interfaces import IQueueStore, ITweetStore, Message, MessageTooBig, Tweet
+from msgsvc.store.interfaces import IQueueStore, ITweetStore, Message, MessageTooBig, QueueStats, Tweet
+
+
+@dataclass(slots=True)
+class _Queue:
+    """One queue's messages: ready in order, delayed by when they are due, and how many are reserved."""
+
+    ready: deque[Message] = field(default_factory=deque)
+    delayed: list[tuple[float, int, Message]] = field(default_factory=list)
+    reserved: int = 0
+
+    def promote(self, now: float) -> None:
+        """Delayed messages whose time has come go to the head, the earliest due first in line."""
+        due = []
+        while self.delayed and self.delayed[0][0] <= now:
+            due.append(heapq.heappop(self.delayed)[2])
+        self.ready.extendleft(reversed(due))
+
+    @property
+    def empty(self) -> bool:
+        return not (self.ready or self.delayed or self.reserved)
 
 
 @implementer(IQueueStore)
 class MemoryQueueStore:
-    """Queues as deques; an emptied queue is forgotten."""
+    """Queues held in memory; an emptied queue is forgotten."""
 
     def __init__(self) -> None:
-        self._queues: dict[str, deque[Message]] = {}
+        self._queues: dict[str, _Queue] = {}
+        self._reserved: dict[int, tuple[str, Message]] = {}
         self._ids = count(1)
 
-    def enqueue(self, queue: str, payload: bytes) -> Deferred[int]:
-        message = Message(next(self._ids), payload)
-        self._queues.setdefault(queue, deque()).append(message)
+    def enqueue(self, queue: str, payload: bytes, now: float) -> Deferred[int]:
+        message = Message(next(self._ids), payload, now)
+        self._queue(queue).ready.append(message)
         return succeed(message.id)
 
-    def dequeue(self, queue: str, max_bytes: int | None) -> Deferred[Message | None]:
-        messages = self._queues.get(queue)
-        if not messages:
+    def dequeue(self, queue: str, max_bytes: int | None, now: float) -> Deferred[Message | None]:
+        return self._take(queue, max_bytes, now, reserve=False)
+
+    def reserve(self, queue: str, max_bytes: int | None, now: float) -> Deferred[Message | None]:
+        return self._take(queue, max_bytes, now, reserve=True)
+
+    def _take(self, name: str, max_bytes: int | None, now: float, reserve: bool) -> Deferred[Message | None]:
+        queue = self._queues.get(name)
+        if queue is None:
             return succeed(None)
-        if max_bytes is not None and len(messages[0].payload) > max_bytes:
-            return fail(MessageTooBig(len(messages[0].payload)))
-        message = messages.popleft()
-        if not messages:
-            del self._queues[queue]
+        queue.promote(now)
+        if not queue.ready:
+            return succeed(None)
+        if max_bytes is not None and len(queue.ready[0].payload) > max_bytes:
+            return fail(MessageTooBig(len(queue.ready[0].payload)))
+        message = queue.ready.popleft()
+        if reserve:
+            message = replace(message, deliveries=message.deliveries + 1)
+            self._reserved[message.id] = (name, message)
+            queue.reserved += 1
+        self._forget_if_empty(name)
         return succeed(message)
 
+    def acknowledge(self, message_id: int) -> Deferred[None]:
+        self._unreserve(message_id)
+        return succeed(None)
+
+    def release(self, message_id: int, ready_at: float) -> Deferred[None]:
+        name, message = self._unreserve(message_id)
+        heapq.heappush(self._queue(name).delayed, (ready_at, message.id, message))
+        return succeed(None)
+
+    def move(self, message_id: int, queue: str, now: float) -> Deferred[None]:
+        _, message = self._unreserve(message_id)
+        self._queue(queue).ready.append(message)
+        return succeed(None)
+
     def restore(self, queue: str, message: Message) -> Deferred[None]:
-        self._queues.setdefault(queue, deque()).appendleft(message)
+        self._queue(queue).ready.appendleft(message)
         return succeed(None)
 
     def depths(self) -> Deferred[list[tuple[str, int]]]:
-        return succeed(sorted((name, len(messages)) for name, messages in self._queues.items()))
+        return succeed(
+            sorted((name, len(q.ready) + len(q.delayed)) for name, q in self._queues.items() if q.ready or q.delayed)
+        )
+
+    def stats(self, queue: str, now: float) -> Deferred[QueueStats]:
+        found = self._queues.get(queue) or _Queue()
+        found.promote(now)
+        oldest = found.ready[0].enqueued_at if found.ready else None
+        return succeed(QueueStats(len(found.ready), len(found.delayed), found.reserved, oldest))
+
+    def _queue(self, name: str) -> _Queue:
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = _Queue()
+        return queue
+
+    def _unreserve(self, message_id: int) -> tuple[str, Message]:
+        name, message = self._reserved.pop(message_id)
+        self._queues[name].reserved -= 1
+        self._forget_if_empty(name)
+        return name, message
+
+    def _forget_if_empty(self, name: str) -> None:
+        if self._queues[name].empty:
+            del self._queues[name]
 
 
 @implementer(ITweetStore)

@@ -11,10 +11,17 @@ MAX_WAIT = 3600.0
 
 
 def queue_name(text: str) -> str:
-    """A queue name: 1-64 of ``A-Za-z0-9_.-``."""
-    if not _SAFE_NAME.match(text):
+    """A queue name: 1-64 of ``A-Za-z0-9_.-``, plus ``.dead`` for a dead-letter queue."""
+    if not _SAFE_NAME.match(text.removesuffix(".dead")):
         raise ValueError("a queue name is 1-64 of A-Z a-z 0-9 _ . -")
     return text
+
+
+def message_id(text: str) -> int:
+    """A message id: a positive whole number."""
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 18 and int(text) > 0):
+        raise ValueError(f"a message id is a positive whole number, not '{text}'")
+    return int(text)
 
 
 def wait_seconds(text: str) -> float:

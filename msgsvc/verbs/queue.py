@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_queues -*-
-"""Queue verbs: SEND, RECV, QUEUES."""
+"""Queue verbs: SEND, RECV, QUEUES, and reliable delivery: RESERVE, ACK, NACK, QSTAT."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from twisted.python.failure import Failure
 
 from msgsvc.commands import Arg, CommandSet, Refused, Text
 from msgsvc.store.interfaces import Message, MessageTooBig
-from msgsvc.verbs.converters import queue_name, wait_seconds
+from msgsvc.verbs.converters import message_id, queue_name, wait_seconds
 from msgsvc.wire import Data, Ok, listing
 
 commands = CommandSet()
 
 QUEUE = Arg("queue", queue_name, optional=True, default="default", prefix="@")
+WAIT = Arg("wait", wait_seconds, optional=True, default=0.0, label="wait-seconds")
 EMPTY = "Error - no messages in queue."
 
 
@@ -27,15 +28,37 @@ def send(broker, session, queue: str, message: bytes) -> Deferred:
     )
 
 
-@commands.verb(
-    "RECV",
-    QUEUE,
-    Arg("wait", wait_seconds, optional=True, default=0.0, label="wait-seconds"),
-    summary="take the oldest message, waiting up to wait-seconds for one",
-)
+@commands.verb("RECV", QUEUE, WAIT, summary="take the oldest message, waiting up to wait-seconds for one")
 def recv(broker, session, queue: str, wait: float) -> Deferred:
     received = broker.queues.receive(session, queue, wait, session.client.max_payload)
     return received.addCallbacks(_delivered, _too_big)
+
+
+@commands.verb("RESERVE", QUEUE, WAIT, summary="hold the oldest message until ACK (at-least-once delivery)")
+def reserve(broker, session, queue: str, wait: float) -> Deferred:
+    reserved = broker.queues.reserve(session, queue, wait, session.client.max_payload)
+    return reserved.addCallbacks(_delivered, _too_big)
+
+
+@commands.verb("ACK", Arg("id", message_id), summary="delete a message you reserved")
+def ack(broker, session, id: int) -> Deferred:
+    return broker.queues.acknowledge(session, id).addCallback(lambda _: Ok())
+
+
+@commands.verb(
+    "NACK",
+    Arg("id", message_id),
+    Arg("delay", wait_seconds, optional=True, default=0.0, label="delay-seconds"),
+    summary="give a reserved message back: first in line again (after the delay)",
+)
+def nack(broker, session, id: int, delay: float) -> Deferred:
+    return broker.queues.give_back(session, id, delay).addCallback(lambda _: Ok())
+
+
+@commands.verb("QSTAT", QUEUE, summary="a queue's figures: ready, reserved, sent, received, acked, ...")
+def qstat(broker, session, queue: str) -> Deferred:
+    stats = Deferred.fromCoroutine(broker.queues.stats(queue))
+    return stats.addCallback(lambda figures: Data(listing([f"{key} {value}" for key, value in figures.items()]), queue))
 
 
 def _delivered(message: Message | None) -> Data:

@@ -1,0 +1,190 @@
+# -*- test-case-name: tests.test_sqlite -*-
+"""The SQLite database file: opening it safely, migrating it, and grouping commits.
+
+One connection, owned by the reactor thread. The file is locked exclusively for
+as long as the server runs, so a second msgsvc cannot open it. Writes made
+during one reactor turn share one transaction; :meth:`Database.committed`
+gives a Deferred that fires once the transaction holding the caller's change
+has committed, and only then is the change confirmed to a client.
+
+Durability: WAL journal with ``synchronous=NORMAL``. A committed transaction
+survives the server process being killed (``kill -9``); an operating-system
+crash or power loss may lose the last transactions committed before it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from msgsvc.store.interfaces import StoreError
+
+log = Logger()
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+        "INSERT INTO schema_version VALUES (0)",
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            enqueued_at REAL NOT NULL,
+            ready_at REAL NOT NULL DEFAULT 0,
+            deliveries INTEGER NOT NULL DEFAULT 0,
+            reserved INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX messages_in_order ON messages (queue, reserved, position)",
+    ],
+    2: [
+        "CREATE TABLE tweets (id INTEGER PRIMARY KEY AUTOINCREMENT, author TEXT NOT NULL, text TEXT NOT NULL)",
+        "CREATE TABLE tweet_tags (tag TEXT NOT NULL, tweet_id INTEGER NOT NULL, PRIMARY KEY (tag, tweet_id))"
+        " WITHOUT ROWID",
+    ],
+}
+"""Schema changes by version; version N turns a version N-1 database into version N."""
+
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+class Database:
+    """A msgsvc SQLite database, opened for this process alone."""
+
+    def __init__(self, path: str, clock: IReactorTime) -> None:
+        self.path = path
+        self._clock = clock
+        self._waiting: list[tuple[Deferred, Any]] = []
+        self._commit_call: IDelayedCall | None = None
+        if not os.path.exists(path):
+            _create(path)
+        self._connection = _open(path)
+
+    def read(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run a query; it sees changes not yet committed."""
+        return self._connection.execute(sql, params)
+
+    def write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run a change inside the current grouped transaction (starting one if needed)."""
+        if self._commit_call is None:
+            self._connection.execute("BEGIN")
+            self._commit_call = self._clock.callLater(0, self.commit)
+        return self._connection.execute(sql, params)
+
+    def committed(self, value: Any = None) -> Deferred:
+        """A Deferred firing with ``value`` once every change written so far is committed."""
+        result: Deferred = Deferred()
+        if self._commit_call is None:
+            result.callback(value)
+        else:
+            self._waiting.append((result, value))
+        return result
+
+    def commit(self) -> None:
+        """Commit the grouped transaction now and confirm what waited for it."""
+        if self._commit_call is None:
+            return
+        if self._commit_call.active():
+            self._commit_call.cancel()
+        self._commit_call = None
+        waiting, self._waiting = self._waiting, []
+        try:
+            self._connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            log.failure("commit to {path} failed", path=self.path, category="ERROR")
+            self._connection.rollback()
+            for result, _ in waiting:
+                result.errback(error)
+            return
+        for result, value in waiting:
+            result.callback(value)
+
+    def close(self) -> None:
+        """Commit what is pending and release the file."""
+        self.commit()
+        self._connection.close()
+
+
+def _create(path: str) -> None:
+    """Create a new database atomically: built under a temporary name, then linked into place."""
+    temporary = f"{path}.new-{os.getpid()}"
+    try:
+        connection = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            connection.execute("BEGIN")
+            _migrate(connection, 0)
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+        os.link(temporary, path)  # never replaces a file that appeared meanwhile
+    except FileExistsError:
+        pass
+    except (OSError, sqlite3.Error) as error:
+        raise StoreError(f"cannot create {path}: {error}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _open(path: str) -> sqlite3.Connection:
+    """Open, lock and migrate an existing database; StoreError with a one-line reason otherwise."""
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=0)
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open {path}: {error}") from None
+    try:
+        connection.execute("PRAGMA locking_mode=EXCLUSIVE")  # locks are kept for as long as we run
+        version = _version(connection, path)  # only reads: a file we refuse is left as it was
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {version}, newer than this msgsvc understands ({SCHEMA_VERSION})"
+            )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("BEGIN IMMEDIATE")
+        _migrate(connection, version)
+        connection.execute("UPDATE messages SET reserved = 0 WHERE reserved = 1")  # a restart ends reservations
+        connection.execute("COMMIT")
+    except StoreError:
+        connection.close()
+        raise
+    except sqlite3.OperationalError as error:
+        connection.close()
+        if "locked" in str(error):
+            raise StoreError(f"{path} is in use by another msgsvc process") from None
+        raise StoreError(f"cannot use {path}: {error}") from None
+    except sqlite3.DatabaseError as error:
+        connection.close()
+        raise StoreError(f"{path} is not a usable msgsvc database: {error}") from None
+    return connection
+
+
+def _version(connection: sqlite3.Connection, path: str) -> int:
+    try:
+        (version,) = connection.execute("SELECT version FROM schema_version").fetchone()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            raise StoreError(f"{path} is an SQLite database but not a msgsvc one") from None
+        raise
+    return version
+
+
+def _migrate(connection: sqlite3.Connection, version: int) -> None:
+    """Bring a database at ``version`` to SCHEMA_VERSION, inside the caller's transaction."""
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[step]:
+            connection.execute(statement)
+        connection.execute("UPDATE schema_version SET version = ?", (step,))
+        if version:
+            log.info("migrated the database to schema version {step}", step=step, category="GENERAL")
