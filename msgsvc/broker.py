@@ -38,6 +38,8 @@ class Broker:
     def __init__(self, stores: Stores, config: Config, clock: IReactorTime) -> None:
         self.config = config
         self.clock = clock
+        self.confirm = stores.confirm
+        """Hold a reply until the changes made so far are durable (see Stores.confirm)."""
         self.queues = QueueService(stores.queues, clock, config.ttr, config.max_deliveries)
         self.chat = ChatRoom()
         self.files = FileShelf(config.files)

@@ -213,10 +213,17 @@ class CommandTable:
         try:
             result = command.handler(broker, session, **values)
         except Exception:
-            return self._failed(Failure(), command)
+            result = self._failed(Failure(), command)
         if isinstance(result, Deferred):
-            return result.addErrback(self._failed, command)
-        return result
+            return result.addErrback(self._failed, command).addCallback(self._confirm, broker, command)
+        return self._confirm(result, broker, command)
+
+    def _confirm(self, reply: Reply, broker: Broker, command: Command) -> Reply | Deferred[Reply]:
+        """The reply once the changes made so far are durable (a failed commit becomes ERR internal)."""
+        confirmed = broker.confirm(reply)
+        if isinstance(confirmed, Deferred):
+            confirmed.addErrback(self._failed, command)
+        return confirmed
 
     def _failed(self, failure: Failure, command: Command) -> Reply:
         if failure.check(Refused):

@@ -5,6 +5,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.commands import Arg, CommandSet, CommandTable, Refused, Text
 from msgsvc.wire import Data, Ok, parse_request
+from tests.helpers import make_broker
 
 
 def request(line: bytes, literal: bytes | None = None):
@@ -42,7 +43,7 @@ class BindingTests(SynchronousTestCase):
         self.table = CommandTable([commands])
 
     def dispatch(self, line: bytes, literal: bytes | None = None):
-        return self.table.dispatch(None, None, request(line, literal))
+        return self.table.dispatch(make_broker(), None, request(line, literal))
 
     def test_text_after_single_space(self):
         """Text starts after exactly one space and keeps inner, leading and trailing spaces."""

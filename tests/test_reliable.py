@@ -237,6 +237,16 @@ class SqliteReliableTests(ReliableDeliveryMixin, SynchronousTestCase):
     def tearDown(self):
         self.broker.queues._store._db.close()
 
+    def test_pipelined_commands_see_earlier_changes(self):
+        """Pipelined commands see what earlier ones did, though their replies wait for the commit."""
+        c = self.client()
+        c.send(b"SEND @jobs job\nRESERVE @jobs\nNACK 1\nRESERVE @jobs\nACK 1\nQSTAT @jobs\n")
+        self.assertEqual(c.output(), b"")
+        self.clock.advance(0)
+        replies = c.replies()
+        self.assertEqual([r.kind for r in replies], ["OK", "DATA", "OK", "DATA", "OK", "DATA"])
+        self.assertIn(b"acked 1\r\nredelivered 1\r\n", replies[-1].payload)
+
     def test_reply_after_commit(self):
         """A confirming reply is written only once the grouped transaction has committed."""
         c = self.client()
@@ -290,13 +300,16 @@ class SqliteDurabilityTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(stores.tweets.tagged("x", 5))[0].text, "hi #x")
         self.assertEqual(self.settle(stores.tweets.post("bob", "more", frozenset())), 2)
 
-    def test_uncommitted_change_not_confirmed(self):
-        """Nothing is confirmed before its commit; closing commits what is pending."""
+    def test_confirmation_waits_for_commit(self):
+        """A change is visible at once but confirmed only after its commit; closing commits what is pending."""
         stores = self.reopen()
-        sent = stores.queues.enqueue("q", b"a", 1.0)
-        self.assertNoResult(sent)
+        self.assertEqual(self.successResultOf(stores.queues.enqueue("q", b"a", 1.0)), 1)
+        self.assertEqual(self.successResultOf(stores.queues.depths()), [("q", 1)])
+        confirmed = stores.confirm("reply")
+        self.assertNoResult(confirmed)
         stores.close()
-        self.assertEqual(self.successResultOf(sent), 1)
+        self.assertEqual(self.successResultOf(confirmed), "reply")
+        self.assertEqual(stores.confirm("later"), "later")
 
     def test_migration_from_older_schema(self):
         """A database of an older schema is migrated forward, keeping its data."""

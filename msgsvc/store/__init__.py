@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -24,6 +25,8 @@ class Stores:
     tweets: ITweetStore
     close: Callable[[], None] = lambda: None
     """Commit what is pending and release the store (at shutdown)."""
+    confirm: Callable[[Any], Any] = lambda reply: reply
+    """Hold a reply until every change made so far is durable: the reply, or a Deferred of it."""
 
 
 def check_store_url(url: str) -> None:
@@ -41,4 +44,4 @@ def open_stores(url: str, clock: IReactorTime) -> Stores:
     from msgsvc.store.sqlite import SqliteQueueStore, SqliteTweetStore
 
     db = Database(url[len("sqlite:") :], clock)
-    return Stores(queues=SqliteQueueStore(db), tweets=SqliteTweetStore(db), close=db.close)
+    return Stores(queues=SqliteQueueStore(db), tweets=SqliteTweetStore(db), close=db.close, confirm=db.after_commit)

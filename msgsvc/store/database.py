@@ -2,10 +2,10 @@
 """The SQLite database file: opening it safely, migrating it, and grouping commits.
 
 One connection, owned by the reactor thread. The file is locked exclusively for
-as long as the server runs, so a second msgsvc cannot open it. Writes made
-during one reactor turn share one transaction; :meth:`Database.committed`
-gives a Deferred that fires once the transaction holding the caller's change
-has committed, and only then is the change confirmed to a client.
+as long as the server runs, so a second msgsvc cannot open it. Changes apply at
+once (later commands see them) and the writes made during one reactor turn
+share one transaction; :meth:`Database.after_commit` holds a reply until the
+transaction holding every change made so far has committed.
 
 Durability: WAL journal with ``synchronous=NORMAL``. A committed transaction
 survives the server process being killed (``kill -9``); an operating-system
@@ -77,13 +77,12 @@ class Database:
             self._commit_call = self._clock.callLater(0, self.commit)
         return self._connection.execute(sql, params)
 
-    def committed(self, value: Any = None) -> Deferred:
-        """A Deferred firing with ``value`` once every change written so far is committed."""
-        result: Deferred = Deferred()
+    def after_commit(self, value: Any) -> Any:
+        """``value`` itself when nothing is waiting to commit, else a Deferred firing with it after the commit."""
         if self._commit_call is None:
-            result.callback(value)
-        else:
-            self._waiting.append((result, value))
+            return value
+        result: Deferred = Deferred()
+        self._waiting.append((result, value))
         return result
 
     def commit(self) -> None:

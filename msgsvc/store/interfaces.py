@@ -1,8 +1,9 @@
 """The store interfaces: what the broker asks of wherever state lives.
 
-Every operation returns a Deferred so a store may be in memory, on disk with
-grouped commits, or across the network; a Deferred fires only once the change
-is as durable as that store makes it.
+Every operation returns a Deferred so a store may be in memory, on disk or
+across the network. A change is visible to later operations as soon as its
+Deferred fires; whether it is durable yet is the store's ``confirm`` hook's
+business (see ``msgsvc.store.Stores``), which holds replies until it is.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ from msgsvc.store.interfaces import IQueueStore, ITweetStore, Message, MessageTo
 class SqliteQueueStore:
     """Queues as rows ordered by ``position``; counts per queue are kept in memory.
 
+    Every operation takes effect at once inside the database's grouped
+    transaction; replies wait for its commit (see ``Database.after_commit``).
+
     The database is this process's alone (it is locked), so positions and
     counts can be tracked here instead of being queried: a message sent goes
     after every position used so far, one given back goes before all of them.
@@ -39,7 +42,7 @@ class SqliteQueueStore:
             (queue, self._next_tail(), payload, now),
         )
         _add(self._unreserved, queue, 1)
-        return self._db.committed(cursor.lastrowid)
+        return succeed(cursor.lastrowid)
 
     def dequeue(self, queue: str, max_bytes: int | None, now: float) -> Deferred[Message | None]:
         return self._take(queue, max_bytes, now, reserve=False)
@@ -69,13 +72,13 @@ class SqliteQueueStore:
             deliveries += 1
         else:
             self._db.write("DELETE FROM messages WHERE id = ?", (message_id,))
-        return self._db.committed(Message(message_id, payload, enqueued_at, deliveries))
+        return succeed(Message(message_id, payload, enqueued_at, deliveries))
 
     def acknowledge(self, message_id: int) -> Deferred[None]:
         queue = self._queue_of(message_id)
         self._db.write("DELETE FROM messages WHERE id = ?", (message_id,))
         _add(self._reserved, queue, -1)
-        return self._db.committed()
+        return succeed(None)
 
     def release(self, message_id: int, ready_at: float) -> Deferred[None]:
         queue = self._queue_of(message_id)
@@ -86,7 +89,7 @@ class SqliteQueueStore:
         _add(self._reserved, queue, -1)
         _add(self._unreserved, queue, 1)
         self._delayed[message_id] = (queue, ready_at)
-        return self._db.committed()
+        return succeed(None)
 
     def move(self, message_id: int, queue: str, now: float) -> Deferred[None]:
         old_queue = self._queue_of(message_id)
@@ -96,7 +99,7 @@ class SqliteQueueStore:
         )
         _add(self._reserved, old_queue, -1)
         _add(self._unreserved, queue, 1)
-        return self._db.committed()
+        return succeed(None)
 
     def restore(self, queue: str, message: Message) -> Deferred[None]:
         self._db.write(
@@ -104,7 +107,7 @@ class SqliteQueueStore:
             (message.id, queue, self._next_head(), message.payload, message.enqueued_at, message.deliveries),
         )
         _add(self._unreserved, queue, 1)
-        return self._db.committed()
+        return succeed(None)
 
     def depths(self) -> Deferred[list[tuple[str, int]]]:
         return succeed(sorted(self._unreserved.items()))
@@ -160,7 +163,7 @@ class SqliteTweetStore:
         tweet_id = cursor.lastrowid
         for tag in sorted(tags):
             self._db.write("INSERT INTO tweet_tags (tag, tweet_id) VALUES (?, ?)", (tag, tweet_id))
-        return self._db.committed(tweet_id)
+        return succeed(tweet_id)
 
     def last(self) -> Deferred[Tweet | None]:
         row = self._db.read("SELECT id, author, text FROM tweets ORDER BY id DESC LIMIT 1").fetchone()
