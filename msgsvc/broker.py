@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from msgsvc.commands import Refused
 from msgsvc.config import Config
+from msgsvc.forum import Forum
 from msgsvc.interfaces import IClient
 from msgsvc.queues import QueueService
 from msgsvc.session import Session
@@ -39,6 +40,8 @@ class Broker:
         self._named: dict[str, Session] = {}
         self._ids = count(1)
         self._on_close: list[Callable[[Session], None]] = [self.queues.session_closed]
+        self.forum = Forum(stores, config, clock, self)
+        self._on_close.append(self.forum.session_closed)
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None
 

@@ -17,3 +17,7 @@ class Config:
     """Largest payload (message, literal) accepted, in bytes."""
     max_line: int = 8192
     """Longest command line accepted, in bytes (line ending excluded)."""
+    max_upload: int = 67108864
+    """Largest forum upload accepted, in bytes."""
+    password_cost: int = 14
+    """log2 of scrypt's N for new password hashes (14: about 50 ms, 16 MiB); tests lower it."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from twisted.application.service import IServiceCollection, MultiService, Service
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python import usage
 
+from msgsvc.accounts import read_credentials
 from msgsvc.broker import Broker
 from msgsvc.config import Config
 from msgsvc.listeners import ListenerService
@@ -14,6 +16,8 @@ from msgsvc.store import STORE_URLS, StoreError, open_stores
 from msgsvc.tcp import ConnectionFactory
 from msgsvc.udp import DatagramFrontEnd
 from msgsvc.verbs import build_table
+
+log = Logger()
 
 
 def _non_negative(kind: type) -> object:
@@ -47,6 +51,8 @@ class Options(usage.Options):
         ["max-message", None, 1048576, "Largest payload (message, literal) accepted, in bytes.", int],
         ["max-line", None, 8192, "Longest command line accepted, in bytes.", int],
         ["store", None, "memory", f"Where state lives: {STORE_URLS}."],
+        ["max-upload", None, 67108864, "Largest forum upload accepted, in bytes.", int],
+        ["credentials", None, None, "Import forum accounts from a 'username password' file at start (stored hashed)."],
     ]
 
     def postOptions(self) -> None:
@@ -59,6 +65,14 @@ class Options(usage.Options):
         for name in ("max-message", "max-line"):
             if self[name] < 1:
                 raise usage.UsageError(f"--{name} must be at least 1")
+        if self["max-upload"] < 1:
+            raise usage.UsageError("--max-upload must be at least 1")
+        self.credentials: list[tuple[str, str]] = []
+        if self["credentials"] is not None:
+            try:
+                self.credentials = read_credentials(self["credentials"])
+            except ValueError as error:
+                raise usage.UsageError(str(error)) from None
         try:
             self.stores = open_stores(self["store"])
         except StoreError as error:
@@ -71,6 +85,7 @@ class Options(usage.Options):
             idle_timeout=self["idle-timeout"],
             max_message=self["max-message"],
             max_line=self["max-line"],
+            max_upload=self["max-upload"],
         )
 
 
@@ -90,6 +105,8 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     if reactor is None:
         from twisted.internet import reactor
     broker = Broker(options.stores, options.config(), reactor)
+    if options.credentials:
+        _import_credentials(broker, options)
     table = build_table()
     tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, reactor)
     udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, reactor)
@@ -98,3 +115,20 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     # Added last so it is stopped first: clients hear BYE before the ports close.
     BrokerService(broker).setServiceParent(service)
     return service
+
+
+def _import_credentials(broker: Broker, options: Options) -> None:
+    """Hash and store the ``--credentials`` accounts before the port opens; forget the plaintext."""
+    pairs, options.credentials = options.credentials, []
+    path = options["credentials"]
+    done = broker.forum.accounts.import_credentials(pairs)
+    done.addCallbacks(
+        lambda counts: log.info(
+            "imported {added} forum accounts from {path} ({kept} already present, left unchanged)",
+            added=counts[0],
+            kept=counts[1],
+            path=path,
+            category="GENERAL",
+        ),
+        lambda failure: log.failure("could not import {path}", failure, path=path, category="ERROR"),
+    )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from msgsvc.store.interfaces import IQueueStore
-from msgsvc.store.memory import MemoryQueueStore
+from msgsvc.store.files import FileStore
+from msgsvc.store.interfaces import IAccountStore, IForumStore, IQueueStore
+from msgsvc.store.memory import MemoryAccountStore, MemoryForumStore, MemoryQueueStore
 
 STORE_URLS = "memory"
 
@@ -19,10 +20,19 @@ class Stores:
     """One store per kind of state, all from the same ``--store`` URL."""
 
     queues: IQueueStore
+    accounts: IAccountStore
+    forum: IForumStore
+    files: FileStore
+    """Uploaded forum files; the memory store's live in a temporary directory."""
 
 
 def open_stores(url: str) -> Stores:
     """Open the stores a ``--store`` URL names."""
     if url == "memory":
-        return Stores(queues=MemoryQueueStore())
+        return Stores(
+            queues=MemoryQueueStore(),
+            accounts=MemoryAccountStore(),
+            forum=MemoryForumStore(),
+            files=FileStore(None),
+        )
     raise StoreError(f"unsupported store {url!r}; supported: {STORE_URLS}")

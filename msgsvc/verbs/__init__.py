@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from msgsvc.commands import CommandTable
-from msgsvc.verbs import general, queue
+from msgsvc.verbs import forum, general, queue
 
 
 def build_table() -> CommandTable:
     """The command table both transports dispatch through."""
-    return CommandTable([general.commands, queue.commands])
+    return CommandTable([general.commands, queue.commands, forum.commands])
