@@ -12,7 +12,7 @@ from msgsvc.accounts import read_credentials
 from msgsvc.broker import Broker
 from msgsvc.config import Config
 from msgsvc.listeners import ListenerService
-from msgsvc.store import STORE_URLS, StoreError, open_stores
+from msgsvc.store import STORE_URLS, StoreError, Stores, open_stores
 from msgsvc.tcp import ConnectionFactory
 from msgsvc.udp import DatagramFrontEnd
 from msgsvc.verbs import build_table
@@ -100,6 +100,18 @@ class BrokerService(Service):
         return self.broker.shutdown()
 
 
+class StoresService(Service):
+    """Closes the stores when the application stops, once the broker's clients are gone."""
+
+    def __init__(self, stores: Stores, broker: Broker) -> None:
+        self.stores = stores
+        self.broker = broker
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        return self.broker.shutdown().addBoth(lambda _: self.stores.close())
+
+
 def makeService(options: Options, reactor=None) -> IServiceCollection:
     """The msgsvc application: one broker, served over TCP and UDP."""
     if reactor is None:
@@ -111,6 +123,7 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, reactor)
     udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, reactor)
     service = MultiService()
+    StoresService(options.stores, broker).setServiceParent(service)
     ListenerService(reactor, options["interface"], options["port"], tcp, udp).setServiceParent(service)
     # Added last so it is stopped first: clients hear BYE before the ports close.
     BrokerService(broker).setServiceParent(service)

@@ -25,6 +25,10 @@ class Stores:
     files: FileStore
     """Uploaded forum files; the memory store's live in a temporary directory."""
 
+    def close(self) -> None:
+        """Release what the stores hold (the memory store's file directory is removed)."""
+        self.files.close()
+
 
 def open_stores(url: str) -> Stores:
     """Open the stores a ``--store`` URL names."""
