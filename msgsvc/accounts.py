@@ -407,18 +407,18 @@ class Accounts:
         key = name.casefold()
         if key in self._registering:
             raise Refused("exists", f"the user {name} already exists")
-        holder = self._names.named(name)
-        if holder is not None and holder is not session:
-            raise Refused("name-taken", f"{name} is in use by a connected client")
         self._registering.add(key)
         created = self._store.get_account(name)
-        created.addCallback(self._hash_new, name, secret)
+        created.addCallback(self._hash_new, session, name, secret)
         created.addCallback(self._store_new, session, name)
         return created.addBoth(self._registered, key)
 
-    def _hash_new(self, existing: Account | None, name: str, secret: str) -> Deferred[str]:
+    def _hash_new(self, existing: Account | None, session: Session, name: str, secret: str) -> Deferred[str]:
         if existing is not None:
             raise Refused("exists", f"the user {existing.name} already exists")
+        holder = self._names.named(name)
+        if holder is not None and holder is not session:
+            raise Refused("name-taken", f"{name} is in use by a connected client")
         return self.run_in_thread(hash_password, secret, self._cost)
 
     def _store_new(self, record: str, session: Session, name: str) -> Deferred[str]:
