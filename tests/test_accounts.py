@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 
 from twisted.cred.credentials import UsernamePassword
@@ -42,6 +45,13 @@ def forum_broker(clock: Clock | None = None, **settings):
     broker = make_broker(clock, password_cost=1, **settings)
     broker.forum.accounts.run_in_thread = run_now
     return broker
+
+
+def scratch_path(test: TestCase, name: str = "scratch") -> str:
+    """A path in a fresh temporary directory removed after the test (not in the working directory)."""
+    directory = tempfile.mkdtemp(prefix="msgsvc-test-")
+    test.addCleanup(shutil.rmtree, directory, True)
+    return os.path.join(directory, name)
 
 
 def result_of(d: Deferred):
@@ -366,7 +376,7 @@ class CredentialsFileTests(TestCase):
     """read_credentials and --credentials."""
 
     def write(self, content: bytes) -> str:
-        path = self.mktemp()
+        path = scratch_path(self)
         with open(path, "wb") as target:
             target.write(content)
         return path
@@ -392,7 +402,7 @@ class CredentialsFileTests(TestCase):
 
     def test_missing_file(self) -> None:
         """A file that cannot be read is a clear error."""
-        error = self.assertRaises(ValueError, read_credentials, self.mktemp())
+        error = self.assertRaises(ValueError, read_credentials, scratch_path(self))
         self.assertIn("cannot read credentials file", str(error))
 
     def test_import(self) -> None:
