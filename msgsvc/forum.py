@@ -202,9 +202,10 @@ class Forum:
     def remove_thread(self, session: Session, title: str) -> Deferred[None]:
         """Remove a thread the user created, with its messages and files."""
         d = self.accounts.user(session).addCallback(lambda user: self.store.remove_thread(title, user))
-        return d.addCallbacks(self._removed, self._refuse, errbackArgs=(title,))
+        return d.addCallbacks(self._removed, self._refuse, (title,), None, (title,))
 
-    def _removed(self, blobs: list[str]) -> None:
+    def _removed(self, blobs: list[str], title: str) -> None:
+        log.info("forum thread {title} removed with {n} files", title=title, n=len(blobs), category="GENERAL")
         for blob in blobs:
             try:
                 self.files.delete(blob)
@@ -249,8 +250,20 @@ class Forum:
             log.failure("cannot store an uploaded file", category="ERROR")
             raise Refused("internal", "the server could not store the file; it has been logged") from None
         d = self.store.add_upload(title, Upload(user, file, blob))
-        d.addCallbacks(lambda _: size, self._upload_refused, errbackArgs=(blob, title, file))
+        d.addCallbacks(self._uploaded, self._upload_refused, (user, title, file, size), None, (blob, title, file))
         return d
+
+    @staticmethod
+    def _uploaded(_: None, user: str, title: str, file: str, size: int) -> int:
+        log.info(
+            "forum user {user} uploaded {file} ({size} bytes) to {title}",
+            user=user,
+            file=file,
+            size=size,
+            title=title,
+            category="GENERAL",
+        )
+        return size
 
     def _upload_refused(self, failure: Failure, blob: str, title: str, file: str) -> Failure:
         self.files.delete(blob)
