@@ -20,6 +20,7 @@ from msgsvc.chat import ChatRoom
 from msgsvc.config import Config
 from msgsvc.diagnostics import Diagnostics
 from msgsvc.files import FileShelf
+from msgsvc.forum import Forum
 from msgsvc.interfaces import IClient
 from msgsvc.microblog import Microblog
 from msgsvc.queues import QueueService
@@ -38,6 +39,7 @@ class Broker:
     def __init__(self, stores: Stores, config: Config, clock: IReactorTime) -> None:
         self.config = config
         self.clock = clock
+        self.stores = stores
         self.confirm = stores.confirm
         """Hold a reply until the changes made so far are durable (see Stores.confirm)."""
         self.queues = QueueService(stores.queues, clock, config.ttr, config.max_deliveries)
@@ -50,6 +52,8 @@ class Broker:
         self.microblog = Microblog(stores.tweets)
         self.diagnostics = Diagnostics(clock)
         self._on_close += [self.microblog.session_closed, self.diagnostics.session_closed]
+        self.forum = Forum(stores, config, clock, self.chat)
+        self._on_close.append(self.forum.session_closed)
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None
 
@@ -87,10 +91,6 @@ class Broker:
     def clients_of_run(self) -> list[Session]:
         """Every client of this run, connected or gone (the last ``--history`` gone ones), by id."""
         return sorted([*self._gone, *self._sessions.values()], key=lambda session: session.id)
-
-    def name_session(self, session: Session, name: str) -> None:
-        """Give a client its name (unique among connected clients, ignoring case); see ChatRoom."""
-        self.chat.set_name(session, name)
 
     def transient_session(self, client: IClient) -> Session:
         """A context for one datagram from an address without a UDP session."""

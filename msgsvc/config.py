@@ -29,3 +29,7 @@ class Config:
     """Seconds a reservation lasts before its message is ready again."""
     max_deliveries: int = 5
     """Reservations of one message before it moves to ``<queue>.dead``."""
+    max_upload: int = 67108864
+    """Largest forum upload accepted, in bytes."""
+    password_cost: int = 14
+    """log2 of scrypt's N for new password hashes (14: about 50 ms, 16 MiB); tests lower it."""

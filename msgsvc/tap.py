@@ -10,11 +10,12 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python import usage
 
+from msgsvc.accounts import read_credentials
 from msgsvc.broker import Broker
 from msgsvc.config import Config
 from msgsvc.eventlog import EventLogService, open_event_log
 from msgsvc.listeners import ListenerService
-from msgsvc.store import DEFAULT_STORE, STORE_URLS, StoreError, Stores, check_store_url, open_stores
+from msgsvc.store import DEFAULT_STORE, STORE_URLS, StoreError, check_store_url, open_stores
 from msgsvc.tcp import ConnectionFactory
 from msgsvc.udp import DatagramFrontEnd
 from msgsvc.verbs import build_table
@@ -60,6 +61,8 @@ class Options(usage.Options):
         ["stream-limit", None, 1000, "Most packets one STREAM may ask for.", int],
         ["max-gen", None, 123456789, "Largest GEN, in bytes.", int],
         ["event-log", None, None, "Append one line per server event, with its category, to this file."],
+        ["max-upload", None, 67108864, "Largest forum upload accepted, in bytes.", int],
+        ["credentials", None, None, "Import forum accounts from a 'username password' file at start (stored hashed)."],
     ]
 
     def postOptions(self) -> None:
@@ -85,6 +88,14 @@ class Options(usage.Options):
             raise usage.UsageError("--ttr must be positive")
         if self["max-deliveries"] < 1:
             raise usage.UsageError("--max-deliveries must be at least 1")
+        if self["max-upload"] < 1:
+            raise usage.UsageError("--max-upload must be at least 1")
+        self.credentials: list[tuple[str, str]] = []
+        if self["credentials"] is not None:
+            try:
+                self.credentials = read_credentials(self["credentials"])
+            except ValueError as error:
+                raise usage.UsageError(str(error)) from None
         try:
             check_store_url(self["store"])
         except StoreError as error:
@@ -103,19 +114,19 @@ class Options(usage.Options):
             max_gen=self["max-gen"],
             ttr=self["ttr"],
             max_deliveries=self["max-deliveries"],
+            max_upload=self["max-upload"],
         )
 
 
 class BrokerService(Service):
     """Runs the broker with the application: on stop, every client gets ``* BYE shutdown``, then the store closes."""
 
-    def __init__(self, broker: Broker, stores: Stores) -> None:
+    def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self.stores = stores
 
     def stopService(self) -> Deferred:
         super().stopService()
-        return self.broker.shutdown().addCallback(lambda _: self.stores.close())
+        return self.broker.shutdown().addBoth(lambda _: self.broker.stores.close())
 
 
 def makeService(options: Options, reactor=None) -> IServiceCollection:
@@ -129,6 +140,8 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     except StoreError as error:
         raise SystemExit(f"msgsvc: {error}") from None
     broker = Broker(stores, options.config(), reactor)
+    if options.credentials:
+        _import_credentials(broker, options)
     table = build_table()
     tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, reactor)
     udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, reactor)
@@ -137,7 +150,24 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     listeners.setName("listeners")
     listeners.setServiceParent(service)
     # Added last so it is stopped first: clients hear BYE before the ports close.
-    broker_service = BrokerService(broker, stores)
+    broker_service = BrokerService(broker)
     broker_service.setName("broker")
     broker_service.setServiceParent(service)
     return service
+
+
+def _import_credentials(broker: Broker, options: Options) -> None:
+    """Hash and store the ``--credentials`` accounts before the port opens; forget the plaintext."""
+    pairs, options.credentials = options.credentials, []
+    path = options["credentials"]
+    done = broker.forum.accounts.import_credentials(pairs)
+    done.addCallbacks(
+        lambda counts: log.info(
+            "imported {added} forum accounts from {path} ({kept} already present, left unchanged)",
+            added=counts[0],
+            kept=counts[1],
+            path=path,
+            category="GENERAL",
+        ),
+        lambda failure: log.failure("could not import {path}", failure, path=path, category="ERROR"),
+    )

@@ -31,6 +31,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKOUT_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
 
 
+def settle(broker: Broker) -> None:
+    """Let a Clock-driven broker run what is due now (a durable store's grouped commit)."""
+    if isinstance(broker.clock, Clock):
+        broker.clock.advance(0)
+
+
 def make_broker(clock: Clock | None = None, store: str = "memory", **settings) -> Broker:
     """A broker over a fresh store, on a Clock."""
     clock = clock or Clock()
@@ -70,7 +76,8 @@ class TcpHarness:
         self.protocol.dataReceived(data)
 
     def output(self) -> bytes:
-        """Everything the server wrote since the last call."""
+        """Everything the server wrote since the last call (once pending commits are done)."""
+        settle(self.broker)
         data = self.transport.value()
         self.transport.clear()
         return data
@@ -118,7 +125,8 @@ class UdpHarness:
         self.protocol.datagramReceived(datagram, address)
 
     def datagrams(self, address: tuple = ("127.0.0.1", 50000)) -> list[bytes]:
-        """Datagrams sent to ``address`` since the last call."""
+        """Datagrams sent to ``address`` since the last call (once pending commits are done)."""
+        settle(self.broker)
         mine = [data for data, to in self.transport.sent if to == address]
         self.transport.sent = [(data, to) for data, to in self.transport.sent if to != address]
         return mine
@@ -156,6 +164,11 @@ def run_cli(module: str, *args: str):
     Returns a Deferred firing with (stdout bytes, stderr bytes, exit code).
     """
     return getProcessOutputAndValue(sys.executable, ["-m", module, *args], env=CHECKOUT_ENV, path=ROOT, reactor=reactor)
+
+
+def temp_path(testcase, name: str = "scratch") -> str:
+    """A path (not yet created) in a fresh directory removed after the test."""
+    return os.path.join(temp_dir(testcase), name)
 
 
 def temp_dir(testcase) -> str:

@@ -51,19 +51,19 @@ class NameTests(SynchronousTestCase):
         """A name held by another client is refused whatever its case."""
         broker = make_broker()
         alice = broker.open_session(FakeClient())
-        broker.name_session(alice, "Alice")
+        broker.chat.set_name(alice, "Alice")
         other = broker.open_session(FakeClient())
-        error = self.assertRaises(Refused, broker.name_session, other, "ALICE")
+        error = self.assertRaises(Refused, broker.chat.set_name, other, "ALICE")
         self.assertEqual(error.reply.code, "name-taken")
 
     def test_name_freed_on_leave_and_rename(self):
         """Renaming or leaving frees the old name."""
         broker = make_broker()
         alice = broker.open_session(FakeClient())
-        broker.name_session(alice, "alice")
-        broker.name_session(alice, "alicia")
+        broker.chat.set_name(alice, "alice")
+        broker.chat.set_name(alice, "alicia")
         bob = broker.open_session(FakeClient())
-        broker.name_session(bob, "alice")
+        broker.chat.set_name(bob, "alice")
         broker.close_session(bob)
         self.assertIsNone(broker.chat.named("ALICE"))
         self.assertIs(broker.chat.named("Alicia"), alice)

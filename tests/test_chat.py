@@ -8,6 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc.client import Event
 from msgsvc.tcp import CHUNK
 from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_dir
+from tests.test_accounts import run_now
 
 ALICE_UDP = ("127.0.0.1", 51001)
 
@@ -17,7 +18,7 @@ class ChatCase(SynchronousTestCase):
 
     def setUp(self):
         self.files = temp_dir(self)
-        self.broker = make_broker(max_clients=0, files=self.files, history=1000)
+        self.broker = make_broker(max_clients=0, files=self.files, history=1000, password_cost=1)
         self.clock = self.broker.clock
         self.ports = iter(range(41000, 42000))
 
@@ -64,6 +65,18 @@ class NameTests(ChatCase):
         bob.output()
         alice.command(b"NAME alicia")
         self.assertEqual(self.events(bob), [("LEAVE", "alice"), ("JOIN", "alicia")])
+
+    def test_account_names_reserved(self):
+        """NAME cannot take a registered forum account's name, whatever its case; its owner may."""
+        owner = TcpHarness(self.broker, next(self.ports))
+        owner.output()
+        self.broker.forum.accounts.run_in_thread = run_now
+        self.assertEqual(owner.command(b"REGISTER Dana pw").text, "Welcome to the forum")
+        reply = self.client().command(b"NAME dana")
+        self.assertEqual(
+            (reply.code, reply.text), ("name-taken", "dana is a forum account; LOGIN dana <password> to use it")
+        )
+        self.assertEqual(owner.command(b"NAME DANA").text, "Your name is set as: DANA")
 
     def test_bad_names(self):
         """Names are 1-32 of A-Za-z0-9_.-; anything else is bad-args."""

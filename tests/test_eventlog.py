@@ -17,14 +17,9 @@ import msgsvc
 from msgsvc.commands import CommandSet, CommandTable
 from msgsvc.eventlog import EventLogObserver, EventLogService, category_of, format_line
 from msgsvc.tap import Options, makeService
-from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_dir
+from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_path
 
 LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[(GENERAL|ERROR|CONNECTION)\] (.*)\n\Z")
-
-
-def temp_path(testcase: TestCase) -> str:
-    """A log file path in a fresh directory removed after the test."""
-    return os.path.join(temp_dir(testcase), "events.log")
 
 
 class Lines:
@@ -95,7 +90,7 @@ class ServiceTests(TestCase):
 
     def test_observes_while_running(self) -> None:
         """Events are appended to the file from start to stop, not before or after."""
-        path = temp_path(self)
+        path = temp_path(self, "events.log")
         Path(path).write_text("earlier line\n")
         publisher = LogPublisher()
         log = Logger(observer=publisher)
@@ -127,7 +122,7 @@ class ServiceTests(TestCase):
             def stopService(self) -> None:
                 log.info("bye from child", category="CONNECTION")
 
-        root = EventLogService(temp_path(self), publisher)
+        root = EventLogService(temp_path(self, "events.log"), publisher)
         Noisy().setServiceParent(root)
         root.startService()
         self.successResultOf(root.stopService())
@@ -186,7 +181,7 @@ class ServerEventsTests(TestCase):
 
     def test_server_started(self) -> None:
         """Start-up is GENERAL, shutting down CONNECTION (as in the original), both in the --event-log file."""
-        path = temp_path(self)
+        path = temp_path(self, "events.log")
         options = Options()
         options.parseOptions(["--no-udp", "--port", "0", "--store", "memory", "--event-log", path])
         service = makeService(options, MemoryReactorClock())
@@ -227,7 +222,7 @@ class OptionTests(TestCase):
 
     def test_unwritable(self) -> None:
         """A file that cannot be written is a usage error naming the reason."""
-        directory = temp_path(self)
+        directory = temp_path(self, "events.log")
         os.mkdir(directory)
         error = self.assertRaises(usage.UsageError, Options().parseOptions, ["--event-log", directory])
         self.assertIn("cannot write --event-log", str(error))

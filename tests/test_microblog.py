@@ -89,7 +89,7 @@ class TweetTests(TestCase):
 
     def test_author_is_name(self) -> None:
         """A named client's messages carry its name as author; others are anonymous."""
-        self.broker.name_session(self.client.protocol.session, "alice")
+        self.broker.chat.set_name(self.client.protocol.session, "alice")
         self.say(b"TWEET hi #x")
         other = TcpHarness(self.broker, port=40001)
         other.output()
@@ -246,7 +246,7 @@ class FollowTests(TestCase):
 
     def test_named_author_in_event(self) -> None:
         """The event names the author."""
-        self.broker.name_session(self.author.protocol.session, "bob")
+        self.broker.chat.set_name(self.author.protocol.session, "bob")
         self.follower.command(b"FOLLOW #ALL")
         self.author.command("TWEET \u00e9t\u00e9 #x".encode())
         self.assertEqual(self.follower.output(), "* TWEET 1 bob \u00e9t\u00e9 #x\r\n".encode())

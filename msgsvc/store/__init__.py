@@ -8,8 +8,9 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.store.interfaces import IQueueStore, ITweetStore, StoreError
-from msgsvc.store.memory import MemoryQueueStore, MemoryTweetStore
+from msgsvc.store.files import FileStore
+from msgsvc.store.interfaces import IAccountStore, IForumStore, IQueueStore, ITweetStore, StoreError
+from msgsvc.store.memory import MemoryAccountStore, MemoryForumStore, MemoryQueueStore, MemoryTweetStore
 
 STORE_URLS = "memory, sqlite:PATH"
 DEFAULT_STORE = "sqlite:msgsvc.sqlite"
@@ -23,8 +24,12 @@ class Stores:
 
     queues: IQueueStore
     tweets: ITweetStore
-    close: Callable[[], None] = lambda: None
-    """Commit what is pending and release the store (at shutdown)."""
+    accounts: IAccountStore
+    forum: IForumStore
+    files: FileStore
+    """Uploaded forum files (the memory store's live in a temporary directory)."""
+    close: Callable[[], None]
+    """Commit what is pending and release the stores (at shutdown)."""
     confirm: Callable[[Any], Any] = lambda reply: reply
     """Hold a reply until every change made so far is durable: the reply, or a Deferred of it."""
 
@@ -39,9 +44,34 @@ def open_stores(url: str, clock: IReactorTime) -> Stores:
     """Open the stores a ``--store`` URL names; StoreError with a one-line reason if they cannot be used."""
     check_store_url(url)
     if url == "memory":
-        return Stores(queues=MemoryQueueStore(), tweets=MemoryTweetStore())
+        files = FileStore(None)
+        return Stores(
+            queues=MemoryQueueStore(),
+            tweets=MemoryTweetStore(),
+            accounts=MemoryAccountStore(),
+            forum=MemoryForumStore(),
+            files=files,
+            close=files.close,
+        )
     from msgsvc.store.database import Database
-    from msgsvc.store.sqlite import SqliteQueueStore, SqliteTweetStore
+    from msgsvc.store.sqlite import SqliteAccountStore, SqliteForumStore, SqliteQueueStore, SqliteTweetStore
 
-    db = Database(url[len("sqlite:") :], clock)
-    return Stores(queues=SqliteQueueStore(db), tweets=SqliteTweetStore(db), close=db.close, confirm=db.after_commit)
+    path = url[len("sqlite:") :]
+    db = Database(path, clock)
+    files = FileStore(path + ".files", durable=True)
+    forum = SqliteForumStore(db)
+    files.sweep(keep=forum.blobs())
+
+    def close() -> None:
+        db.close()
+        files.close()
+
+    return Stores(
+        queues=SqliteQueueStore(db),
+        tweets=SqliteTweetStore(db),
+        accounts=SqliteAccountStore(db),
+        forum=forum,
+        files=files,
+        close=close,
+        confirm=db.after_commit,
+    )

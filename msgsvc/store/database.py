@@ -48,6 +48,22 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE tweet_tags (tag TEXT NOT NULL, tweet_id INTEGER NOT NULL, PRIMARY KEY (tag, tweet_id))"
         " WITHOUT ROWID",
     ],
+    3: [
+        "CREATE TABLE accounts (folded TEXT PRIMARY KEY, name TEXT NOT NULL, password_hash TEXT NOT NULL)",
+        "CREATE TABLE threads"
+        " (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL UNIQUE, creator TEXT NOT NULL)",
+        """CREATE TABLE entries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            thread INTEGER NOT NULL REFERENCES threads (id),
+            user TEXT NOT NULL,
+            text TEXT,
+            file TEXT,
+            blob TEXT
+        )""",
+        "CREATE INDEX entries_in_order ON entries (thread, id)",
+        "CREATE INDEX posts_in_order ON entries (thread, id) WHERE file IS NULL",
+        "CREATE UNIQUE INDEX uploads_by_name ON entries (thread, file) WHERE file IS NOT NULL",
+    ],
 }
 """Schema changes by version; version N turns a version N-1 database into version N."""
 

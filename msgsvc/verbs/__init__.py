@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from msgsvc.commands import CommandTable
-from msgsvc.verbs import chat, diagnostics, general, microblog, queue
+from msgsvc.verbs import chat, diagnostics, forum, general, microblog, queue
 
 
 def build_table() -> CommandTable:
@@ -13,6 +13,7 @@ def build_table() -> CommandTable:
             general.commands,
             queue.commands,
             chat.commands,
+            forum.commands,
             microblog.commands,
             diagnostics.commands,
         ]

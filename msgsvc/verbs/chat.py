@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from twisted.internet.defer import Deferred
+
 from msgsvc.commands import Arg, CommandSet, Refused, Text
 from msgsvc.verbs.converters import chat_name, one_line
 from msgsvc.wire import Data, Ok, StreamedData, listing
@@ -18,9 +20,15 @@ commands = CommandSet()
 
 
 @commands.verb("NAME", Arg("name", chat_name), summary="choose your chat name (others hear JOIN)", starts_session=True)
-def name(broker: Broker, session: Session, name: str) -> Ok:
-    broker.name_session(session, name)
-    return Ok(f"Your name is set as: {name}")
+def name(broker: Broker, session: Session, name: str) -> Deferred[Ok]:
+    def decide(is_account: bool) -> Ok:
+        own = session.name is not None and session.name.casefold() == name.casefold()
+        if is_account and not own:
+            raise Refused("name-taken", f"{name} is a forum account; LOGIN {name} <password> to use it")
+        broker.chat.set_name(session, name)
+        return Ok(f"Your name is set as: {name}")
+
+    return broker.forum.is_account(name).addCallback(decide)
 
 
 @commands.verb("SAY", Text("text"), summary="say one line to every other named client")

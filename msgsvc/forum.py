@@ -1,0 +1,305 @@
+# -*- test-case-name: tests.test_forum -*-
+"""The forum: threads of numbered messages and uploaded files, for logged-in accounts.
+
+State lives behind :class:`~msgsvc.store.interfaces.IForumStore` (threads and
+messages, atomic check-and-change), :class:`~msgsvc.store.interfaces.IAccountStore`
+(see :mod:`msgsvc.accounts`) and a :class:`~msgsvc.store.files.FileStore`
+(upload bytes). Every failure is a :class:`~msgsvc.commands.Refused` carrying
+the spec's error code.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, BinaryIO
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msgsvc.accounts import Accounts, Naming, ThreadRunner
+from msgsvc.commands import Refused
+from msgsvc.config import Config
+from msgsvc.session import Session
+from msgsvc.store import Stores
+from msgsvc.store.files import FileStore, PartFile
+from msgsvc.store.interfaces import FileExists, NoMessage, NoThread, NotOwner, Post, Upload
+
+log = Logger()
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}\Z")
+_NUMBER = re.compile(r"[0-9]{1,9}\Z")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def safe_name(text: str) -> str:
+    """A thread title or file name: 1-64 of ``A-Za-z0-9_.-``, not starting with ``.``."""
+    if not _SAFE_NAME.match(text):
+        raise ValueError("titles and file names are 1-64 of A-Z a-z 0-9 _ . - and do not start with .")
+    return text
+
+
+def post_number(text: str) -> int:
+    """A message number: a whole number from 1."""
+    if not _NUMBER.match(text) or int(text) < 1:
+        raise ValueError(f"a message number is a whole number from 1, not '{text[:20]}'")
+    return int(text)
+
+
+def post_text(raw: bytes, limit: int) -> str:
+    """A message's text: non-empty UTF-8 on one line, at most ``limit`` bytes; Refused otherwise."""
+    if not raw:
+        raise Refused("bad-args", "the message text is empty")
+    if len(raw) > limit:
+        raise Refused("too-long", f"message exceeds {limit} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused("bad-args", "the message text must be UTF-8") from None
+    if _CONTROL.search(text):
+        raise Refused("bad-args", "the message text must be one line without control characters")
+    return text
+
+
+class PendingUpload:
+    """A streamed literal, complete on disk, that the UPD handler has not taken yet.
+
+    The front ends call the handler right after the sink finishes, in the same
+    reactor turn; if they do not (bad arguments, a closing connection), the
+    part is deleted on the next turn.
+    """
+
+    def __init__(self, part: PartFile) -> None:
+        self.part = part
+        self.claimed = False
+
+    def claim(self) -> PartFile:
+        """Take the part; its fate is now the caller's."""
+        self.claimed = True
+        return self.part
+
+    def discard_unclaimed(self) -> None:
+        """Delete the part unless the handler took it."""
+        if not self.claimed:
+            self.part.discard()
+
+
+class RefusedUpload:
+    """What a sink that did not store the literal hands the UPD handler: the reason why."""
+
+    def __init__(self, code: str, text: str) -> None:
+        self.code = code
+        self.text = text
+
+
+class UploadSink:
+    """Streams an UPD literal into a part file of the file store (a LiteralSink)."""
+
+    def __init__(self, part: PartFile, clock: IReactorTime) -> None:
+        self._part = part
+        self._clock = clock
+
+    def write(self, data: bytes) -> None:
+        self._part.write(data)
+
+    def finish(self) -> PendingUpload:
+        self._part.close()
+        pending = PendingUpload(self._part)
+        self._clock.callLater(0, pending.discard_unclaimed)
+        return pending
+
+    def abort(self) -> None:
+        self._part.discard()
+
+
+class DiscardingSink:
+    """Reads an UPD literal that will be refused, keeping none of it."""
+
+    def __init__(self, refusal: RefusedUpload) -> None:
+        self._refusal = refusal
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def finish(self) -> RefusedUpload:
+        return self._refusal
+
+    def abort(self) -> None:
+        pass
+
+
+class Forum:
+    """Accounts, threads, messages and files; what the forum verbs call."""
+
+    def __init__(
+        self,
+        stores: Stores,
+        config: Config,
+        clock: IReactorTime,
+        names: Naming,
+        run_in_thread: ThreadRunner = deferToThread,
+    ) -> None:
+        self.accounts = Accounts(stores.accounts, names, clock, config.password_cost, run_in_thread)
+        self.store = stores.forum
+        self._confirm = stores.confirm
+        self.files: FileStore = stores.files
+        self._config = config
+        self._clock = clock
+
+    # -- accounts --------------------------------------------------------------
+
+    def is_account(self, name: str) -> Deferred[bool]:
+        """Whether ``name`` (ignoring case) is a registered forum account (NAME refuses those)."""
+        return self.accounts.is_account(name)
+
+    def session_closed(self, session: Session) -> None:
+        """The client is gone (QUIT, disconnect, idle timeout): log its account out."""
+        self.accounts.session_closed(session)
+
+    # -- threads and messages ------------------------------------------------------
+
+    def create_thread(self, session: Session, title: str) -> Deferred[None]:
+        """Create a thread owned by the session's user."""
+        d = self.accounts.user(session).addCallback(lambda user: self.store.create_thread(title, user))
+        return d.addCallback(self._created, title)
+
+    @staticmethod
+    def _created(created: bool, title: str) -> None:
+        if not created:
+            raise Refused("exists", f"Thread {title} exists")
+
+    def titles(self, session: Session) -> Deferred[list[str]]:
+        """Every thread title, oldest first."""
+        return self.accounts.user(session).addCallback(lambda _: self.store.titles())
+
+    def post(self, session: Session, title: str, raw: bytes) -> Deferred[int]:
+        """Post a message; fires with its number."""
+        limit = self._config.max_line
+        d = self.accounts.user(session).addCallback(
+            lambda user: self.store.add_post(title, user, post_text(raw, limit))
+        )
+        return d.addErrback(self._refuse, title)
+
+    def edit(self, session: Session, title: str, number: int, raw: bytes) -> Deferred[None]:
+        """Replace the text of one of the user's own messages."""
+        limit = self._config.max_line
+        d = self.accounts.user(session).addCallback(
+            lambda user: self.store.edit_post(title, number, user, post_text(raw, limit))
+        )
+        return d.addErrback(self._refuse, title, number)
+
+    def delete(self, session: Session, title: str, number: int) -> Deferred[None]:
+        """Delete one of the user's own messages; later ones renumber."""
+        d = self.accounts.user(session).addCallback(lambda user: self.store.delete_post(title, number, user))
+        return d.addErrback(self._refuse, title, number)
+
+    def read(self, session: Session, title: str) -> Deferred[list[Post | Upload]]:
+        """The thread's messages and uploads in posting order."""
+        d = self.accounts.user(session).addCallback(lambda _: self.store.entries(title))
+        return d.addErrback(self._refuse, title)
+
+    def remove_thread(self, session: Session, title: str) -> Deferred[None]:
+        """Remove a thread the user created, with its messages and files."""
+        d = self.accounts.user(session).addCallback(lambda user: self.store.remove_thread(title, user))
+        return d.addCallbacks(self._removed, self._refuse, (title,), None, (title,))
+
+    def _removed(self, blobs: list[str], title: str) -> Deferred[None]:
+        log.info("forum thread {title} removed with {n} files", title=title, n=len(blobs), category="GENERAL")
+        # The files go once the removal is durable: a crash before that keeps the thread and its files.
+        return succeed(None).addCallback(lambda _: self._confirm(None)).addCallback(self._delete, blobs)
+
+    def _delete(self, _: None, blobs: list[str]) -> None:
+        for blob in blobs:
+            try:
+                self.files.delete(blob)
+            except OSError:
+                log.failure("could not delete an uploaded file", category="ERROR")
+
+    # -- files ---------------------------------------------------------------------
+
+    def upload_sink(self, session: Session) -> UploadSink | DiscardingSink:
+        """Where an UPD literal goes: a part file, or nowhere when it will be refused anyway."""
+        if not self.accounts.may_be_logged_in(session):
+            return DiscardingSink(RefusedUpload("not-logged-in", "log in before uploading"))
+        try:
+            return UploadSink(self.files.begin(), self._clock)
+        except OSError:
+            log.failure("cannot create an upload file", category="ERROR")
+            return DiscardingSink(RefusedUpload("internal", "the server cannot store files now; it has been logged"))
+
+    def upload(self, session: Session, title: str, file: str, data: Any) -> Deferred[int]:
+        """Store an upload (a streamed PendingUpload, or bytes from the command line); fires with its size."""
+        if isinstance(data, RefusedUpload):
+            raise Refused(data.code, data.text)
+        part = data.claim() if isinstance(data, PendingUpload) else None
+        d = self.accounts.user(session).addCallback(self._keep, part, data, title, file)
+        if part is not None:
+            d.addErrback(self._drop_part, part)
+        return d
+
+    def _keep(self, user: str, part: PartFile | None, data: Any, title: str, file: str) -> Deferred[int]:
+        if part is None:
+            if len(data) > self._config.max_upload:
+                raise Refused("too-big", f"file exceeds the {self._config.max_upload}-byte upload limit")
+            part = self.files.begin()
+            part.write(data)
+        if part.size > self._config.max_upload:
+            part.discard()
+            raise Refused("too-big", f"file exceeds the {self._config.max_upload}-byte upload limit")
+        size = part.size
+        try:
+            blob = self.files.keep(part)
+        except OSError:
+            log.failure("cannot store an uploaded file", category="ERROR")
+            raise Refused("internal", "the server could not store the file; it has been logged") from None
+        d = self.store.add_upload(title, Upload(user, file, blob))
+        d.addCallbacks(self._uploaded, self._upload_refused, (user, title, file, size), None, (blob, title, file))
+        return d
+
+    @staticmethod
+    def _uploaded(_: None, user: str, title: str, file: str, size: int) -> int:
+        log.info(
+            "forum user {user} uploaded {file} ({size} bytes) to {title}",
+            user=user,
+            file=file,
+            size=size,
+            title=title,
+            category="GENERAL",
+        )
+        return size
+
+    def _upload_refused(self, failure: Failure, blob: str, title: str, file: str) -> Failure:
+        self.files.delete(blob)
+        return self._refuse(failure, title, file=file)
+
+    @staticmethod
+    def _drop_part(failure: Failure, part: PartFile) -> Failure:
+        part.discard()  # already moved into place (or deleted) when the failure came later
+        return failure
+
+    def download(self, session: Session, title: str, file: str) -> Deferred[tuple[int, BinaryIO]]:
+        """The size of an uploaded file and an open stream of its bytes (the caller closes it)."""
+        d = self.accounts.user(session).addCallback(lambda _: self.store.find_upload(title, file))
+        return d.addCallbacks(self._open, self._refuse, (title, file), None, (title,))
+
+    def _open(self, upload: Upload | None, title: str, file: str) -> tuple[int, BinaryIO]:
+        if upload is None:
+            raise Refused("no-file", f"{file} has not been uploaded to {title}")
+        return self.files.open(upload.blob)
+
+    @staticmethod
+    def _refuse(failure: Failure, title: str, number: int | None = None, file: str | None = None) -> Failure:
+        """Turn the store's refusals into the spec's errors; anything else passes."""
+        if failure.check(NoThread):
+            raise Refused("no-thread", f"Thread {title} does not exist")
+        if failure.check(NoMessage):
+            raise Refused("no-msg", f"Thread {title} has no message {number}")
+        if failure.check(NotOwner):
+            if number is None:
+                raise Refused("not-owner", f"Thread {title} was created by another user")
+            raise Refused("not-owner", f"Message {number} in {title} belongs to another user")
+        if failure.check(FileExists):
+            raise Refused("exists", f"{file} has already been uploaded to {title}")
+        return failure
