@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -54,7 +54,7 @@ class _Body:
     remaining: int
 
 
-@implementer(IClient, IPushProducer)
+@implementer(IClient, IPushProducer, IHalfCloseableProtocol)
 class Connection(LineReceiver, TimeoutMixin):
     """One TCP client."""
 
@@ -80,6 +80,7 @@ class Connection(LineReceiver, TimeoutMixin):
         self._output_paused = False
         self._event_backlog = 0
         self._closing = False
+        self._input_ended = False
 
     # -- connection lifecycle --------------------------------------------
 
@@ -111,6 +112,14 @@ class Connection(LineReceiver, TimeoutMixin):
             self._literal_sink = None
         if self.session is not None:
             self.broker.close_session(self.session)
+
+    def readConnectionLost(self) -> None:
+        """The client finished sending (``nc -N``): answer what it sent, then close."""
+        self._input_ended = True
+        self._flush()
+
+    def writeConnectionLost(self) -> None:
+        """The client stopped reading; connectionLost follows."""
 
     def timeoutConnection(self) -> None:
         if self._slots or self._body is not None:
@@ -253,7 +262,9 @@ class Connection(LineReceiver, TimeoutMixin):
                 break
             slot = self._slots.popleft()
             self._write_reply(slot.reply, slot.tag)
-        if len(self._slots) < MAX_PENDING_REPLIES:
+        if self._input_ended and not self._slots and self._body is None:
+            self.transport.loseConnection()
+        elif len(self._slots) < MAX_PENDING_REPLIES:
             self._resume_reading("pipeline")
 
     def _write_reply(self, reply: Reply, tag: bytes | None) -> None:

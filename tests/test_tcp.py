@@ -42,6 +42,17 @@ class GreetingAndBasicsTests(Connected):
         c.send(b"ping\nPiNg\r\n")
         self.assertEqual(c.output(), b"OK PONG\r\nOK PONG\r\n")
 
+    def test_half_close_answers_then_closes(self):
+        """A client that stops sending (nc -N) still gets every reply, then the server closes."""
+        a, b = self.client(), self.client()
+        a.send(b"PING\nRECV 5\n")
+        a.protocol.readConnectionLost()
+        self.assertEqual(a.replies()[0].text, "PONG")
+        self.assertFalse(a.transport.disconnecting)
+        b.command(b"SEND late")
+        self.assertEqual(a.replies()[0].payload, b"late")
+        self.assertTrue(a.transport.disconnecting)
+
     def test_quit_aliases(self):
         """QUIT, EXIT and XIT answer OK bye and close the connection."""
         for verb in (b"QUIT", b"exit", b"Xit"):
