@@ -37,6 +37,7 @@ from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.commands import Refused
+from msgsvc.converters import chat_name
 from msgsvc.session import Session
 from msgsvc.store.interfaces import Account, IAccountStore
 
@@ -52,15 +53,7 @@ LOGIN_FAILURES = 5
 """Failed logins one client address may make within LOGIN_WINDOW seconds."""
 LOGIN_WINDOW = 60.0
 
-_USER = re.compile(r"[A-Za-z0-9_.-]{1,32}\Z")
 _PASSWORD = re.compile(r"[\x21-\x7e]{1,128}\Z")
-
-
-def user_name(text: str) -> str:
-    """A user name: 1-32 of ``A-Za-z0-9_.-`` (the chat-name rule, since logging in sets the name)."""
-    if not _USER.match(text):
-        raise ValueError("a user name is 1-32 of A-Z a-z 0-9 _ . -")
-    return text
 
 
 def password(text: str) -> str:
@@ -465,7 +458,7 @@ def read_credentials(path: str) -> list[tuple[str, str]]:
             raise ValueError(f"{where}: expected 'username password'")
         name, secret = fields
         try:
-            user_name(name)
+            chat_name(name)  # user names follow the chat-name rule: logging in sets the name
             password(secret)
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None

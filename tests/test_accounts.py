@@ -381,7 +381,7 @@ class CredentialsFileTests(TestCase):
         cases = {
             b"alice\n": "line 1: expected 'username password'",
             b"alice pw extra\n": "expected",
-            b"ok pw\na/b hunter2\n": "line 2: a user name",
+            b"ok pw\na/b hunter2\n": "line 2: a name (chat name or forum user name)",
             b"alice hunter2\nALICE hunter3\n": "appears twice",
             b"alice caf\xc3\xa9\n": "not ASCII",
         }

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred
 
 from msgsvc.commands import Arg, CommandSet, Refused, Text
-from msgsvc.verbs.converters import chat_name, one_line
+from msgsvc.converters import chat_name, one_line
 from msgsvc.wire import Data, Ok, StreamedData, listing
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ from twisted.internet.defer import Deferred
 
 from msgsvc import accounts
 from msgsvc.commands import Arg, CommandSet, Text
+from msgsvc.converters import chat_name
 from msgsvc.forum import post_number, safe_name
 from msgsvc.store.interfaces import Post, Upload
 from msgsvc.wire import Data, Ok, StreamedData, listing
@@ -14,7 +15,7 @@ from msgsvc.wire import Data, Ok, StreamedData, listing
 commands = CommandSet()
 
 WELCOME = "Welcome to the forum"
-USER = Arg("user", accounts.user_name)
+USER = Arg("user", chat_name)
 PASSWORD = Arg("password", accounts.password)
 TITLE = Arg("title", safe_name)
 FILE = Arg("file", safe_name)

@@ -7,8 +7,8 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from msgsvc.commands import Arg, CommandSet, Refused, Text
+from msgsvc.converters import message_id, queue_name, wait_seconds
 from msgsvc.store.interfaces import Message, MessageTooBig
-from msgsvc.verbs.converters import message_id, queue_name, wait_seconds
 from msgsvc.wire import Data, Ok, listing
 
 commands = CommandSet()
