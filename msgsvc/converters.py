@@ -41,7 +41,7 @@ _CHAT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}\Z")
 def chat_name(text: str) -> str:
     """A chat name: 1-32 of ``A-Za-z0-9_.-``."""
     if not _CHAT_NAME.match(text):
-        raise ValueError("a name is 1-32 of A-Z a-z 0-9 _ . -")
+        raise ValueError("a name (chat name or forum user name) is 1-32 of A-Z a-z 0-9 _ . -")
     return text
 
 
