@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -120,7 +121,16 @@ class Server:
         except BaseException:
             self.stop()
             raise
+        # Keep reading its log: a server blocked on a full pipe would measure nothing.
+        threading.Thread(target=self._drain, daemon=True).start()
         return self
+
+    def _drain(self) -> None:
+        try:
+            for _ in self.process.stdout:
+                pass
+        except (OSError, ValueError):
+            pass  # closed by stop()
 
     def _read_until(self, pattern: re.Pattern[bytes]) -> re.Match[bytes]:
         """Read output lines until one matches; the server exiting first is ServerUnavailable."""
