@@ -50,6 +50,10 @@ class LiteralSink(Protocol):
         """The client left before the literal was complete: discard it."""
 
 
+_ENCODED: dict[str, bytes] = {}
+"""Argument prefixes, encoded once."""
+
+
 @dataclass(frozen=True)
 class Arg:
     """A space-free argument, converted by ``convert`` (which raises ValueError)."""
@@ -61,6 +65,11 @@ class Arg:
     prefix: str = ""
     """An optional argument with a prefix (``@queue``) is present only when the next word has it."""
     label: str = ""
+
+    @property
+    def raw_prefix(self) -> bytes:
+        """The prefix as it appears on the wire."""
+        return _ENCODED.get(self.prefix) or _ENCODED.setdefault(self.prefix, self.prefix.encode())
 
     def usage(self) -> str:
         """How the argument is written in HELP."""
@@ -120,13 +129,14 @@ class Command:
 
     def bind(self, args: bytes, literal: bytes | None) -> dict[str, Any]:
         """Map the request's arguments onto the handler's keyword parameters."""
-        params = list(self.params)
+        params = self.params
         values: dict[str, Any] = {}
         if literal is not None:
             if not params:
                 raise ValueError(f"{self.verb} takes no arguments")
-            last = params.pop()
+            last = params[-1]
             values[last.name] = last.bind(literal)
+            params = params[:-1]
         rest = args
         for param in params:
             if isinstance(param, Text):
@@ -134,14 +144,14 @@ class Command:
                 rest = b""
                 break
             word, _, remainder = rest.lstrip(b" ").partition(b" ")
-            if word and word.startswith(param.prefix.encode()):
+            if word and word.startswith(param.raw_prefix):
                 values[param.name] = param.bind(word)
                 rest = remainder
             elif param.optional:
                 values[param.name] = param.default
             else:
                 raise ValueError(f"missing {param.usage()}")
-        if rest.strip(b" "):
+        if rest and rest.strip(b" "):
             raise ValueError("too many arguments")
         return values
 
@@ -160,6 +170,21 @@ class CommandSet:
             return handler
 
         return register
+
+
+def settled(result: Deferred[Reply]) -> Reply | None:
+    """The reply of a Deferred that has already fired with one (as the memory store's do), else None.
+
+    Reading it directly spares the two callbacks per command that chaining onto
+    an already-fired Deferred costs. A fired, unpaused Deferred has run every
+    callback it was given; a failure, or a Deferred still waiting (unfired,
+    paused or chained to another), takes the ordinary path.
+    """
+    if result.called and not result.paused:
+        value = result.result
+        if isinstance(value, Reply):
+            return value
+    return None
 
 
 class CommandTable:
@@ -215,7 +240,10 @@ class CommandTable:
         except Exception:
             result = self._failed(Failure(), command)
         if isinstance(result, Deferred):
-            return result.addErrback(self._failed, command).addCallback(self._confirm, broker, command)
+            reply = settled(result)
+            if reply is None:
+                return result.addErrback(self._failed, command).addCallback(self._confirm, broker, command)
+            result = reply
         return self._confirm(result, broker, command)
 
     def _confirm(self, reply: Reply, broker: Broker, command: Command) -> Reply | Deferred[Reply]:

@@ -44,25 +44,31 @@ def parse_request(line: bytes) -> Request | None:
         return None
     tag = None
     bad_tag = False
-    if line.startswith(b"#"):
+    if line[0] == 35:  # "#"
         candidate, _, line = line[1:].partition(b" ")
         if _TAG.match(candidate):
             tag = candidate
         else:
             bad_tag = True
     literal_size = None
-    marker = _LITERAL.search(line)
-    if marker:
-        literal_size = int(marker.group(1))
-        line = line[: marker.start()]
-    verb, _, args = line.partition(b" ")
-    return Request(
-        verb=verb.decode("ascii", "replace").upper(),
-        args=args,
-        tag=tag,
-        bad_tag=bad_tag,
-        literal_size=literal_size,
-    )
+    if line.endswith(b"}"):  # only then can it end with a literal marker
+        marker = _LITERAL.search(line)
+        if marker:
+            literal_size = int(marker.group(1))
+            line = line[: marker.start()]
+    raw_verb, _, args = line.partition(b" ")
+    verb = _VERBS.get(raw_verb)
+    if verb is None:
+        verb = raw_verb.decode("ascii", "replace").upper()
+        if len(_VERBS) < _MAX_VERBS and len(raw_verb) <= 16:
+            _VERBS[raw_verb] = verb
+    return Request(verb, args, tag, bad_tag, literal_size)
+
+
+_VERBS: dict[bytes, str] = {}
+"""Verbs as sent, upper-cased: a cache, since clients send the same few verbs over and over."""
+_MAX_VERBS = 4096
+"""Entries kept at most, so random garbage cannot grow the cache without bound."""
 
 
 def printable(raw: bytes | str, limit: int = 40) -> str:
