@@ -17,6 +17,8 @@ from twisted.logger import Logger
 
 log = Logger()
 
+LISTEN_BACKLOG = 511
+"""Connections the kernel queues before they are accepted (as Redis and nginx); Twisted's 50 drops bursts."""
 PORT_ATTEMPTS = 20
 """How often to pick a new free port when ``--port 0`` finds its UDP twin taken."""
 
@@ -55,7 +57,7 @@ class ListenerService(Service):
     def _listen(self) -> None:
         port = self.port
         if self.tcp is not None:
-            self.listening.append(self.reactor.listenTCP(port, self.tcp, interface=self.interface))
+            self.listening.append(self.reactor.listenTCP(port, self.tcp, backlog=LISTEN_BACKLOG, interface=self.interface))
             port = self.listening[0].getHost().port
         if self.udp is not None:
             self.listening.append(self.reactor.listenUDP(port, self.udp, interface=self.interface))
