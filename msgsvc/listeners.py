@@ -57,7 +57,8 @@ class ListenerService(Service):
     def _listen(self) -> None:
         port = self.port
         if self.tcp is not None:
-            self.listening.append(self.reactor.listenTCP(port, self.tcp, backlog=LISTEN_BACKLOG, interface=self.interface))
+            tcp = self.reactor.listenTCP(port, self.tcp, backlog=LISTEN_BACKLOG, interface=self.interface)
+            self.listening.append(tcp)
             port = self.listening[0].getHost().port
         if self.udp is not None:
             self.listening.append(self.reactor.listenUDP(port, self.udp, interface=self.interface))

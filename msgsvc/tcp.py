@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -96,6 +96,8 @@ class Connection(LineReceiver, TimeoutMixin):
             self.transport.write(FULL.encode())
             self.transport.loseConnection()
             return
+        if ITCPTransport.providedBy(self.transport):
+            self.transport.setTcpNoDelay(True)  # replies are small and awaited: never hold one back (Nagle)
         self.transport.registerProducer(self, True)
         self.transport.write(GREETING)
         self.setTimeout(self.broker.config.idle_timeout)

@@ -284,6 +284,28 @@ class SqliteDurabilityTests(SynchronousTestCase):
         got = [self.settle(stores.queues.dequeue("q", None, 3.0)) for _ in range(3)]
         self.assertEqual([(m.id, m.payload, m.deliveries) for m in got], [(1, b"m0", 1), (2, b"m1", 0), (3, b"m2", 0)])
 
+    def test_message_taken_in_its_turn_is_never_written(self):
+        """A message sent and received before the commit leaves no row, and its id is still never reused."""
+        stores = self.reopen()
+        self.assertEqual(self.successResultOf(stores.queues.enqueue("q", b"quick", 1.0)), 1)
+        self.assertEqual(self.successResultOf(stores.queues.dequeue("q", None, 1.0)).payload, b"quick")
+        self.clock.advance(0)
+        (rows,) = stores.queues._db.read("SELECT COUNT(*) FROM messages").fetchone()
+        self.assertEqual(rows, 0)
+        stores = self.reopen(stores)
+        self.assertEqual(self.settle(stores.queues.enqueue("q", b"next", 1.0)), 2)
+
+    def test_written_messages_come_before_this_turns(self):
+        """Messages already written are taken before those sent in the current turn; a reserved one is written."""
+        stores = self.reopen()
+        self.settle(stores.queues.enqueue("q", b"old", 1.0))
+        stores.queues.enqueue("q", b"new", 1.0)
+        taken = self.successResultOf(stores.queues.dequeue("q", None, 1.0))
+        reserved = self.successResultOf(stores.queues.reserve("q", None, 1.0))
+        self.assertEqual((taken.payload, reserved.payload, reserved.deliveries), (b"old", b"new", 1))
+        stores = self.reopen(stores)
+        self.assertEqual(self.settle(stores.queues.dequeue("q", None, 2.0)).payload, b"new")
+
     def test_ids_unique_across_restarts(self):
         """A message id is never reused, even after the newest message was removed."""
         stores = self.reopen()

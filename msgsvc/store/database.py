@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -78,6 +78,8 @@ class Database:
         self._clock = clock
         self._waiting: list[tuple[Deferred, Any]] = []
         self._commit_call: IDelayedCall | None = None
+        self._in_transaction = False
+        self._before_commit: list[Callable[[], None]] = []
         if not os.path.exists(path):
             _create(path)
         self._connection = _open(path)
@@ -88,10 +90,28 @@ class Database:
 
     def write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Run a change inside the current grouped transaction (starting one if needed)."""
-        if self._commit_call is None:
-            self._connection.execute("BEGIN")
-            self._commit_call = self._clock.callLater(0, self.commit)
+        self._begin()
         return self._connection.execute(sql, params)
+
+    def write_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """Run one change for many rows inside the current grouped transaction."""
+        self._begin()
+        self._connection.executemany(sql, rows)
+
+    def changed(self) -> None:
+        """A change is waiting in memory for the next commit (see :meth:`before_commit`)."""
+        if self._commit_call is None:
+            self._commit_call = self._clock.callLater(0, self.commit)
+
+    def before_commit(self, flush: Callable[[], None]) -> None:
+        """Have ``flush`` write what it keeps in memory just before each commit."""
+        self._before_commit.append(flush)
+
+    def _begin(self) -> None:
+        self.changed()
+        if not self._in_transaction:
+            self._connection.execute("BEGIN")
+            self._in_transaction = True
 
     def after_commit(self, value: Any) -> Any:
         """``value`` itself when nothing is waiting to commit, else a Deferred firing with it after the commit."""
@@ -102,21 +122,26 @@ class Database:
         return result
 
     def commit(self) -> None:
-        """Commit the grouped transaction now and confirm what waited for it."""
+        """Write what waits in memory, commit the grouped transaction, and confirm what waited for it."""
         if self._commit_call is None:
             return
-        if self._commit_call.active():
-            self._commit_call.cancel()
-        self._commit_call = None
         waiting, self._waiting = self._waiting, []
         try:
-            self._connection.execute("COMMIT")
+            for flush in self._before_commit:
+                flush()
+            if self._in_transaction:
+                self._connection.execute("COMMIT")
         except sqlite3.Error as error:
             log.failure("commit to {path} failed", path=self.path, category="ERROR")
             self._connection.rollback()
             for result, _ in waiting:
                 result.errback(error)
             return
+        finally:
+            self._in_transaction = False
+            if self._commit_call.active():
+                self._commit_call.cancel()
+            self._commit_call = None
         for result, value in waiting:
             result.callback(value)
 

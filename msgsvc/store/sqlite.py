@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import replace
 from itertools import count
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -33,8 +35,9 @@ from msgsvc.store.interfaces import (
 class SqliteQueueStore:
     """Queues as rows ordered by ``position``; counts per queue are kept in memory.
 
-    Every operation takes effect at once inside the database's grouped
-    transaction; replies wait for its commit (see ``Database.after_commit``).
+    Every operation takes effect at once; replies wait for the grouped commit
+    (see ``Database.after_commit``). A message sent waits in memory until that
+    commit writes it, so one received in the same turn never touches the disk.
 
     The database is this process's alone (it is locked), so positions and
     counts can be tracked here instead of being queried: a message sent goes
@@ -46,6 +49,12 @@ class SqliteQueueStore:
         tail, head = db.read("SELECT MAX(position), MIN(position) FROM messages").fetchone()
         self._tail = (tail or 0) + 1
         self._head = (head or 0) - 1
+        sequence = db.read("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+        self._issued = self._persisted = sequence[0] if sequence else 0
+        """The highest message id handed out, and the highest recorded in the database."""
+        self._pending: dict[str, deque[tuple[Message, int]]] = {}
+        """Messages sent this turn, with their positions, not yet written."""
+        db.before_commit(self._write_pending)
         self._unreserved: dict[str, int] = dict(
             db.read("SELECT queue, COUNT(*) FROM messages GROUP BY queue").fetchall()
         )
@@ -56,12 +65,11 @@ class SqliteQueueStore:
         }
 
     def enqueue(self, queue: str, payload: bytes, now: float) -> Deferred[int]:
-        cursor = self._db.write(
-            "INSERT INTO messages (queue, position, payload, enqueued_at) VALUES (?, ?, ?, ?)",
-            (queue, self._next_tail(), payload, now),
-        )
+        self._issued += 1
+        self._pending.setdefault(queue, deque()).append((Message(self._issued, payload, now), self._next_tail()))
         _add(self._unreserved, queue, 1)
-        return succeed(cursor.lastrowid)
+        self._db.changed()
+        return succeed(self._issued)
 
     def dequeue(self, queue: str, max_bytes: int | None, now: float) -> Deferred[Message | None]:
         return self._take(queue, max_bytes, now, reserve=False)
@@ -70,19 +78,22 @@ class SqliteQueueStore:
         return self._take(queue, max_bytes, now, reserve=True)
 
     def _take(self, queue: str, max_bytes: int | None, now: float, reserve: bool) -> Deferred[Message | None]:
-        if not self._unreserved.get(queue):
+        waiting = self._unreserved.get(queue)
+        if not waiting:
             return succeed(None)
-        head = self._db.read(
-            "SELECT id, length(payload), enqueued_at, deliveries FROM messages"
-            " WHERE queue = ? AND reserved = 0 AND ready_at <= ? ORDER BY position LIMIT 1",
-            (queue, now),
-        ).fetchone()
+        pending = self._pending.get(queue)
+        head = None
+        if waiting > len(pending or ()):  # written messages come before this turn's
+            head = self._db.read(
+                "SELECT id, payload, enqueued_at, deliveries FROM messages"
+                " WHERE queue = ? AND reserved = 0 AND ready_at <= ? ORDER BY position LIMIT 1",
+                (queue, now),
+            ).fetchone()
         if head is None:
-            return succeed(None)
-        message_id, size, enqueued_at, deliveries = head
-        if max_bytes is not None and size > max_bytes:
-            return fail(MessageTooBig(size))
-        (payload,) = self._db.read("SELECT payload FROM messages WHERE id = ?", (message_id,)).fetchone()
+            return self._take_pending(queue, max_bytes, reserve) if pending else succeed(None)
+        message_id, payload, enqueued_at, deliveries = head
+        if max_bytes is not None and len(payload) > max_bytes:
+            return fail(MessageTooBig(len(payload)))
         self._delayed.pop(message_id, None)
         _add(self._unreserved, queue, -1)
         if reserve:
@@ -92,6 +103,45 @@ class SqliteQueueStore:
         else:
             self._db.write("DELETE FROM messages WHERE id = ?", (message_id,))
         return succeed(Message(message_id, payload, enqueued_at, deliveries))
+
+    def _take_pending(self, queue: str, max_bytes: int | None, reserve: bool) -> Deferred[Message | None]:
+        """Take a message sent this turn: received, it is never written; reserved, it is written as such."""
+        pending = self._pending[queue]
+        message, position = pending[0]
+        if max_bytes is not None and len(message.payload) > max_bytes:
+            return fail(MessageTooBig(len(message.payload)))
+        pending.popleft()
+        if not pending:
+            del self._pending[queue]
+        _add(self._unreserved, queue, -1)
+        if reserve:
+            message = replace(message, deliveries=1)
+            self._db.write(
+                "INSERT INTO messages (id, queue, position, payload, enqueued_at, deliveries, reserved)"
+                " VALUES (?, ?, ?, ?, ?, 1, 1)",
+                (message.id, queue, position, message.payload, message.enqueued_at),
+            )
+            _add(self._reserved, queue, 1)
+        return succeed(message)
+
+    def _write_pending(self, queue: str | None = None) -> None:
+        """Write the messages still waiting in memory (of one queue, or all), and the highest id handed out."""
+        queues = [queue] if queue is not None else list(self._pending)
+        rows = [
+            (message.id, name, position, message.payload, message.enqueued_at)
+            for name in queues
+            for message, position in self._pending.pop(name, ())
+        ]
+        if rows:
+            self._db.write_many(
+                "INSERT INTO messages (id, queue, position, payload, enqueued_at) VALUES (?, ?, ?, ?, ?)", rows
+            )
+        if self._issued > self._persisted:  # ids of messages never written are not handed out again
+            if not self._db.write(
+                "UPDATE sqlite_sequence SET seq = ? WHERE name = 'messages'", (self._issued,)
+            ).rowcount:
+                self._db.write("INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)", (self._issued,))
+            self._persisted = self._issued
 
     def acknowledge(self, message_id: int) -> Deferred[None]:
         queue = self._queue_of(message_id)
@@ -111,6 +161,7 @@ class SqliteQueueStore:
         return succeed(None)
 
     def move(self, message_id: int, queue: str, now: float) -> Deferred[None]:
+        self._write_pending(queue)  # so that the moved message stays behind the ones sent before it
         old_queue = self._queue_of(message_id)
         self._db.write(
             "UPDATE messages SET queue = ?, reserved = 0, position = ?, ready_at = 0 WHERE id = ?",
@@ -143,10 +194,11 @@ class SqliteQueueStore:
             " ORDER BY position LIMIT 1",
             (queue, now),
         ).fetchone()
+        oldest = head[0] if head else None
+        if oldest is None and queue in self._pending:
+            oldest = self._pending[queue][0][0].enqueued_at
         unreserved = self._unreserved.get(queue, 0)
-        return succeed(
-            QueueStats(unreserved - delayed, delayed, self._reserved.get(queue, 0), head[0] if head else None)
-        )
+        return succeed(QueueStats(unreserved - delayed, delayed, self._reserved.get(queue, 0), oldest))
 
     def _queue_of(self, message_id: int) -> str:
         (queue,) = self._db.read("SELECT queue FROM messages WHERE id = ?", (message_id,)).fetchone()
