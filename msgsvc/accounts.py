@@ -372,7 +372,7 @@ class Accounts:
 
     def _login(self, session: Session, name: str, secret: str) -> Deferred[str]:
         self._check_not_logged_in(session)
-        host = session.client.peer[0]
+        host = session.peer[0]
         self.throttle.begin(host)
         attempt = self.portal.login(UsernamePassword(name, secret), session, IForumUser)
         return attempt.addCallbacks(self._logged_in, self._login_failed, (session, host), None, (name, host))

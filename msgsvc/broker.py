@@ -24,7 +24,7 @@ from msgsvc.forum import Forum
 from msgsvc.interfaces import IClient
 from msgsvc.microblog import Microblog
 from msgsvc.queues import QueueService
-from msgsvc.session import Session
+from msgsvc.session import DEPARTED, Session
 from msgsvc.store import Stores
 
 log = Logger()
@@ -101,6 +101,7 @@ class Broker:
         if not session.open:
             return
         session.closed = self.clock.seconds()
+        session.client = DEPARTED  # the STATUS history must not keep connections alive
         if session.counted:
             del self._sessions[session.id]
             self._gone.append(session)

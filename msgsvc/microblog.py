@@ -53,8 +53,8 @@ def describe(session: Session) -> str:
     """Who sent a command, for the log: ``client <id>``, or ``udp <host>:<port>`` without a session."""
     if session.counted:
         return f"client {session.id}"
-    host, port = session.client.peer
-    return f"{session.client.transport_name} {host}:{port}"
+    host, port = session.peer
+    return f"{session.transport_name} {host}:{port}"
 
 
 class Microblog:

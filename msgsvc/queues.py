@@ -21,6 +21,8 @@ from msgsvc.session import Session
 from msgsvc.store.interfaces import IQueueStore, Message
 
 DEAD_SUFFIX = ".dead"
+MAX_SESSIONLESS_WAITERS = 256
+"""Waiting RECV/RESERVE datagrams from addresses without a UDP session (they hold no client slot)."""
 MAX_COUNTED_QUEUES = 10_000
 """Queues whose counters QSTAT remembers; the least recently used are forgotten beyond that."""
 
@@ -32,7 +34,7 @@ def dead_letter_queue(queue: str) -> str:
 
 def holder_of(session: Session) -> object:
     """Who holds a reservation: the client, or for a lone datagram its address."""
-    return session if session.counted else ("udp", session.client.peer)
+    return session if session.counted else ("udp", session.peer)
 
 
 @dataclass(eq=False)
@@ -80,6 +82,7 @@ class QueueService:
         self._reservations: dict[int, _Reservation] = {}
         self._reserved_by: dict[object, set[int]] = {}
         self._counters: OrderedDict[str, Counters] = OrderedDict()
+        self._sessionless_waiters = 0
 
     # -- sending and taking --------------------------------------------------
 
@@ -117,6 +120,10 @@ class QueueService:
             return self._hand_over(message, session, queue, reserve)
         if wait <= 0 or not session.open:
             return None
+        if not session.counted:
+            if self._sessionless_waiters >= MAX_SESSIONLESS_WAITERS:
+                raise Refused("full", "too many clients without a session are waiting; try again later")
+            self._sessionless_waiters += 1
         waiter = _Waiter(session, queue, max_bytes, reserve)
         waiter.timer = self._clock.callLater(wait, self._finish, waiter, None)
         self._waiting.setdefault(queue, deque()).append(waiter)
@@ -228,11 +235,9 @@ class QueueService:
     # -- clients leaving ---------------------------------------------------
 
     def session_closed(self, session: Session) -> None:
-        """A client left: its waiting takes end and take nothing; its reservations are released."""
-        for waiter in self._waiters_of.pop(session, ()):
-            waiter.done = True
-            if waiter.timer is not None and waiter.timer.active():
-                waiter.timer.cancel()
+        """A client left: its waiting takes end empty-handed; its reservations are released."""
+        for waiter in list(self._waiters_of.get(session, ())):
+            self._finish(waiter, None)
         if session.counted:
             # newest first, so that the oldest ends up first in line
             for message_id in sorted(self._reserved_by.get(session, ()), reverse=True):
@@ -266,8 +271,15 @@ class QueueService:
         if waiter.done:
             return
         waiter.done = True
+        if not waiter.session.counted:
+            self._sessionless_waiters -= 1
         if waiter.timer is not None and waiter.timer.active():
             waiter.timer.cancel()
+        line = self._waiting.get(waiter.queue)
+        if line is not None and waiter in line:  # expired or left: it leaves the line
+            line.remove(waiter)
+            if not line:
+                del self._waiting[waiter.queue]
         others = self._waiters_of.get(waiter.session)
         if others is not None:
             others.discard(waiter)

@@ -71,8 +71,10 @@ class Connection(LineReceiver, TimeoutMixin):
         self._slots: deque[_Slot] = deque()
         self._body: _Body | None = None
         self._held_events: list[bytes] = []
+        self._held_bytes = 0
         self._literal: Request | None = None
         self._literal_sink: LiteralSink | None = None
+        self._literal_discarded = False
         self._literal_parts: list[bytes] = []
         self._literal_missing = 0
         self._newline_after_literal = b""
@@ -109,6 +111,9 @@ class Connection(LineReceiver, TimeoutMixin):
             self._body.source.close()
             self._body = None
         self._slots.clear()
+        self._literal_parts = []
+        self._held_events = []
+        self.clearLineBuffer()
         if self._literal_sink is not None:
             self._literal_sink.abort()
             self._literal_sink = None
@@ -135,18 +140,23 @@ class Connection(LineReceiver, TimeoutMixin):
         if self._closing:
             return
         if self._body is not None:
+            if self._held_bytes + len(line) > MAX_EVENT_BACKLOG:
+                self._drop_slow_reader()
+                return
             self._held_events.append(line)
+            self._held_bytes += len(line)
             return
         if self._output_paused:
             self._event_backlog += len(line)
             if self._event_backlog > MAX_EVENT_BACKLOG:
-                log.warn(
-                    "client {id} does not read its events; disconnecting", id=self.session.id, category="CONNECTION"
-                )
-                self._closing = True
-                self.transport.abortConnection()
+                self._drop_slow_reader()
                 return
         self.transport.write(line)
+
+    def _drop_slow_reader(self) -> None:
+        log.warn("client {id} does not read its events; disconnecting", id=self.session.id, category="CONNECTION")
+        self._closing = True
+        self.transport.abortConnection()
 
     def close(self, reason: str) -> None:
         if self._closing:
@@ -182,6 +192,7 @@ class Connection(LineReceiver, TimeoutMixin):
             return
         self.setRawMode()
         self._literal = request
+        self._literal_discarded = request.bad_tag or self.table.lookup(request.verb) is None  # refused anyway
         self._literal_sink = self.table.literal_sink(request, self.broker, self.session)
         self._literal_parts = []
         self._literal_missing = request.literal_size
@@ -202,7 +213,7 @@ class Connection(LineReceiver, TimeoutMixin):
             data = data[len(part) :]
             if self._literal_sink is not None:
                 self._literal_sink.write(part)
-            else:
+            elif not self._literal_discarded:
                 self._literal_parts.append(part)
             self._literal_missing -= len(part)
             if self._literal_missing:
@@ -232,6 +243,7 @@ class Connection(LineReceiver, TimeoutMixin):
         self.clearLineBuffer()
         self._slots.append(_Slot(tag, Err(error.code, error.text, closes=True)))
         self._closing = True
+        LineReceiver.pauseProducing(self)  # nothing more is read from a connection that is closing
         self._flush()
 
     # -- replies, in order -------------------------------------------------
@@ -299,6 +311,7 @@ class Connection(LineReceiver, TimeoutMixin):
         body.source.close()
         self.transport.write(CRLF)
         held, self._held_events = self._held_events, []
+        self._held_bytes = 0
         for line in held:
             self.send_event(line)
         return True

@@ -71,9 +71,9 @@ def get(broker: Broker, session: Session, file: str) -> StreamedData:
 
 
 def _where(session: Session) -> str:
-    host, port = session.client.peer
+    host, port = session.peer
     host = f"[{host}]" if ":" in host else host
-    return f"{session.client.transport_name} {host}:{port}"
+    return f"{session.transport_name} {host}:{port}"
 
 
 def _iso(seconds: float) -> str:
