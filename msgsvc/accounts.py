@@ -29,7 +29,7 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -274,7 +274,6 @@ class Accounts:
         self._names = names
         self._logouts: dict[Session, Callable[[], None]] = {}
         self._registering: set[str] = set()
-        self._last: dict[Session, Deferred[None]] = {}
         """Per session with a LOGIN or REGISTER running: fires when the latest one is over."""
 
     @property
@@ -287,12 +286,12 @@ class Accounts:
         self.checker.run_in_thread = runner
 
     def user(self, session: Session) -> Deferred[str]:
-        """The session's account name, once any login it has running has settled.
+        """The session's account name; fails with Refused ``not-logged-in``.
 
-        Fails with Refused ``not-logged-in``. Waiting keeps pipelined commands
-        (``LOGIN`` then ``CRT``) in the order they were sent.
+        Commands pipelined after a LOGIN only run once it has settled (see
+        ``Session.hold``), so they see its outcome.
         """
-        return self._settled(session).addCallback(lambda _: self._current(session))
+        return maybeDeferred(self._current, session)
 
     def _current(self, session: Session) -> str:
         user = self.realm.user_of(session)
@@ -302,7 +301,7 @@ class Accounts:
 
     def may_be_logged_in(self, session: Session) -> bool:
         """Whether the session is logged in or has a login running."""
-        return session in self._last or self.realm.user_of(session) is not None
+        return session.held or self.realm.user_of(session) is not None
 
     def is_account(self, name: str) -> Deferred[bool]:
         """Whether ``name`` (ignoring case) is a registered account, or one being registered."""
@@ -337,33 +336,12 @@ class Accounts:
 
     # -- internals ---------------------------------------------------------------
 
-    def _settled(self, session: Session) -> Deferred[None]:
-        """Fires once the session's latest LOGIN or REGISTER (if one is running) is over."""
-        last = self._last.get(session)
-        if last is None:
-            return succeed(None)
-        waiter: Deferred[None] = Deferred()
-        last.addBoth(self._wake, waiter)
-        return waiter
-
     @staticmethod
-    def _wake(result: None, waiter: Deferred[None]) -> None:
-        waiter.callback(None)
+    def _serially(session: Session, action: Callable[..., Deferred[str]], *args: Any) -> Deferred[str]:
+        """Run a LOGIN or REGISTER; the client's later commands wait for its outcome."""
+        result = maybeDeferred(action, *args)
+        session.hold(result)
         return result
-
-    def _serially(self, session: Session, action: Callable[..., Deferred[str]], *args: Any) -> Deferred[str]:
-        """Run a LOGIN or REGISTER once the session's previous one is over."""
-        ready = self._settled(session)
-        mine: Deferred[None] = Deferred()
-        self._last[session] = mine
-        result = ready.addCallback(lambda _: action(*args))
-        return result.addBoth(self._done, session, mine)
-
-    def _done(self, outcome: Any, session: Session, mine: Deferred[None]) -> Any:
-        if self._last.get(session) is mine:
-            del self._last[session]
-        mine.callback(None)
-        return outcome
 
     def _check_not_logged_in(self, session: Session) -> None:
         current = self.realm.user_of(session)

@@ -225,7 +225,14 @@ class CommandTable:
         return command.literal_sink(broker, session)
 
     def dispatch(self, broker: Broker, session: Session, request: Request) -> Reply | Deferred[Reply]:
-        """Run one request; always yields a reply, never raises."""
+        """Run one request; always yields a reply, never raises.
+
+        A request waits while an earlier command of the same client holds it
+        (a LOGIN being checked), so pipelined commands see its outcome.
+        """
+        waiting = session.settled() if session is not None else None
+        if waiting is not None:
+            return waiting.addCallback(lambda _: self.dispatch(broker, session, request))
         if request.bad_tag:
             return Err("bad-args", "a tag is # followed by 1-16 letters or digits, then a space")
         command = self._by_verb.get(request.verb)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from msgsvc.interfaces import IClient
@@ -45,6 +47,39 @@ class Session:
     """The chat name, set by NAME or by logging in to the forum."""
     sent: int = 0
     """Chat messages this client has said."""
+
+    _hold: Deferred[None] | None = field(default=None, init=False, repr=False)
+
+    def hold(self, work: Deferred[Any]) -> None:
+        """Make this client's later commands wait until ``work`` is done (a login being checked)."""
+        done: Deferred[None] = Deferred()
+        self._hold = done
+
+        def release(result: Any) -> Any:
+            if self._hold is done:
+                self._hold = None
+            done.callback(None)
+            return result
+
+        work.addBoth(release)
+
+    @property
+    def held(self) -> bool:
+        """Whether an earlier command of this client is still holding the later ones."""
+        return self._hold is not None
+
+    def settled(self) -> Deferred[None] | None:
+        """None when nothing holds this client's commands, else a Deferred firing once the hold ends."""
+        if self._hold is None:
+            return None
+        waiter: Deferred[None] = Deferred()
+
+        def wake(result: Any) -> Any:
+            waiter.callback(None)
+            return result
+
+        self._hold.addBoth(wake)
+        return waiter
 
     def __post_init__(self) -> None:
         self.transport_name = self.client.transport_name

@@ -7,7 +7,7 @@ import threading
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
@@ -29,7 +29,7 @@ from msgsvc.commands import Refused
 from msgsvc.store.interfaces import Account
 from msgsvc.store.memory import MemoryAccountStore
 from msgsvc.tap import BrokerService, Options, makeService
-from tests.helpers import FakeClient, make_broker, temp_path
+from tests.helpers import FakeClient, TcpHarness, make_broker, temp_path
 
 
 def run_now(function, *args, **kwargs) -> Deferred:
@@ -317,11 +317,27 @@ class AccountsTests(TestCase):
         self.accounts.run_in_thread = lambda function, *args: hashing.addCallback(lambda _: function(*args))
         session = self.session(40002)
         login = self.accounts.login(session, "alice", "pw")
-        user = self.accounts.user(session)
+        user = session.settled().addCallback(lambda _: self.accounts.user(session))
         self.assertNoResult(user)
         hashing.callback(None)
         self.assertEqual(result_of(login), "alice")
         self.assertEqual(result_of(user), "alice")
+        self.assertFalse(session.held)
+
+    def test_pipelined_commands_see_the_login(self) -> None:
+        """Commands pipelined after LOGIN (chat, microblog, forum) run as the logged-in user."""
+        self.accounts.run_in_thread = lambda function, *args: deferLater(self.clock, 0.05, function, *args)
+        first = TcpHarness(self.broker, 40011)
+        first.send(b"REGISTER alice pw\n")
+        self.clock.advance(1)
+        first.disconnect()
+        other = TcpHarness(self.broker, 40012)
+        other.output()
+        other.send(b"LOGIN alice pw\nTWEET #t hi\nSAY hi\nCRT t\nTAGGED #t\n")
+        self.clock.advance(1)
+        replies = other.replies()
+        self.assertEqual([r.kind for r in replies], ["OK", "OK", "OK", "OK", "DATA"], replies)
+        self.assertIn(b"alice #t hi", replies[-1].payload)
 
     def test_realm_gives_forum_avatars_only(self) -> None:
         """The realm refuses interfaces other than IForumUser."""
