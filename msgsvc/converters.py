@@ -45,11 +45,20 @@ def chat_name(text: str) -> str:
     return text
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
 def one_line(text: bytes) -> str:
-    """Text that must fit on one line (it travels inside OK replies and events): UTF-8, no CR/LF."""
-    if b"\n" in text or b"\r" in text:
-        raise ValueError("the text must be one line")
+    """Text that others will see on one line (chat, microblog, forum posts).
+
+    UTF-8 without control characters but TAB: no line breaks (replies and
+    events are lines), no terminal escapes relayed to other people's screens.
+    The ValueError's text completes a sentence: "<what> must be ...".
+    """
     try:
-        return text.decode("utf-8")
+        decoded = text.decode("utf-8")
     except UnicodeDecodeError:
-        raise ValueError("the text must be UTF-8") from None
+        raise ValueError("must be UTF-8") from None
+    if _CONTROL.search(decoded):
+        raise ValueError("must be one line without control characters")
+    return decoded

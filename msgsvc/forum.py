@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from msgsvc.accounts import Accounts, Naming, ThreadRunner
 from msgsvc.commands import Refused
 from msgsvc.config import Config
+from msgsvc.converters import one_line
 from msgsvc.session import Session
 from msgsvc.store import Stores
 from msgsvc.store.files import FileStore, PartFile
@@ -31,7 +32,6 @@ log = Logger()
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}\Z")
 _NUMBER = re.compile(r"[0-9]{1,9}\Z")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def safe_name(text: str) -> str:
@@ -55,12 +55,9 @@ def post_text(raw: bytes, limit: int) -> str:
     if len(raw) > limit:
         raise Refused("too-long", f"message exceeds {limit} bytes")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Refused("bad-args", "the message text must be UTF-8") from None
-    if _CONTROL.search(text):
-        raise Refused("bad-args", "the message text must be one line without control characters")
-    return text
+        return one_line(raw)
+    except ValueError as error:
+        raise Refused("bad-args", f"the message text {error}") from None
 
 
 class PendingUpload:

@@ -1,8 +1,12 @@
 """Tests for the client library's reply parser and request encoder."""
 
+from twisted.internet.error import ConnectionDone, TimeoutError
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.client import Event, ProtocolViolation, Reply, ReplyParser, encode_command
+from msgsvc.client import Event, ProtocolViolation, Reply, ReplyParser, TcpClient, encode_command
 
 
 class ReplyParserTests(SynchronousTestCase):
@@ -49,3 +53,30 @@ class EncodeTests(SynchronousTestCase):
     def test_line_breaks_in_words_refused(self):
         """Line breaks cannot be smuggled into a command line."""
         self.assertRaises(ValueError, encode_command, "SEND", "a\nPING")
+
+
+class LiteralLookingTextTests(SynchronousTestCase):
+    """Text that ends like a literal marker must not be taken for one."""
+
+    def test_sent_as_literal(self):
+        """A last argument ending in {N} travels as a literal, so the server reads text, not a marker."""
+        self.assertEqual(encode_command("SAY", "see you at {2}"), b"SAY {14}\r\nsee you at {2}\r\n")
+        self.assertEqual(encode_command("SAY", "{2} alone"), b"SAY {2} alone\r\n")
+
+
+class TimeoutTests(SynchronousTestCase):
+    """A client whose server goes silent gives up."""
+
+    def test_overdue_reply_fails_and_drops_connection(self):
+        """With a command timeout, a missing reply fails with TimeoutError and the connection is dropped."""
+        clock = Clock()
+        client = TcpClient(reactor=clock, timeout=5)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        client.dataReceived(b"OK msgsvc 0.1.0 ready\r\n")
+        pending = client.command("PING")
+        clock.advance(5)
+        self.failureResultOf(pending, TimeoutError)
+        self.assertTrue(transport.disconnecting)
+        client.dataReceived(b"OK PONG\r\n")  # a late reply is ignored, not an error
+        client.connectionLost(Failure(ConnectionDone()))

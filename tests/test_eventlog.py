@@ -157,7 +157,7 @@ class ServerEventsTests(TestCase):
                 ("CONNECTION", "client 1 connected over tcp from 127.0.0.1:40001"),
                 ("GENERAL", "client 1 posted message 1 as anonymous (hashtags: world)"),
                 ("ERROR", "client 1 tweet refused: 151 characters"),
-                ("ERROR", "udp 127.0.0.1:50000 tweet refused: line break"),
+                ("ERROR", "udp 127.0.0.1:50000 tweet refused: must be one line without control characters"),
                 ("CONNECTION", "client 1 disconnected"),
             ],
         )

@@ -55,12 +55,14 @@ class TweetTests(TestCase):
 
     def test_not_utf8_refused(self) -> None:
         """A message that is not UTF-8 gets ERR bad-args and is not stored."""
-        self.assertEqual(self.say(b"TWEET caf\xe9"), b"ERR bad-args a message must be UTF-8 text\r\n")
+        self.assertEqual(self.say(b"TWEET caf\xe9"), b"ERR bad-args a message must be UTF-8\r\n")
         self.assertEqual(self.say(b"LAST"), EMPTY)
 
     def test_line_break_refused(self) -> None:
         """A literal holding a line break gets ERR bad-args: messages travel as event lines."""
-        self.assertEqual(self.say(b"TWEET {3}\r\na\nb"), b"ERR bad-args a message is one line\r\n")
+        self.assertEqual(
+            self.say(b"TWEET {3}\r\na\nb"), b"ERR bad-args a message must be one line without control characters\r\n"
+        )
         self.assertEqual(self.say(b"LAST"), EMPTY)
 
     def test_literal_accepted(self) -> None:

@@ -24,7 +24,7 @@ def connect(reactor, host: str, port: int, transport: str, on_event: Callable[[E
     """A client over ``transport`` ('TCP' or 'UDP')."""
     if transport == "UDP":
         return connect_udp(reactor, host, port, on_event, timeout=1.0, retries=3)
-    return connect_tcp(reactor, host, port, on_event, timeout=TIMEOUT)
+    return connect_tcp(reactor, host, port, on_event, timeout=TIMEOUT, command_timeout=TIMEOUT)
 
 
 def explain(failure_value: BaseException, host: str, port: int, transport: str) -> str:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
+_LITERAL_MARKER = re.compile(r" \{[0-9]+\}\Z")
+
 
 def encode_command(verb: str, *args: str, payload: bytes | None = None, tag: str | None = None) -> bytes:
-    """One command; ``payload`` (any bytes) goes as a ``{N}`` literal after the other arguments."""
+    """One command; ``payload`` (any bytes) goes as a ``{N}`` literal after the other arguments.
+
+    A last argument that would end the line like a literal marker (``see you at {2}``)
+    is sent as a literal itself, so the server reads it as text.
+    """
+    if payload is None and args and _LITERAL_MARKER.search(" ".join([verb, *args])):
+        *args, last = args
+        payload = last.encode()
     words = [verb, *args]
     if payload is not None:
         words.append(f"{{{len(payload)}}}")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionLost, TimeoutError
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
@@ -21,21 +21,31 @@ EventHandler = Callable[[Event], None]
 class TcpClient(Protocol):
     """Sends commands and matches replies to them in order; ``greeting`` fires on the server's hello."""
 
-    def __init__(self, on_event: EventHandler | None = None) -> None:
+    def __init__(self, on_event: EventHandler | None = None, reactor=None, timeout: float | None = None) -> None:
         self.on_event = on_event or (lambda event: None)
+        self.reactor = reactor
+        self.timeout = timeout
+        """Seconds a command may wait for its reply (None: forever); then the connection is dropped."""
         self.greeting: Deferred[Reply] = Deferred()
         self.disconnected: Deferred[None] = Deferred()
         self._parser = ReplyParser()
         self._waiting: deque[Deferred[Reply]] = deque([self.greeting])
 
     def command(self, verb: str, *args: str, payload: bytes | None = None) -> Deferred[Reply]:
-        """Send a command; fires with its Reply, or fails with ServerError on ``ERR``."""
+        """Send a command; fires with its Reply, or fails with ServerError on ``ERR`` or TimeoutError."""
         if self.disconnected.called:
             return fail(ConnectionLost("the connection is closed"))
         waiting: Deferred[Reply] = Deferred()
         self._waiting.append(waiting)
         self.transport.write(encode_command(verb, *args, payload=payload))
+        if self.timeout is not None:
+            waiting.addTimeout(self.timeout, self.reactor, onTimeoutCancel=self._timed_out)
         return waiting
+
+    def _timed_out(self, result: object, timeout: float) -> Failure:
+        """A reply is overdue: later replies could no longer be matched, so the connection goes."""
+        self.transport.abortConnection()
+        return Failure(TimeoutError(f"no reply within {timeout:g} seconds"))
 
     def dataReceived(self, data: bytes) -> None:
         try:
@@ -48,6 +58,8 @@ class TcpClient(Protocol):
                 self.on_event(item)
             elif self._waiting:
                 waiting = self._waiting.popleft()
+                if waiting.called:  # timed out already
+                    continue
                 if item.kind == "ERR":
                     waiting.errback(ServerError(item))
                 else:
@@ -56,17 +68,26 @@ class TcpClient(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:
         waiting, self._waiting = self._waiting, deque()
         for pending in waiting:
-            pending.errback(ConnectionLost("the server closed the connection"))
+            if not pending.called:
+                pending.errback(ConnectionLost("the server closed the connection"))
         self.disconnected.callback(None)
 
 
 def connect_tcp(
-    reactor, host: str, port: int, on_event: EventHandler | None = None, timeout: float = 10
+    reactor,
+    host: str,
+    port: int,
+    on_event: EventHandler | None = None,
+    timeout: float = 10,
+    command_timeout: float | None = None,
 ) -> Deferred[TcpClient]:
-    """Connect and wait for the greeting; fails with ServerError when the server is full."""
+    """Connect and wait for the greeting; fails with ServerError when the server is full.
+
+    ``timeout`` bounds connecting; ``command_timeout`` (None: no limit) bounds each reply.
+    """
 
     async def connect() -> TcpClient:
-        client = TcpClient(on_event)
+        client = TcpClient(on_event, reactor, command_timeout)
         await connectProtocol(HostnameEndpoint(reactor, host, port, timeout=timeout), client)
         await client.greeting.addTimeout(timeout, reactor)
         return client

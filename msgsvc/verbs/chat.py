@@ -36,7 +36,7 @@ def say(broker: Broker, session: Session, text: bytes) -> Ok:
     try:
         line = one_line(text)
     except ValueError as error:
-        raise Refused("bad-args", str(error)) from None
+        raise Refused("bad-args", f"chat text {error}") from None
     if not line.strip():
         raise Refused("bad-args", "nothing to say")
     broker.chat.say(session, line)

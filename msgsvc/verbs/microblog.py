@@ -7,6 +7,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from msgsvc.commands import Arg, CommandSet, Refused, Text
+from msgsvc.converters import one_line
 from msgsvc.microblog import ALL, MAX_CHARACTERS, describe, hashtag
 from msgsvc.store.interfaces import Tweet
 from msgsvc.wire import Data, Ok, listing
@@ -41,9 +42,9 @@ def _refuse(session, code: str, text: str, why: str) -> Refused:
 @commands.verb("TWEET", Text("text"), summary=f"post a message of at most {MAX_CHARACTERS} characters")
 def tweet(broker, session, text: bytes) -> Deferred:
     try:
-        message = text.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _refuse(session, "bad-args", "a message must be UTF-8 text", "not UTF-8") from None
+        message = one_line(text)
+    except ValueError as error:
+        raise _refuse(session, "bad-args", f"a message {error}", str(error)) from None
     if len(message) > MAX_CHARACTERS:
         raise _refuse(
             session,
@@ -51,8 +52,6 @@ def tweet(broker, session, text: bytes) -> Deferred:
             f"message exceeds {MAX_CHARACTERS} characters",
             f"{len(message)} characters",
         )
-    if "\r" in message or "\n" in message:
-        raise _refuse(session, "bad-args", "a message is one line", "line break")
     return broker.microblog.post(session, message).addCallback(lambda tweet_id: Ok(f"{tweet_id} posted"))
 
 
