@@ -31,6 +31,8 @@ class ChatRoom:
         if not session.counted:
             raise Refused("bad-args", "a name needs a connection or UDP session")
         old = session.name
+        if old == name:
+            return
         if old is not None:
             del self._members[old.casefold()]
             self._broadcast(event("LEAVE", old), session)

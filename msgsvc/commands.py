@@ -235,6 +235,8 @@ class CommandTable:
             return waiting.addCallback(lambda _: self.dispatch(broker, session, request))
         if request.bad_tag:
             return Err("bad-args", "a tag is # followed by 1-16 letters or digits, then a space")
+        if not request.verb:
+            return Err("bad-args", "a command is missing after the tag")
         command = self._by_verb.get(request.verb)
         if command is None:
             return Err("unknown-command", f"unknown command '{printable(request.verb)}'; HELP lists commands")

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_listeners -*-
+# -*- test-case-name: tests.test_tap -*-
 """Listening on one port number over TCP and UDP.
 
 ``internet.TCPServer`` and ``UDPServer`` each bind on their own, so with

@@ -24,12 +24,11 @@ from msgsvc.broker import Broker
 from msgsvc.commands import CommandTable, LiteralSink
 from msgsvc.interfaces import IClient
 from msgsvc.session import Session
-from msgsvc.wire import CRLF, BodySource, Err, Reply, Request, StreamedData, event, parse_request
+from msgsvc.wire import CRLF, FULL, BodySource, Err, Reply, Request, StreamedData, event, parse_request
 
 log = Logger()
 
 GREETING = f"OK msgsvc {__version__} ready; HELP lists commands".encode() + CRLF
-FULL = Err("full", "Server is full, try again later.")
 MAX_PENDING_REPLIES = 64
 """Replies a client may have outstanding before the server stops reading its commands."""
 MAX_EVENT_BACKLOG = 1 << 20

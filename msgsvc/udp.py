@@ -16,8 +16,7 @@ from msgsvc.broker import Broker
 from msgsvc.commands import CommandTable
 from msgsvc.interfaces import IClient
 from msgsvc.session import Session
-from msgsvc.tcp import FULL
-from msgsvc.wire import Err, Reply, Request, StreamedData, event, parse_request
+from msgsvc.wire import FULL, Err, Reply, Request, StreamedData, event, parse_request
 
 log = Logger()
 
@@ -27,6 +26,8 @@ DATA_HEADROOM = 64
 """Bytes of a DATA reply that are not payload: tag, header line, CRLFs."""
 REPLY_CACHE_SECONDS = 60.0
 REPLY_CACHE_BYTES = 16 << 20
+CACHE_ENTRY_OVERHEAD = 256
+"""Bytes an entry costs besides its reply (key, tuple, dict slot), counted against REPLY_CACHE_BYTES."""
 
 Address = tuple
 
@@ -87,7 +88,7 @@ class ReplyCache:
         if entry is None:
             return
         self._entries[key] = (entry[0], reply)
-        self._bytes += len(reply)
+        self._bytes += len(reply) + CACHE_ENTRY_OVERHEAD
         while self._bytes > self._max_bytes:
             self._drop_oldest()
 
@@ -98,7 +99,8 @@ class ReplyCache:
 
     def _drop_oldest(self) -> None:
         _, (_, reply) = self._entries.popitem(last=False)
-        self._bytes -= len(reply or b"")
+        if reply is not None:
+            self._bytes -= len(reply) + CACHE_ENTRY_OVERHEAD
 
 
 @dataclass(frozen=True, slots=True)

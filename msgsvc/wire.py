@@ -17,7 +17,7 @@ from typing import Protocol
 CRLF = b"\r\n"
 
 _TAG = re.compile(rb"[A-Za-z0-9]{1,16}\Z")
-_LITERAL = re.compile(rb" \{([0-9]{1,18})\}\Z")
+_LITERAL = re.compile(rb" \{([0-9]+)\}\Z")
 
 
 @dataclass(slots=True)
@@ -164,6 +164,10 @@ class StreamedData(Reply):
         finally:
             self.source.close()
         return self.header(tag) + payload + CRLF
+
+
+FULL = Err("full", "Server is full, try again later.")
+"""The refusal when ``--max-clients`` is reached (the original's text)."""
 
 
 def data_header(size: int, label: str, tag: bytes | None) -> bytes:

@@ -58,6 +58,14 @@ class NameTests(ChatCase):
         self.assertEqual(self.events(bob), [("JOIN", "alice"), ("LEAVE", "alice")])
         self.client("ALICE")
 
+    def test_same_name_again_is_quiet(self):
+        """NAME with the name you already have changes nothing and tells nobody."""
+        bob = self.client("bob")
+        alice = self.client("alice")
+        bob.output()
+        self.assertEqual(alice.command(b"NAME alice").text, "Your name is set as: alice")
+        self.assertEqual(bob.output(), b"")
+
     def test_rename(self):
         """Renaming is heard as LEAVE of the old name and JOIN of the new."""
         bob = self.client("bob")

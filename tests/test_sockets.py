@@ -120,7 +120,7 @@ class QueueClientCliTests(RealServer):
             out, err, code = yield self.run_cli("127.0.0.1", str(self.port), transport, "receive")
             self.assertEqual((out, code), (b"Received:\nThis is message one. I am 41 characters.\n", 0), err)
             out, err, code = yield self.run_cli("127.0.0.1", str(self.port), transport, "receive")
-            self.assertEqual((out, err, code), (b"", b"msgsvc-client: Error - no messages in queue.\n", 1))
+            self.assertEqual((out, err, code), (b"", b"Error - no messages in queue.\n", 1))
 
     @defer.inlineCallbacks
     def test_zero_byte_file(self):

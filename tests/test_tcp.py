@@ -171,6 +171,18 @@ class PipeliningAndTagTests(Connected):
         c.send(b"#a1 PING\n#Z9 SEND x\n#q RECV\n")
         self.assertEqual(c.output(), b"#a1 OK PONG\r\n#Z9 OK 1 queued 1 bytes\r\n#q DATA 1 1\r\nx\r\n")
 
+    def test_tag_without_command(self):
+        """A line holding only a tag gets ERR bad-args, tagged."""
+        self.assertEqual(self.client().command(b"#a7").code, "bad-args")
+
+    def test_huge_literal_marker_refused(self):
+        """A literal marker of any number of digits is a literal: too big, so refused and closed."""
+        c = self.client()
+        c.send(b"SEND {99999999999999999999}\nPING\n")
+        self.assertEqual(c.replies()[0].code, "too-big")
+        self.assertTrue(c.transport.disconnecting)
+        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [])
+
     def test_bad_tag(self):
         """A malformed tag gets ERR bad-args without a tag and runs nothing."""
         c = self.client()

@@ -3,7 +3,7 @@
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.commands import CommandSet, CommandTable
-from msgsvc.udp import MAX_DATAGRAM, ReplyCache
+from msgsvc.udp import CACHE_ENTRY_OVERHEAD, MAX_DATAGRAM, ReplyCache
 from msgsvc.verbs import general, queue
 from msgsvc.wire import Err, Ok
 from tests.helpers import TcpHarness, UdpHarness, make_broker
@@ -158,11 +158,12 @@ class TagRetryTests(SynchronousTestCase):
 
     def test_cache_bounded_in_bytes(self):
         """The cache forgets its oldest replies beyond its byte budget."""
-        cache = ReplyCache(self.broker.clock, max_bytes=10)
+        cache = ReplyCache(self.broker.clock, max_bytes=2 * (5 + CACHE_ENTRY_OVERHEAD))
         for n in range(5):
             cache.begin((ALICE, n))
             cache.store((ALICE, n), b"12345")
-        self.assertEqual(cache.lookup((ALICE, 0)), (False, None))
+        self.assertEqual(cache.lookup((ALICE, 2)), (False, None))
+        self.assertEqual(cache.lookup((ALICE, 3)), (True, b"12345"))
         self.assertEqual(cache.lookup((ALICE, 4)), (True, b"12345"))
 
 

@@ -31,7 +31,7 @@ def explain(failure_value: BaseException, host: str, port: int, transport: str) 
     """One line saying what went wrong, for a person."""
     where = f"{host}:{port} over {transport}"
     if isinstance(failure_value, ServerError):
-        return failure_value.text if failure_value.code == "empty" else f"server refused: {failure_value}"
+        return f"server refused: {failure_value}"
     if isinstance(failure_value, (error.TimeoutError, TimeoutError)):
         return f"no answer from {where} (is the server running?)"
     if isinstance(failure_value, error.DNSLookupError):
@@ -51,6 +51,13 @@ def run(program: str, body: Callable[[Any], Coroutine[Any, Any, None]], host: st
     async def main(reactor) -> None:
         try:
             await body(reactor)
+        except ServerError as failure:
+            # the original's words for an empty queue stand alone; other refusals name the program
+            empty = failure.code == "empty"
+            sys.stderr.write(
+                failure.text + "\n" if empty else f"{program}: {explain(failure, host, port, transport)}\n"
+            )
+            raise SystemExit(1) from None
         except Exception as failure:  # every failure becomes one line and exit status 1
             sys.stderr.write(f"{program}: {explain(failure, host, port, transport)}\n")
             raise SystemExit(1) from None

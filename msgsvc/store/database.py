@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sqlite -*-
+# -*- test-case-name: tests.test_reliable -*-
 """The SQLite database file: opening it safely, migrating it, and grouping commits.
 
 One connection, owned by the reactor thread. The file is locked exclusively for

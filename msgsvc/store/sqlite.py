@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sqlite -*-
+# -*- test-case-name: tests.test_reliable -*-
 """The SQLite stores: queues, microblog, accounts and forum in one database file (see ``database``)."""
 
 from __future__ import annotations
