@@ -14,8 +14,10 @@ from itertools import count
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
+from msgsvc.accounts import ThreadRunner
 from msgsvc.chat import ChatRoom
 from msgsvc.config import Config
 from msgsvc.diagnostics import Diagnostics
@@ -36,7 +38,10 @@ SHUTDOWN_GRACE = 2.0
 class Broker:
     """All messaging state and logic, shared by every transport."""
 
-    def __init__(self, stores: Stores, config: Config, clock: IReactorTime) -> None:
+    def __init__(
+        self, stores: Stores, config: Config, clock: IReactorTime, run_in_thread: ThreadRunner = deferToThread
+    ) -> None:
+        """``run_in_thread`` runs slow blocking work (password hashing, syncing uploads) off the event loop."""
         self.config = config
         self.clock = clock
         self.stores = stores
@@ -52,7 +57,7 @@ class Broker:
         self.microblog = Microblog(stores.tweets)
         self.diagnostics = Diagnostics(clock)
         self._on_close += [self.microblog.session_closed, self.diagnostics.session_closed]
-        self.forum = Forum(stores, config, clock, self.chat)
+        self.forum = Forum(stores, config, clock, self.chat, run_in_thread)
         self._on_close.append(self.forum.session_closed)
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None

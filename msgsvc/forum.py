@@ -139,6 +139,7 @@ class Forum:
         run_in_thread: ThreadRunner = deferToThread,
     ) -> None:
         self.accounts = Accounts(stores.accounts, names, clock, config.password_cost, run_in_thread)
+        self._run_in_thread = run_in_thread
         self.store = stores.forum
         self._confirm = stores.confirm
         self.files: FileStore = stores.files
@@ -246,11 +247,17 @@ class Forum:
             part.discard()
             raise Refused("too-big", f"file exceeds the {self._config.max_upload}-byte upload limit")
         size = part.size
-        try:
-            blob = self.files.keep(part)
-        except OSError:
-            log.failure("cannot store an uploaded file", category="ERROR")
-            raise Refused("internal", "the server could not store the file; it has been logged") from None
+        # Keeping a blob syncs it to disk on a durable store: done off the event loop.
+        kept = self._run_in_thread(self.files.keep, part).addErrback(self._not_kept)
+        return kept.addCallback(self._record_upload, user, title, file, size)
+
+    @staticmethod
+    def _not_kept(failure: Failure) -> None:
+        failure.trap(OSError)
+        log.failure("cannot store an uploaded file", failure, category="ERROR")
+        raise Refused("internal", "the server could not store the file; it has been logged")
+
+    def _record_upload(self, blob: str, user: str, title: str, file: str, size: int) -> Deferred[int]:
         d = self.store.add_upload(title, Upload(user, file, blob))
         d.addCallbacks(self._uploaded, self._upload_refused, (user, title, file, size), None, (blob, title, file))
         return d

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -37,10 +38,15 @@ def settle(broker: Broker) -> None:
         broker.clock.advance(0)
 
 
+def run_now(function, *args, **kwargs) -> Deferred:
+    """A stand-in for deferToThread that runs the function at once (tests run on a Clock)."""
+    return maybeDeferred(function, *args, **kwargs)
+
+
 def make_broker(clock: Clock | None = None, store: str = "memory", **settings) -> Broker:
-    """A broker over a fresh store, on a Clock."""
+    """A broker over a fresh store, on a Clock, doing its 'threaded' work at once."""
     clock = clock or Clock()
-    return Broker(open_stores(store, clock), Config(**settings), clock)
+    return Broker(open_stores(store, clock), Config(**settings), clock, run_now)
 
 
 @implementer(IClient)

@@ -6,7 +6,7 @@ import threading
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
@@ -25,22 +25,19 @@ from msgsvc.accounts import (
     read_credentials,
     verify_password,
 )
+from msgsvc.broker import Broker
 from msgsvc.commands import Refused
+from msgsvc.config import Config
+from msgsvc.store import open_stores
 from msgsvc.store.interfaces import Account
 from msgsvc.store.memory import MemoryAccountStore
 from msgsvc.tap import BrokerService, Options, makeService
-from tests.helpers import FakeClient, TcpHarness, make_broker, temp_path
-
-
-def run_now(function, *args, **kwargs) -> Deferred:
-    """A stand-in for deferToThread that runs the function at once."""
-    return maybeDeferred(function, *args, **kwargs)
+from tests.helpers import FakeClient, TcpHarness, make_broker, run_now, temp_path
 
 
 def forum_broker(clock: Clock | None = None, **settings):
     """A broker with the cheapest password hash, hashing in place."""
     broker = make_broker(clock, password_cost=1, **settings)
-    broker.forum.accounts.run_in_thread = run_now
     return broker
 
 
@@ -366,7 +363,8 @@ class AccountsTests(TestCase):
 
     def test_real_thread_register_and_login(self) -> None:
         """With the default runner, REGISTER and LOGIN complete through the thread pool."""
-        broker = make_broker(Clock(), password_cost=1, max_clients=0)
+        clock = Clock()
+        broker = Broker(open_stores("memory", clock), Config(password_cost=1, max_clients=0), clock)
         first = broker.open_session(FakeClient())
         d = broker.forum.accounts.register(first, "dave", "pw")
         self.assertNoResult(d)

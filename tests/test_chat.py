@@ -8,7 +8,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from msgsvc.client import Event
 from msgsvc.tcp import CHUNK
 from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_dir
-from tests.test_accounts import run_now
 
 ALICE_UDP = ("127.0.0.1", 51001)
 
@@ -78,7 +77,6 @@ class NameTests(ChatCase):
         """NAME cannot take a registered forum account's name, whatever its case; its owner may."""
         owner = TcpHarness(self.broker, next(self.ports))
         owner.output()
-        self.broker.forum.accounts.run_in_thread = run_now
         self.assertEqual(owner.command(b"REGISTER Dana pw").text, "Welcome to the forum")
         reply = self.client().command(b"NAME dana")
         self.assertEqual(
