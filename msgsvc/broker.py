@@ -54,7 +54,7 @@ class Broker:
         self._gone: deque[Session] = deque(maxlen=config.history)
         self._ids = count(1)
         self._on_close: list[Callable[[Session], None]] = [self.queues.session_closed, self.chat.session_closed]
-        self.microblog = Microblog(stores.tweets)
+        self.microblog = Microblog(stores.tweets, stores.confirm)
         self.diagnostics = Diagnostics(clock)
         self._on_close += [self.microblog.session_closed, self.diagnostics.session_closed]
         self.forum = Forum(stores, config, clock, self.chat, run_in_thread)

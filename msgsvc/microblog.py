@@ -10,8 +10,10 @@ followers and a leaving client is forgotten in proportion to what it followed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from msgsvc.session import Session
@@ -60,8 +62,10 @@ def describe(session: Session) -> str:
 class Microblog:
     """Posting, reading and following microblog messages."""
 
-    def __init__(self, store: ITweetStore) -> None:
+    def __init__(self, store: ITweetStore, confirm: Callable[[Any], Any] = lambda value: value) -> None:
+        """``confirm`` holds a value until the store's changes are durable (see ``Stores.confirm``)."""
         self._store = store
+        self._confirm = confirm
         self._followers: dict[str, dict[Session, None]] = {}
         """Tag (or ALL) to the sessions following it, in the order they followed."""
         self._following: dict[Session, set[str]] = {}
@@ -82,10 +86,14 @@ class Microblog:
             category="GENERAL",
         )
         line = event("TWEET", str(tweet_id), author, text)
-        for follower in self._followers_of(tags):
-            if follower is not session and follower.open:
-                follower.client.send_event(line)
+        # Followers hear of a message only once it is durable: a crash cannot take back what they saw.
+        succeed(None).addCallback(lambda _: self._confirm(None)).addCallback(self._tell, line, tags, session)
         return tweet_id
+
+    def _tell(self, _: None, line: bytes, tags: frozenset[str], author: Session) -> None:
+        for follower in self._followers_of(tags):
+            if follower is not author and follower.open:
+                follower.client.send_event(line)
 
     def _followers_of(self, tags: frozenset[str]) -> dict[Session, None]:
         """Every session following ALL or one of ``tags``, each once."""

@@ -6,10 +6,11 @@ import sqlite3
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from msgsvc.microblog import ALL
 from msgsvc.store import StoreError, open_stores
 from msgsvc.store.database import MIGRATIONS, SCHEMA_VERSION, Database
 from msgsvc.store.interfaces import Account, Post, Upload
-from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_dir
+from tests.helpers import FakeClient, TcpHarness, UdpHarness, make_broker, temp_dir
 
 ALICE = ("127.0.0.1", 52001)
 BOB = ("127.0.0.1", 52002)
@@ -418,3 +419,18 @@ class SqliteDurabilityTests(SynchronousTestCase):
     def test_schema_has_no_gaps(self):
         """Migrations run from 1 to the current version without a gap."""
         self.assertEqual(sorted(MIGRATIONS), list(range(1, SCHEMA_VERSION + 1)))
+
+
+class DurableEventTests(SynchronousTestCase):
+    """Events that announce a change wait for the change to be durable."""
+
+    def test_followers_hear_after_commit(self):
+        """A * TWEET reaches followers only once the message is committed."""
+        broker = make_broker(store="sqlite:" + os.path.join(temp_dir(self), "msgsvc.sqlite"))
+        self.addCleanup(broker.stores.close)
+        follower, author = broker.open_session(FakeClient()), broker.open_session(FakeClient())
+        broker.microblog.follow(follower, ALL)
+        broker.microblog.post(author, "hello")
+        self.assertEqual(follower.client.events, [])
+        broker.clock.advance(0)
+        self.assertEqual(follower.client.events, [b"* TWEET 1 anonymous hello\r\n"])
