@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from twisted.internet.defer import Deferred
 
 from msgsvc import accounts
@@ -11,6 +13,10 @@ from msgsvc.converters import chat_name
 from msgsvc.forum import post_number, safe_name
 from msgsvc.store.interfaces import Post, Upload
 from msgsvc.wire import Data, Ok, StreamedData, listing
+
+if TYPE_CHECKING:
+    from msgsvc.broker import Broker
+    from msgsvc.session import Session
 
 commands = CommandSet()
 
@@ -23,42 +29,42 @@ NUMBER = Arg("n", post_number)
 
 
 @commands.verb("REGISTER", USER, PASSWORD, summary="create a forum account and log in", starts_session=True)
-def register(broker, session, user: str, password: str) -> Deferred:
+def register(broker: Broker, session: Session, user: str, password: str) -> Deferred:
     return broker.forum.accounts.register(session, user, password).addCallback(lambda _: Ok(WELCOME))
 
 
 @commands.verb("LOGIN", USER, PASSWORD, summary="log in to the forum", starts_session=True)
-def login(broker, session, user: str, password: str) -> Deferred:
+def login(broker: Broker, session: Session, user: str, password: str) -> Deferred:
     return broker.forum.accounts.login(session, user, password).addCallback(lambda _: Ok(WELCOME))
 
 
 @commands.verb("CRT", TITLE, summary="create a forum thread")
-def create(broker, session, title: str) -> Deferred:
+def create(broker: Broker, session: Session, title: str) -> Deferred:
     return broker.forum.create_thread(session, title).addCallback(lambda _: Ok(f"Thread {title} created"))
 
 
 @commands.verb("MSG", TITLE, Text("text"), summary="post a one-line message to a thread; replies its number")
-def post(broker, session, title: str, text: bytes) -> Deferred:
+def post(broker: Broker, session: Session, title: str, text: bytes) -> Deferred:
     return broker.forum.post(session, title, text).addCallback(lambda number: Ok(str(number)))
 
 
 @commands.verb("DLT", TITLE, NUMBER, summary="delete your message n (later ones renumber)")
-def delete(broker, session, title: str, n: int) -> Deferred:
+def delete(broker: Broker, session: Session, title: str, n: int) -> Deferred:
     return broker.forum.delete(session, title, n).addCallback(lambda _: Ok(f"Message {n} deleted"))
 
 
 @commands.verb("EDT", TITLE, NUMBER, Text("text"), summary="replace the text of your message n")
-def edit(broker, session, title: str, n: int, text: bytes) -> Deferred:
+def edit(broker: Broker, session: Session, title: str, n: int, text: bytes) -> Deferred:
     return broker.forum.edit(session, title, n, text).addCallback(lambda _: Ok(f"Message {n} edited"))
 
 
 @commands.verb("LST", summary="list forum threads")
-def titles(broker, session) -> Deferred:
+def titles(broker: Broker, session: Session) -> Deferred:
     return broker.forum.titles(session).addCallback(lambda found: Data(listing(found), "threads"))
 
 
 @commands.verb("RDT", TITLE, summary="read a thread: its messages and uploads in order")
-def read(broker, session, title: str) -> Deferred:
+def read(broker: Broker, session: Session, title: str) -> Deferred:
     return broker.forum.read(session, title).addCallback(lambda entries: Data(listing(_lines(entries)), title))
 
 
@@ -80,19 +86,19 @@ def _lines(entries: list[Post | Upload]) -> list[str]:
     literal_limit=lambda config: config.max_upload,
     literal_sink=lambda broker, session: broker.forum.upload_sink(session),
 )
-def upload(broker, session, title: str, file: str, data) -> Deferred:
+def upload(broker: Broker, session: Session, title: str, file: str, data) -> Deferred:
     return broker.forum.upload(session, title, file, data).addCallback(
         lambda size: Ok(f"{file} uploaded to {title} ({size} bytes)")
     )
 
 
 @commands.verb("DWN", TITLE, FILE, summary="download a file of a thread")
-def download(broker, session, title: str, file: str) -> Deferred:
+def download(broker: Broker, session: Session, title: str, file: str) -> Deferred:
     return broker.forum.download(session, title, file).addCallback(
         lambda opened: StreamedData(opened[0], file, opened[1])
     )
 
 
 @commands.verb("RMV", TITLE, summary="remove your thread with its messages and files")
-def remove(broker, session, title: str) -> Deferred:
+def remove(broker: Broker, session: Session, title: str) -> Deferred:
     return broker.forum.remove_thread(session, title).addCallback(lambda _: Ok(f"Thread {title} removed"))

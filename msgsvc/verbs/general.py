@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from msgsvc.commands import CommandSet
 from msgsvc.wire import Ok
+
+if TYPE_CHECKING:
+    from msgsvc.broker import Broker
+    from msgsvc.session import Session
 
 commands = CommandSet()
 
 
 @commands.verb("PING", summary="check the server answers")
-def ping(broker, session) -> Ok:
+def ping(broker: Broker, session: Session) -> Ok:
     return Ok("PONG")
 
 
 @commands.verb("QUIT", summary="end the connection or UDP session", aliases=("EXIT", "XIT"))
-def quit_(broker, session) -> Ok:
+def quit_(broker: Broker, session: Session) -> Ok:
     return Ok("bye", closes=True)

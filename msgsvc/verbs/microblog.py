@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
@@ -11,6 +13,10 @@ from msgsvc.converters import one_line
 from msgsvc.microblog import ALL, MAX_CHARACTERS, describe, hashtag
 from msgsvc.store.interfaces import Tweet
 from msgsvc.wire import Data, Ok, listing
+
+if TYPE_CHECKING:
+    from msgsvc.broker import Broker
+    from msgsvc.session import Session
 
 log = Logger()
 
@@ -40,7 +46,7 @@ def _refuse(session, code: str, text: str, why: str) -> Refused:
 
 
 @commands.verb("TWEET", Text("text"), summary=f"post a message of at most {MAX_CHARACTERS} characters")
-def tweet(broker, session, text: bytes) -> Deferred:
+def tweet(broker: Broker, session: Session, text: bytes) -> Deferred:
     try:
         message = one_line(text)
     except ValueError as error:
@@ -56,7 +62,7 @@ def tweet(broker, session, text: bytes) -> Deferred:
 
 
 @commands.verb("LAST", summary=f"the last message posted ('{EMPTY}' if none, or if it was empty)")
-def last(broker, session) -> Deferred:
+def last(broker: Broker, session: Session) -> Deferred:
     return broker.microblog.last().addCallback(_last)
 
 
@@ -71,7 +77,7 @@ def _last(tweet: Tweet | None) -> Data:
     Arg("k", tagged_count, optional=True, default=TAGGED_DEFAULT),
     summary=f"the k (default {TAGGED_DEFAULT}) newest messages with a hashtag",
 )
-def tagged(broker, session, tag: str, k: int) -> Deferred:
+def tagged(broker: Broker, session: Session, tag: str, k: int) -> Deferred:
     return broker.microblog.tagged(tag, k).addCallback(
         lambda tweets: Data(listing([f"{t.id} {t.author} {t.text}" for t in tweets]), "tagged")
     )
@@ -83,7 +89,7 @@ def tagged(broker, session, tag: str, k: int) -> Deferred:
     summary="get '* TWEET' events for new messages with a hashtag (#ALL: every message)",
     starts_session=True,
 )
-def follow(broker, session, tag: str) -> Ok:
+def follow(broker: Broker, session: Session, tag: str) -> Ok:
     microblog = broker.microblog
     if microblog.following(session) >= MAX_FOLLOWS:
         raise Refused("bad-args", f"a client may follow at most {MAX_FOLLOWS} hashtags")
@@ -92,7 +98,7 @@ def follow(broker, session, tag: str) -> Ok:
 
 
 @commands.verb("UNFOLLOW", TAG, summary="stop following a hashtag; #ALL stops following anything")
-def unfollow(broker, session, tag: str) -> Ok:
+def unfollow(broker: Broker, session: Session, tag: str) -> Ok:
     microblog = broker.microblog
     if tag == ALL:
         microblog.unfollow_all(session)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
@@ -10,6 +12,10 @@ from msgsvc.commands import Arg, CommandSet, Refused, Text
 from msgsvc.converters import message_id, queue_name, wait_seconds
 from msgsvc.store.interfaces import Message, MessageTooBig
 from msgsvc.wire import Data, Ok, listing
+
+if TYPE_CHECKING:
+    from msgsvc.broker import Broker
+    from msgsvc.session import Session
 
 commands = CommandSet()
 
@@ -19,7 +25,7 @@ EMPTY = "Error - no messages in queue."
 
 
 @commands.verb("SEND", QUEUE, Text("message"), summary="queue a message (the text, or a literal)")
-def send(broker, session, queue: str, message: bytes) -> Deferred:
+def send(broker: Broker, session: Session, queue: str, message: bytes) -> Deferred:
     limit = broker.config.max_message
     if len(message) > limit:
         raise Refused("too-big", f"message of {len(message)} bytes exceeds the {limit}-byte limit")
@@ -29,19 +35,19 @@ def send(broker, session, queue: str, message: bytes) -> Deferred:
 
 
 @commands.verb("RECV", QUEUE, WAIT, summary="take the oldest message, waiting up to wait-seconds for one")
-def recv(broker, session, queue: str, wait: float) -> Deferred:
+def recv(broker: Broker, session: Session, queue: str, wait: float) -> Deferred:
     received = broker.queues.receive(session, queue, wait, session.client.max_payload)
     return received.addCallbacks(_delivered, _too_big)
 
 
 @commands.verb("RESERVE", QUEUE, WAIT, summary="hold the oldest message until ACK (at-least-once delivery)")
-def reserve(broker, session, queue: str, wait: float) -> Deferred:
+def reserve(broker: Broker, session: Session, queue: str, wait: float) -> Deferred:
     reserved = broker.queues.reserve(session, queue, wait, session.client.max_payload)
     return reserved.addCallbacks(_delivered, _too_big)
 
 
 @commands.verb("ACK", Arg("id", message_id), summary="delete a message you reserved")
-def ack(broker, session, id: int) -> Deferred:
+def ack(broker: Broker, session: Session, id: int) -> Deferred:
     return broker.queues.acknowledge(session, id).addCallback(lambda _: Ok())
 
 
@@ -51,12 +57,12 @@ def ack(broker, session, id: int) -> Deferred:
     Arg("delay", wait_seconds, optional=True, default=0.0, label="delay-seconds"),
     summary="give a reserved message back: first in line again (after the delay)",
 )
-def nack(broker, session, id: int, delay: float) -> Deferred:
+def nack(broker: Broker, session: Session, id: int, delay: float) -> Deferred:
     return broker.queues.give_back(session, id, delay).addCallback(lambda _: Ok())
 
 
 @commands.verb("QSTAT", QUEUE, summary="a queue's figures: ready, reserved, sent, received, acked, ...")
-def qstat(broker, session, queue: str) -> Deferred:
+def qstat(broker: Broker, session: Session, queue: str) -> Deferred:
     stats = Deferred.fromCoroutine(broker.queues.stats(queue))
     return stats.addCallback(lambda figures: Data(listing([f"{key} {value}" for key, value in figures.items()]), queue))
 
@@ -73,7 +79,7 @@ def _too_big(failure: Failure) -> Failure:
 
 
 @commands.verb("QUEUES", summary="list non-empty queues with their depth")
-def queues(broker, session) -> Deferred:
+def queues(broker: Broker, session: Session) -> Deferred:
     return broker.queues.depths().addCallback(
         lambda depths: Data(listing([f"{name} {depth}" for name, depth in depths]), "queues")
     )
