@@ -40,10 +40,11 @@ class ListenerService(Service):
             try:
                 self._listen()
                 break
-            except CannotListenError:
+            except CannotListenError as error:
                 self._stop_listening()
                 if self.port != 0 or attempt == PORT_ATTEMPTS - 1:
-                    raise
+                    reason = error.socketError.strerror if error.socketError else error
+                    raise SystemExit(f"msgsvc: cannot listen on {error.interface}:{error.port}: {reason}") from None
         host = f"[{self.interface}]" if ":" in self.interface else self.interface
         transports = " and ".join(name for name, part in (("TCP", self.tcp), ("UDP", self.udp)) if part)
         log.info(

@@ -7,7 +7,6 @@ table, every reply comes back as a :class:`msgsvc.wire.Reply`.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
@@ -67,7 +66,8 @@ class Connection(LineReceiver, TimeoutMixin):
         self.callLater = clock.callLater
         self.MAX_LENGTH = broker.config.max_line + 1  # room for the CR we strip
         self.session: Session | None = None
-        self._slots: deque[_Slot] = deque()
+        self._slots: list[_Slot] = []
+        """Replies in order; at most MAX_PENDING_REPLIES, so a list (60 bytes idle, a deque 760) is cheap."""
         self._body: _Body | None = None
         self._held_events: list[bytes] = []
         self._held_bytes = 0
@@ -273,7 +273,7 @@ class Connection(LineReceiver, TimeoutMixin):
                 return
             if not self._slots or self._slots[0].reply is None:
                 break
-            slot = self._slots.popleft()
+            slot = self._slots.pop(0)
             self._write_reply(slot.reply, slot.tag)
         if self._input_ended and not self._slots and self._body is None:
             self.transport.loseConnection()
