@@ -22,11 +22,6 @@ class Reply:
     """DATA only: the payload bytes."""
     tag: str | None = None
 
-    @property
-    def ok(self) -> bool:
-        """Whether the command succeeded."""
-        return self.kind != "ERR"
-
 
 @dataclass(frozen=True)
 class Event:

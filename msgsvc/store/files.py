@@ -70,7 +70,6 @@ class FileStore:
         self._directory = directory
         self._durable = durable
         """Sync each blob and its directory entry to disk before the upload is recorded."""
-        self._temporary = directory is None
         self._finalizer: weakref.finalize | None = None
 
     @property
