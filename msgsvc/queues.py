@@ -18,11 +18,13 @@ from twisted.python.failure import Failure
 
 from msgsvc.commands import Refused
 from msgsvc.session import Session
-from msgsvc.store.interfaces import IQueueStore, Message
+from msgsvc.store.interfaces import IQueueStore, Message, MessageTooBig
 
 DEAD_SUFFIX = ".dead"
 MAX_SESSIONLESS_WAITERS = 256
 """Waiting RECV/RESERVE datagrams from addresses without a UDP session (they hold no client slot)."""
+Taken = Message | None | Deferred[Message | None]
+"""What a take returns: at once when a message is ready or nobody waits, else a Deferred."""
 MAX_COUNTED_QUEUES = 10_000
 """Queues whose counters QSTAT remembers; the least recently used are forgotten beyond that."""
 
@@ -86,36 +88,30 @@ class QueueService:
 
     # -- sending and taking --------------------------------------------------
 
-    def send(self, queue: str, payload: bytes) -> Deferred[int]:
-        """Store a message; fires with its id (once stored), then hands it to the longest waiter."""
-        return self._store.enqueue(queue, payload, self._clock.seconds()).addCallback(self._sent, queue)
-
-    def _sent(self, message_id: int, queue: str) -> int:
+    def send(self, queue: str, payload: bytes) -> int:
+        """Store a message and hand it to the longest waiter, if one waits; returns its id."""
+        message_id = self._store.enqueue(queue, payload, self._clock.seconds())
         self.counters(queue).sent += 1
-        self._wake(queue)
+        if queue in self._waiting:
+            self._wake(queue)
         return message_id
 
-    def receive(self, session: Session, queue: str, wait: float, max_bytes: int | None) -> Deferred[Message | None]:
+    def receive(self, session: Session, queue: str, wait: float, max_bytes: int | None) -> Taken:
         """Remove the oldest ready message; if there is none, wait up to ``wait`` seconds for one.
 
-        Fires with None when nothing arrived. Fails with MessageTooBig, removing
-        nothing, when the oldest message exceeds ``max_bytes``.
+        Returns the message, or None when there is none and ``wait`` is 0, or
+        else a Deferred that fires with the message or with None when nothing
+        arrived in time. Raises (or the Deferred fails with) MessageTooBig,
+        removing nothing, when the oldest message exceeds ``max_bytes``.
         """
         return self._take(session, queue, wait, max_bytes, reserve=False)
 
-    def reserve(self, session: Session, queue: str, wait: float, max_bytes: int | None) -> Deferred[Message | None]:
+    def reserve(self, session: Session, queue: str, wait: float, max_bytes: int | None) -> Taken:
         """As :meth:`receive`, but the message stays stored, hidden, until acknowledged."""
         return self._take(session, queue, wait, max_bytes, reserve=True)
 
-    def _take(self, session: Session, queue: str, wait: float, max_bytes: int | None, reserve: bool):
-        taken = self._fetch(queue, max_bytes, reserve)
-        return taken.addCallback(self._taken, session, queue, wait, max_bytes, reserve)
-
-    def _fetch(self, queue: str, max_bytes: int | None, reserve: bool) -> Deferred[Message | None]:
-        take = self._store.reserve if reserve else self._store.dequeue
-        return take(queue, max_bytes, self._clock.seconds())
-
-    def _taken(self, message: Message | None, session: Session, queue: str, wait: float, max_bytes, reserve: bool):
+    def _take(self, session: Session, queue: str, wait: float, max_bytes: int | None, reserve: bool) -> Taken:
+        message = self._fetch(queue, max_bytes, reserve)
         if message is not None:
             return self._hand_over(message, session, queue, reserve)
         if wait <= 0 or not session.open:
@@ -130,6 +126,10 @@ class QueueService:
         self._waiters_of.setdefault(session, set()).add(waiter)
         return waiter.result
 
+    def _fetch(self, queue: str, max_bytes: int | None, reserve: bool) -> Message | None:
+        take = self._store.reserve if reserve else self._store.dequeue
+        return take(queue, max_bytes, self._clock.seconds())
+
     def _hand_over(self, message: Message, session: Session, queue: str, reserve: bool) -> Message | None:
         """Give a taken message to its receiver, or put it back if the receiver has gone."""
         if not session.open:
@@ -142,9 +142,11 @@ class QueueService:
 
     def _put_back(self, message: Message, queue: str, reserve: bool) -> None:
         """Undo a take whose receiver is gone: the message is first in line again."""
-        now = self._clock.seconds()
-        undone = self._store.release(message.id, now) if reserve else self._store.restore(queue, message)
-        undone.addCallback(lambda _: self._wake(queue))
+        if reserve:
+            self._store.release(message.id, self._clock.seconds())
+        else:
+            self._store.restore(queue, message)
+        self._wake(queue)
 
     # -- reservations ------------------------------------------------------
 
@@ -153,17 +155,17 @@ class QueueService:
         self._reservations[message.id] = _Reservation(message, queue, holder, timer)
         self._reserved_by.setdefault(holder, set()).add(message.id)
 
-    def acknowledge(self, session: Session, message_id: int) -> Deferred[None]:
+    def acknowledge(self, session: Session, message_id: int) -> None:
         """Delete a message this client has reserved; Refused("no-msg") otherwise."""
         reservation = self._reservation_of(session, message_id)
         self._forget(reservation)
         self.counters(reservation.queue).acked += 1
-        return self._store.acknowledge(message_id)
+        self._store.acknowledge(message_id)
 
-    def give_back(self, session: Session, message_id: int, delay: float) -> Deferred[None]:
+    def give_back(self, session: Session, message_id: int, delay: float) -> None:
         """NACK: the reserved message is ready again at the head of its queue after ``delay`` seconds."""
         self._reservation_of(session, message_id)
-        return self._end_reservation(message_id, delay)
+        self._end_reservation(message_id, delay)
 
     def _reservation_of(self, session: Session, message_id: int) -> _Reservation:
         reservation = self._reservations.get(message_id)
@@ -171,21 +173,22 @@ class QueueService:
             raise Refused("no-msg", f"you hold no reservation of message {message_id}")
         return reservation
 
-    def _end_reservation(self, message_id: int, delay: float) -> Deferred[None]:
+    def _end_reservation(self, message_id: int, delay: float) -> None:
         """A reservation ends without ACK: back to the head of the queue, or to the dead letters."""
         reservation = self._reservations[message_id]
         self._forget(reservation)
         queue = reservation.queue
         if reservation.message.deliveries >= self._max_deliveries:
             dead = dead_letter_queue(queue)
-            moved = self._store.move(message_id, dead, self._clock.seconds())
-            return moved.addCallback(lambda _: self._wake(dead))
+            self._store.move(message_id, dead, self._clock.seconds())
+            self._wake(dead)
+            return
         self.counters(queue).redelivered += 1
-        released = self._store.release(message_id, self._clock.seconds() + delay)
+        self._store.release(message_id, self._clock.seconds() + delay)
         if delay > 0:
             self._clock.callLater(delay, self._wake, queue)
-            return released
-        return released.addCallback(lambda _: self._wake(queue))
+        else:
+            self._wake(queue)
 
     def _forget(self, reservation: _Reservation) -> None:
         del self._reservations[reservation.message.id]
@@ -198,7 +201,7 @@ class QueueService:
 
     # -- reporting ---------------------------------------------------------
 
-    def depths(self) -> Deferred[list[tuple[str, int]]]:
+    def depths(self) -> list[tuple[str, int]]:
         """Every queue with ready or delayed messages, and how many."""
         return self._store.depths()
 
@@ -213,11 +216,11 @@ class QueueService:
             self._counters.move_to_end(queue)
         return counters
 
-    async def stats(self, queue: str) -> dict[str, int]:
+    def stats(self, queue: str) -> dict[str, int]:
         """QSTAT's figures for one queue."""
         now = self._clock.seconds()
-        stats = await self._store.stats(queue, now)
-        dead = await self._store.stats(dead_letter_queue(queue), now)
+        stats = self._store.stats(queue, now)
+        dead = self._store.stats(dead_letter_queue(queue), now)
         counters = self._counters.get(queue) or Counters()
         oldest = stats.oldest_enqueued_at
         return {
@@ -246,26 +249,18 @@ class QueueService:
     # -- waiting receivers -------------------------------------------------
 
     def _wake(self, queue: str) -> None:
+        """Hand ready messages to the receivers waiting on ``queue``, the longest waiting first."""
         waiters = self._waiting.get(queue)
         while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done:
-                self._fetch(queue, waiter.max_bytes, waiter.reserve).addBoth(self._served, waiter)
-                break
-        if not waiters and self._waiting.get(queue) is waiters:
-            self._waiting.pop(queue, None)  # an empty line of waiters is forgotten
-
-    def _served(self, outcome: Message | Failure | None, waiter: _Waiter) -> None:
-        if outcome is None:
-            if not waiter.done:
-                self._waiting.setdefault(waiter.queue, deque()).appendleft(waiter)
-        elif isinstance(outcome, Failure):
-            self._finish(waiter, outcome)
-            self._wake(waiter.queue)
-        elif waiter.done:
-            self._put_back(outcome, waiter.queue, waiter.reserve)
-        else:
-            self._finish(waiter, self._hand_over(outcome, waiter.session, waiter.queue, waiter.reserve))
+            waiter = waiters[0]  # in line, so neither answered nor expired, and its client is here
+            try:
+                message = self._fetch(queue, waiter.max_bytes, waiter.reserve)
+            except MessageTooBig:
+                self._finish(waiter, Failure())
+                continue
+            if message is None:
+                return
+            self._finish(waiter, self._hand_over(message, waiter.session, queue, waiter.reserve))
 
     def _finish(self, waiter: _Waiter, outcome: Message | Failure | None) -> None:
         if waiter.done:

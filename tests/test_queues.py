@@ -18,13 +18,13 @@ class QueueServiceTests(SynchronousTestCase):
         return self.broker.open_session(FakeClient())
 
     def send(self, payload: bytes, queue: str = "default") -> int:
-        return self.successResultOf(self.queues.send(queue, payload))
+        return self.queues.send(queue, payload)
 
     def test_fifo(self):
         """Messages come out in the order they went in, each once."""
         ids = [self.send(b"one"), self.send(b"two"), self.send(b"three")]
         me = self.session()
-        got = [self.successResultOf(self.queues.receive(me, "default", 0, None)) for _ in range(4)]
+        got = [self.queues.receive(me, "default", 0, None) for _ in range(4)]
         self.assertEqual([m.payload for m in got[:3]], [b"one", b"two", b"three"])
         self.assertEqual([m.id for m in got[:3]], ids)
         self.assertIsNone(got[3])
@@ -34,13 +34,13 @@ class QueueServiceTests(SynchronousTestCase):
         self.send(b"a", "x")
         self.send(b"b", "y")
         me = self.session()
-        self.assertEqual(self.successResultOf(self.queues.receive(me, "y", 0, None)).payload, b"b")
-        self.assertEqual(self.successResultOf(self.queues.depths()), [("x", 1)])
+        self.assertEqual(self.queues.receive(me, "y", 0, None).payload, b"b")
+        self.assertEqual(self.queues.depths(), [("x", 1)])
 
     def test_empty_message(self):
         """A 0-byte message is a message."""
         self.send(b"")
-        message = self.successResultOf(self.queues.receive(self.session(), "default", 0, None))
+        message = self.queues.receive(self.session(), "default", 0, None)
         self.assertEqual(message.payload, b"")
 
     def test_waiting_receiver_gets_next_message(self):
@@ -50,7 +50,7 @@ class QueueServiceTests(SynchronousTestCase):
         self.clock.advance(1)
         self.send(b"late")
         self.assertEqual(self.successResultOf(waiting).payload, b"late")
-        self.assertEqual(self.successResultOf(self.queues.depths()), [])
+        self.assertEqual(self.queues.depths(), [])
 
     def test_wait_expires_empty(self):
         """After the wait, a receiver gets nothing, and later messages stay queued."""
@@ -60,7 +60,7 @@ class QueueServiceTests(SynchronousTestCase):
         self.clock.advance(0.1)
         self.assertIsNone(self.successResultOf(waiting))
         self.send(b"kept")
-        self.assertEqual(self.successResultOf(self.queues.depths()), [("default", 1)])
+        self.assertEqual(self.queues.depths(), [("default", 1)])
 
     def test_waiters_served_in_arrival_order(self):
         """Waiting receivers are served first come, first served, one message each."""
@@ -87,15 +87,15 @@ class QueueServiceTests(SynchronousTestCase):
         self.queues.receive(gone, "default", 10, None)
         self.broker.close_session(gone)
         self.send(b"msg")
-        self.assertEqual(self.successResultOf(self.queues.depths()), [("default", 1)])
+        self.assertEqual(self.queues.depths(), [("default", 1)])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_too_big_for_receiver_stays(self):
         """A message larger than the receiver can take is refused and stays at the head."""
         self.send(b"x" * 100)
         me = self.session()
-        self.failureResultOf(self.queues.receive(me, "default", 0, 10), MessageTooBig)
-        self.assertEqual(self.successResultOf(self.queues.receive(me, "default", 0, None)).payload, b"x" * 100)
+        self.assertRaises(MessageTooBig, self.queues.receive, me, "default", 0, 10)
+        self.assertEqual(self.queues.receive(me, "default", 0, None).payload, b"x" * 100)
 
     def test_too_big_waiter_is_answered_and_next_waiter_served(self):
         """A waiter that cannot take the head message fails; a waiter that can gets it."""
@@ -112,6 +112,6 @@ class QueueServiceTests(SynchronousTestCase):
             self.send(b"m%d" % i)
         got = [self.successResultOf(r).payload for r in receivers]
         me = self.session()
-        got += [self.successResultOf(self.queues.receive(me, "default", 0, None)).payload for _ in range(30)]
+        got += [self.queues.receive(me, "default", 0, None).payload for _ in range(30)]
         self.assertEqual(sorted(got), sorted(b"m%d" % i for i in range(80)))
         self.assertEqual(got[:50], [b"m%d" % i for i in range(50)])

@@ -275,45 +275,50 @@ class SqliteDurabilityTests(SynchronousTestCase):
         self.clock.advance(0)
         return self.successResultOf(deferred)
 
+    def committed(self, result):
+        """A queue store's result, once the grouped commit has run."""
+        self.clock.advance(0)
+        return result
+
     def test_messages_survive_and_reservations_end(self):
         """Queued and reserved messages survive a restart; reserved ones are ready again, in order."""
         stores = self.reopen()
         for n in range(3):
-            self.settle(stores.queues.enqueue("q", b"m%d" % n, 1.0))
-        self.settle(stores.queues.reserve("q", None, 2.0))
+            self.committed(stores.queues.enqueue("q", b"m%d" % n, 1.0))
+        self.committed(stores.queues.reserve("q", None, 2.0))
         stores = self.reopen(stores)
-        got = [self.settle(stores.queues.dequeue("q", None, 3.0)) for _ in range(3)]
+        got = [self.committed(stores.queues.dequeue("q", None, 3.0)) for _ in range(3)]
         self.assertEqual([(m.id, m.payload, m.deliveries) for m in got], [(1, b"m0", 1), (2, b"m1", 0), (3, b"m2", 0)])
 
     def test_message_taken_in_its_turn_is_never_written(self):
         """A message sent and received before the commit leaves no row, and its id is still never reused."""
         stores = self.reopen()
-        self.assertEqual(self.successResultOf(stores.queues.enqueue("q", b"quick", 1.0)), 1)
-        self.assertEqual(self.successResultOf(stores.queues.dequeue("q", None, 1.0)).payload, b"quick")
+        self.assertEqual(stores.queues.enqueue("q", b"quick", 1.0), 1)
+        self.assertEqual(stores.queues.dequeue("q", None, 1.0).payload, b"quick")
         self.clock.advance(0)
         (rows,) = stores.queues._db.read("SELECT COUNT(*) FROM messages").fetchone()
         self.assertEqual(rows, 0)
         stores = self.reopen(stores)
-        self.assertEqual(self.settle(stores.queues.enqueue("q", b"next", 1.0)), 2)
+        self.assertEqual(self.committed(stores.queues.enqueue("q", b"next", 1.0)), 2)
 
     def test_written_messages_come_before_this_turns(self):
         """Messages already written are taken before those sent in the current turn; a reserved one is written."""
         stores = self.reopen()
-        self.settle(stores.queues.enqueue("q", b"old", 1.0))
+        self.committed(stores.queues.enqueue("q", b"old", 1.0))
         stores.queues.enqueue("q", b"new", 1.0)
-        taken = self.successResultOf(stores.queues.dequeue("q", None, 1.0))
-        reserved = self.successResultOf(stores.queues.reserve("q", None, 1.0))
+        taken = stores.queues.dequeue("q", None, 1.0)
+        reserved = stores.queues.reserve("q", None, 1.0)
         self.assertEqual((taken.payload, reserved.payload, reserved.deliveries), (b"old", b"new", 1))
         stores = self.reopen(stores)
-        self.assertEqual(self.settle(stores.queues.dequeue("q", None, 2.0)).payload, b"new")
+        self.assertEqual(self.committed(stores.queues.dequeue("q", None, 2.0)).payload, b"new")
 
     def test_ids_unique_across_restarts(self):
         """A message id is never reused, even after the newest message was removed."""
         stores = self.reopen()
-        self.settle(stores.queues.enqueue("q", b"a", 1.0))
-        self.settle(stores.queues.dequeue("q", None, 1.0))
+        self.committed(stores.queues.enqueue("q", b"a", 1.0))
+        self.committed(stores.queues.dequeue("q", None, 1.0))
         stores = self.reopen(stores)
-        self.assertEqual(self.settle(stores.queues.enqueue("q", b"b", 1.0)), 2)
+        self.assertEqual(self.committed(stores.queues.enqueue("q", b"b", 1.0)), 2)
 
     def test_tweets_survive(self):
         """Microblog messages and their hashtag index survive a restart."""
@@ -326,8 +331,8 @@ class SqliteDurabilityTests(SynchronousTestCase):
     def test_confirmation_waits_for_commit(self):
         """A change is visible at once but confirmed only after its commit; closing commits what is pending."""
         stores = self.reopen()
-        self.assertEqual(self.successResultOf(stores.queues.enqueue("q", b"a", 1.0)), 1)
-        self.assertEqual(self.successResultOf(stores.queues.depths()), [("q", 1)])
+        self.assertEqual(stores.queues.enqueue("q", b"a", 1.0), 1)
+        self.assertEqual(stores.queues.depths(), [("q", 1)])
         confirmed = stores.confirm("reply")
         self.assertNoResult(confirmed)
         stores.close()
@@ -366,7 +371,7 @@ class SqliteDurabilityTests(SynchronousTestCase):
         connection.execute("COMMIT")
         connection.close()
         stores = self.reopen()
-        self.assertEqual(self.settle(stores.queues.dequeue("q", None, 1.0)).payload, b"old")
+        self.assertEqual(self.committed(stores.queues.dequeue("q", None, 1.0)).payload, b"old")
         self.settle(stores.tweets.post("a", "new table", frozenset()))
         stores.close()
         (version,) = sqlite3.connect(self.path).execute("SELECT version FROM schema_version").fetchone()

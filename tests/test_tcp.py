@@ -181,7 +181,7 @@ class PipeliningAndTagTests(Connected):
         c.send(b"SEND {99999999999999999999}\nPING\n")
         self.assertEqual(c.replies()[0].code, "too-big")
         self.assertTrue(c.transport.disconnecting)
-        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [])
+        self.assertEqual(self.broker.queues.depths(), [])
 
     def test_bad_tag(self):
         """A malformed tag gets ERR bad-args without a tag and runs nothing."""
@@ -252,14 +252,14 @@ class LiteralTests(Connected):
         c.send(b"SEND {11}\n01234567890\nPING\n")
         self.assertEqual(c.output(), b"ERR too-big literal of 11 bytes exceeds the 10-byte limit\r\n")
         self.assertTrue(c.transport.disconnecting)
-        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [])
+        self.assertEqual(self.broker.queues.depths(), [])
 
     def test_vanish_mid_literal(self):
         """A client that disconnects in the middle of a literal stores nothing and frees its slot."""
         c = self.client()
         c.send(b"SEND {100}\nonly part of it")
         c.disconnect()
-        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [])
+        self.assertEqual(self.broker.queues.depths(), [])
         self.assertEqual(self.broker.sessions, [])
 
 
@@ -295,7 +295,7 @@ class LimitTests(Connected):
         self.assertTrue(fourth.transport.disconnecting)
         fourth.send(b"SEND sneaky\n")
         fourth.disconnect()
-        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [])
+        self.assertEqual(self.broker.queues.depths(), [])
         clients[0].disconnect()
         self.assertEqual(self.connect().output(), GREETING)
 

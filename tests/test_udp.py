@@ -50,13 +50,13 @@ class UdpCommandTests(SynchronousTestCase):
         """A literal that does not match the datagram is refused; nothing is stored."""
         for datagram in (b"SEND {5}\nabc", b"SEND {2}\nabcdef"):
             self.assertEqual(self.udp.command(datagram).code, "bad-args")
-        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [])
+        self.assertEqual(self.broker.queues.depths(), [])
 
     def test_two_commands_refused(self):
         """A datagram holds one command."""
         reply = self.udp.command(b"#t SEND a\nSEND b\n")
         self.assertEqual((reply.code, reply.tag), ("bad-args", "t"))
-        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [])
+        self.assertEqual(self.broker.queues.depths(), [])
 
     def test_line_too_long(self):
         """An over-long command line is refused (UDP has no connection to close)."""
@@ -126,7 +126,7 @@ class TagRetryTests(SynchronousTestCase):
         first = self.udp.command(b"#r1 SEND once", ALICE)
         again = self.udp.command(b"#r1 SEND once", ALICE)
         self.assertEqual(first, again)
-        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [("default", 1)])
+        self.assertEqual(self.broker.queues.depths(), [("default", 1)])
 
     def test_retry_of_recv_gets_same_message(self):
         """A retried RECV gets the same message again instead of taking another."""
@@ -140,7 +140,7 @@ class TagRetryTests(SynchronousTestCase):
         """The cache is per address: another client's identical tag is a new request."""
         self.udp.command(b"#t SEND a", ALICE)
         self.udp.command(b"#t SEND a", BOB)
-        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [("default", 2)])
+        self.assertEqual(self.broker.queues.depths(), [("default", 2)])
 
     def test_retry_while_running_is_silent(self):
         """A retry that arrives while the first request still waits gets no second reply."""
@@ -154,7 +154,7 @@ class TagRetryTests(SynchronousTestCase):
         self.udp.command(b"#e SEND a", ALICE)
         self.broker.clock.advance(60)
         self.udp.command(b"#e SEND a", ALICE)
-        self.assertEqual(self.successResultOf(self.broker.queues.depths()), [("default", 2)])
+        self.assertEqual(self.broker.queues.depths(), [("default", 2)])
 
     def test_cache_bounded_in_bytes(self):
         """The cache forgets its oldest replies beyond its byte budget."""

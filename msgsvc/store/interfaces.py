@@ -1,9 +1,13 @@
 """The store interfaces: what the broker asks of wherever state lives.
 
-Every operation returns a Deferred so a store may be in memory, on disk or
-across the network. A change is visible to later operations as soon as its
-Deferred fires; whether it is durable yet is the store's ``confirm`` hook's
-business (see ``msgsvc.store.Stores``), which holds replies until it is.
+Most operations return a Deferred so a store may be in memory, on disk or
+across the network. The queue store is the exception: it sits on every
+message's path, and both of its stores answer at once (memory, or one
+statement on a local SQLite file), so it answers synchronously and spares each
+message the cost of Deferreds. A change is visible to later operations as soon
+as it is made (or its Deferred fires); whether it is durable yet is the
+store's ``confirm`` hook's business (see ``msgsvc.store.Stores``), which holds
+replies until it is.
 """
 
 from __future__ import annotations
@@ -59,36 +63,37 @@ class IQueueStore(Interface):
     *reserved* (invisible until acknowledged or released). A store reopened
     after a crash has no reservations: reserved messages are ready again.
     Times (``now``, ``ready_at``) are seconds since the epoch from the caller's clock.
+    Every operation completes before it returns (see the module docstring).
     """
 
-    def enqueue(queue: str, payload: bytes, now: float) -> Deferred[int]:
-        """Append a message to ``queue``; fires with its new id."""
+    def enqueue(queue: str, payload: bytes, now: float) -> int:
+        """Append a message to ``queue``; returns its new id."""
 
-    def dequeue(queue: str, max_bytes: int | None, now: float) -> Deferred[Message | None]:
+    def dequeue(queue: str, max_bytes: int | None, now: float) -> Message | None:
         """Remove and return the oldest ready message, or None if there is none.
 
-        Fails with MessageTooBig, changing nothing, if it is larger than ``max_bytes``.
+        Raises MessageTooBig, changing nothing, if it is larger than ``max_bytes``.
         """
 
-    def reserve(queue: str, max_bytes: int | None, now: float) -> Deferred[Message | None]:
+    def reserve(queue: str, max_bytes: int | None, now: float) -> Message | None:
         """Reserve the oldest ready message (its ``deliveries`` counted), or None; MessageTooBig as dequeue."""
 
-    def acknowledge(message_id: int) -> Deferred[None]:
+    def acknowledge(message_id: int) -> None:
         """Delete a reserved message."""
 
-    def release(message_id: int, ready_at: float) -> Deferred[None]:
+    def release(message_id: int, ready_at: float) -> None:
         """A reserved message goes back to the head of its queue, ready from ``ready_at``."""
 
-    def move(message_id: int, queue: str, now: float) -> Deferred[None]:
+    def move(message_id: int, queue: str, now: float) -> None:
         """A reserved message goes to the tail of another queue, ready."""
 
-    def restore(queue: str, message: Message) -> Deferred[None]:
+    def restore(queue: str, message: Message) -> None:
         """Put a removed message back at the head of its queue."""
 
-    def depths() -> Deferred[list[tuple[str, int]]]:
+    def depths() -> list[tuple[str, int]]:
         """Every queue holding ready or delayed messages, with their number, sorted by name."""
 
-    def stats(queue: str, now: float) -> Deferred[QueueStats]:
+    def stats(queue: str, now: float) -> QueueStats:
         """Counts for one queue."""
 
 

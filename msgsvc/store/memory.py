@@ -59,62 +59,61 @@ class MemoryQueueStore:
         self._reserved: dict[int, tuple[str, Message]] = {}
         self._ids = count(1)
 
-    def enqueue(self, queue: str, payload: bytes, now: float) -> Deferred[int]:
+    def enqueue(self, queue: str, payload: bytes, now: float) -> int:
         message = Message(next(self._ids), payload, now)
-        self._queue(queue).ready.append(message)
-        return succeed(message.id)
+        found = self._queues.get(queue)
+        if found is None:
+            found = self._queues[queue] = _Queue()
+        found.ready.append(message)
+        return message.id
 
-    def dequeue(self, queue: str, max_bytes: int | None, now: float) -> Deferred[Message | None]:
+    def dequeue(self, queue: str, max_bytes: int | None, now: float) -> Message | None:
         return self._take(queue, max_bytes, now, reserve=False)
 
-    def reserve(self, queue: str, max_bytes: int | None, now: float) -> Deferred[Message | None]:
+    def reserve(self, queue: str, max_bytes: int | None, now: float) -> Message | None:
         return self._take(queue, max_bytes, now, reserve=True)
 
-    def _take(self, name: str, max_bytes: int | None, now: float, reserve: bool) -> Deferred[Message | None]:
+    def _take(self, name: str, max_bytes: int | None, now: float, reserve: bool) -> Message | None:
         queue = self._queues.get(name)
         if queue is None:
-            return succeed(None)
-        queue.promote(now)
+            return None
+        if queue.delayed:
+            queue.promote(now)
         if not queue.ready:
-            return succeed(None)
+            return None
         if max_bytes is not None and len(queue.ready[0].payload) > max_bytes:
-            return fail(MessageTooBig(len(queue.ready[0].payload)))
+            raise MessageTooBig(len(queue.ready[0].payload))
         message = queue.ready.popleft()
         if reserve:
             message = replace(message, deliveries=message.deliveries + 1)
             self._reserved[message.id] = (name, message)
             queue.reserved += 1
-        self._forget_if_empty(name)
-        return succeed(message)
+        if queue.empty:
+            del self._queues[name]
+        return message
 
-    def acknowledge(self, message_id: int) -> Deferred[None]:
+    def acknowledge(self, message_id: int) -> None:
         self._unreserve(message_id)
-        return succeed(None)
 
-    def release(self, message_id: int, ready_at: float) -> Deferred[None]:
+    def release(self, message_id: int, ready_at: float) -> None:
         name, message = self._unreserve(message_id)
         heapq.heappush(self._queue(name).delayed, (ready_at, message.id, message))
-        return succeed(None)
 
-    def move(self, message_id: int, queue: str, now: float) -> Deferred[None]:
+    def move(self, message_id: int, queue: str, now: float) -> None:
         _, message = self._unreserve(message_id)
         self._queue(queue).ready.append(message)
-        return succeed(None)
 
-    def restore(self, queue: str, message: Message) -> Deferred[None]:
+    def restore(self, queue: str, message: Message) -> None:
         self._queue(queue).ready.appendleft(message)
-        return succeed(None)
 
-    def depths(self) -> Deferred[list[tuple[str, int]]]:
-        return succeed(
-            sorted((name, len(q.ready) + len(q.delayed)) for name, q in self._queues.items() if q.ready or q.delayed)
-        )
+    def depths(self) -> list[tuple[str, int]]:
+        return sorted((name, len(q.ready) + len(q.delayed)) for name, q in self._queues.items() if q.ready or q.delayed)
 
-    def stats(self, queue: str, now: float) -> Deferred[QueueStats]:
+    def stats(self, queue: str, now: float) -> QueueStats:
         found = self._queues.get(queue) or _Queue()
         found.promote(now)
         oldest = found.ready[0].enqueued_at if found.ready else None
-        return succeed(QueueStats(len(found.ready), len(found.delayed), found.reserved, oldest))
+        return QueueStats(len(found.ready), len(found.delayed), found.reserved, oldest)
 
     def _queue(self, name: str) -> _Queue:
         queue = self._queues.get(name)
@@ -129,7 +128,8 @@ class MemoryQueueStore:
         return name, message
 
     def _forget_if_empty(self, name: str) -> None:
-        if self._queues[name].empty:
+        queue = self._queues.get(name)
+        if queue is not None and queue.empty:
             del self._queues[name]
 
 

@@ -64,23 +64,23 @@ class SqliteQueueStore:
             for message_id, queue, ready_at in db.read("SELECT id, queue, ready_at FROM messages WHERE ready_at > 0")
         }
 
-    def enqueue(self, queue: str, payload: bytes, now: float) -> Deferred[int]:
+    def enqueue(self, queue: str, payload: bytes, now: float) -> int:
         self._issued += 1
         self._pending.setdefault(queue, deque()).append((Message(self._issued, payload, now), self._next_tail()))
         _add(self._unreserved, queue, 1)
         self._db.changed()
-        return succeed(self._issued)
+        return self._issued
 
-    def dequeue(self, queue: str, max_bytes: int | None, now: float) -> Deferred[Message | None]:
+    def dequeue(self, queue: str, max_bytes: int | None, now: float) -> Message | None:
         return self._take(queue, max_bytes, now, reserve=False)
 
-    def reserve(self, queue: str, max_bytes: int | None, now: float) -> Deferred[Message | None]:
+    def reserve(self, queue: str, max_bytes: int | None, now: float) -> Message | None:
         return self._take(queue, max_bytes, now, reserve=True)
 
-    def _take(self, queue: str, max_bytes: int | None, now: float, reserve: bool) -> Deferred[Message | None]:
+    def _take(self, queue: str, max_bytes: int | None, now: float, reserve: bool) -> Message | None:
         waiting = self._unreserved.get(queue)
         if not waiting:
-            return succeed(None)
+            return None
         pending = self._pending.get(queue)
         head = None
         if waiting > len(pending or ()):  # written messages come before this turn's
@@ -90,10 +90,10 @@ class SqliteQueueStore:
                 (queue, now),
             ).fetchone()
         if head is None:
-            return self._take_pending(queue, max_bytes, reserve) if pending else succeed(None)
+            return self._take_pending(queue, max_bytes, reserve) if pending else None
         message_id, payload, enqueued_at, deliveries = head
         if max_bytes is not None and len(payload) > max_bytes:
-            return fail(MessageTooBig(len(payload)))
+            raise MessageTooBig(len(payload))
         self._delayed.pop(message_id, None)
         _add(self._unreserved, queue, -1)
         if reserve:
@@ -102,14 +102,14 @@ class SqliteQueueStore:
             deliveries += 1
         else:
             self._db.write("DELETE FROM messages WHERE id = ?", (message_id,))
-        return succeed(Message(message_id, payload, enqueued_at, deliveries))
+        return Message(message_id, payload, enqueued_at, deliveries)
 
-    def _take_pending(self, queue: str, max_bytes: int | None, reserve: bool) -> Deferred[Message | None]:
+    def _take_pending(self, queue: str, max_bytes: int | None, reserve: bool) -> Message | None:
         """Take a message sent this turn: received, it is never written; reserved, it is written as such."""
         pending = self._pending[queue]
         message, position = pending[0]
         if max_bytes is not None and len(message.payload) > max_bytes:
-            return fail(MessageTooBig(len(message.payload)))
+            raise MessageTooBig(len(message.payload))
         pending.popleft()
         if not pending:
             del self._pending[queue]
@@ -122,7 +122,7 @@ class SqliteQueueStore:
                 (message.id, queue, position, message.payload, message.enqueued_at),
             )
             _add(self._reserved, queue, 1)
-        return succeed(message)
+        return message
 
     def _write_pending(self, queue: str | None = None) -> None:
         """Write the messages still waiting in memory (of one queue, or all), and the highest id handed out."""
@@ -143,13 +143,12 @@ class SqliteQueueStore:
                 self._db.write("INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)", (self._issued,))
             self._persisted = self._issued
 
-    def acknowledge(self, message_id: int) -> Deferred[None]:
+    def acknowledge(self, message_id: int) -> None:
         queue = self._queue_of(message_id)
         self._db.write("DELETE FROM messages WHERE id = ?", (message_id,))
         _add(self._reserved, queue, -1)
-        return succeed(None)
 
-    def release(self, message_id: int, ready_at: float) -> Deferred[None]:
+    def release(self, message_id: int, ready_at: float) -> None:
         queue = self._queue_of(message_id)
         self._db.write(
             "UPDATE messages SET reserved = 0, position = ?, ready_at = ? WHERE id = ?",
@@ -158,9 +157,8 @@ class SqliteQueueStore:
         _add(self._reserved, queue, -1)
         _add(self._unreserved, queue, 1)
         self._delayed[message_id] = (queue, ready_at)
-        return succeed(None)
 
-    def move(self, message_id: int, queue: str, now: float) -> Deferred[None]:
+    def move(self, message_id: int, queue: str, now: float) -> None:
         self._write_pending(queue)  # so that the moved message stays behind the ones sent before it
         old_queue = self._queue_of(message_id)
         self._db.write(
@@ -169,20 +167,18 @@ class SqliteQueueStore:
         )
         _add(self._reserved, old_queue, -1)
         _add(self._unreserved, queue, 1)
-        return succeed(None)
 
-    def restore(self, queue: str, message: Message) -> Deferred[None]:
+    def restore(self, queue: str, message: Message) -> None:
         self._db.write(
             "INSERT INTO messages (id, queue, position, payload, enqueued_at, deliveries) VALUES (?, ?, ?, ?, ?, ?)",
             (message.id, queue, self._next_head(), message.payload, message.enqueued_at, message.deliveries),
         )
         _add(self._unreserved, queue, 1)
-        return succeed(None)
 
-    def depths(self) -> Deferred[list[tuple[str, int]]]:
-        return succeed(sorted(self._unreserved.items()))
+    def depths(self) -> list[tuple[str, int]]:
+        return sorted(self._unreserved.items())
 
-    def stats(self, queue: str, now: float) -> Deferred[QueueStats]:
+    def stats(self, queue: str, now: float) -> QueueStats:
         delayed = 0
         for message_id, (where, ready_at) in list(self._delayed.items()):
             if ready_at <= now:
@@ -198,7 +194,7 @@ class SqliteQueueStore:
         if oldest is None and queue in self._pending:
             oldest = self._pending[queue][0][0].enqueued_at
         unreserved = self._unreserved.get(queue, 0)
-        return succeed(QueueStats(unreserved - delayed, delayed, self._reserved.get(queue, 0), oldest))
+        return QueueStats(unreserved - delayed, delayed, self._reserved.get(queue, 0), oldest)
 
     def _queue_of(self, message_id: int) -> str:
         (queue,) = self._db.read("SELECT queue FROM messages WHERE id = ?", (message_id,)).fetchone()

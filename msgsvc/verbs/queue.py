@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
@@ -15,6 +16,7 @@ from msgsvc.wire import Data, Ok, listing
 
 if TYPE_CHECKING:
     from msgsvc.broker import Broker
+    from msgsvc.queues import Taken
     from msgsvc.session import Session
 
 commands = CommandSet()
@@ -25,30 +27,27 @@ EMPTY = "Error - no messages in queue."
 
 
 @commands.verb("SEND", QUEUE, Text("message"), summary="queue a message (the text, or a literal)")
-def send(broker: Broker, session: Session, queue: str, message: bytes) -> Deferred:
+def send(broker: Broker, session: Session, queue: str, message: bytes) -> Ok:
     limit = broker.config.max_message
     if len(message) > limit:
         raise Refused("too-big", f"message of {len(message)} bytes exceeds the {limit}-byte limit")
-    return broker.queues.send(queue, message).addCallback(
-        lambda message_id: Ok(f"{message_id} queued {len(message)} bytes")
-    )
+    return Ok(f"{broker.queues.send(queue, message)} queued {len(message)} bytes")
 
 
 @commands.verb("RECV", QUEUE, WAIT, summary="take the oldest message, waiting up to wait-seconds for one")
-def recv(broker: Broker, session: Session, queue: str, wait: float) -> Deferred:
-    received = broker.queues.receive(session, queue, wait, session.client.max_payload)
-    return received.addCallbacks(_delivered, _too_big)
+def recv(broker: Broker, session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
+    return _deliver(broker.queues.receive, session, queue, wait)
 
 
 @commands.verb("RESERVE", QUEUE, WAIT, summary="hold the oldest message until ACK (at-least-once delivery)")
-def reserve(broker: Broker, session: Session, queue: str, wait: float) -> Deferred:
-    reserved = broker.queues.reserve(session, queue, wait, session.client.max_payload)
-    return reserved.addCallbacks(_delivered, _too_big)
+def reserve(broker: Broker, session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
+    return _deliver(broker.queues.reserve, session, queue, wait)
 
 
 @commands.verb("ACK", Arg("id", message_id), summary="delete a message you reserved")
-def ack(broker: Broker, session: Session, id: int) -> Deferred:
-    return broker.queues.acknowledge(session, id).addCallback(lambda _: Ok())
+def ack(broker: Broker, session: Session, id: int) -> Ok:
+    broker.queues.acknowledge(session, id)
+    return Ok()
 
 
 @commands.verb(
@@ -57,14 +56,31 @@ def ack(broker: Broker, session: Session, id: int) -> Deferred:
     Arg("delay", wait_seconds, optional=True, default=0.0, label="delay-seconds"),
     summary="give a reserved message back: first in line again (after the delay)",
 )
-def nack(broker: Broker, session: Session, id: int, delay: float) -> Deferred:
-    return broker.queues.give_back(session, id, delay).addCallback(lambda _: Ok())
+def nack(broker: Broker, session: Session, id: int, delay: float) -> Ok:
+    broker.queues.give_back(session, id, delay)
+    return Ok()
 
 
 @commands.verb("QSTAT", QUEUE, summary="a queue's figures: ready, reserved, sent, received, acked, ...")
-def qstat(broker: Broker, session: Session, queue: str) -> Deferred:
-    stats = Deferred.fromCoroutine(broker.queues.stats(queue))
-    return stats.addCallback(lambda figures: Data(listing([f"{key} {value}" for key, value in figures.items()]), queue))
+def qstat(broker: Broker, session: Session, queue: str) -> Data:
+    figures = broker.queues.stats(queue)
+    return Data(listing([f"{key} {value}" for key, value in figures.items()]), queue)
+
+
+@commands.verb("QUEUES", summary="list non-empty queues with their depth")
+def queues(broker: Broker, session: Session) -> Data:
+    return Data(listing([f"{name} {depth}" for name, depth in broker.queues.depths()]), "queues")
+
+
+def _deliver(take: Callable[..., Taken], session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
+    """Take a message for the client: the reply now, or once a message arrives or the wait is over."""
+    try:
+        taken = take(session, queue, wait, session.client.max_payload)
+    except MessageTooBig as error:
+        raise _too_big(error) from None
+    if isinstance(taken, Deferred):
+        return taken.addCallbacks(_delivered, _too_big_failure)
+    return _delivered(taken)
 
 
 def _delivered(message: Message | None) -> Data:
@@ -73,13 +89,10 @@ def _delivered(message: Message | None) -> Data:
     return Data(message.payload, str(message.id))
 
 
-def _too_big(failure: Failure) -> Failure:
+def _too_big(error: MessageTooBig) -> Refused:
+    return Refused("too-big", f"the oldest message ({error.size} bytes) does not fit one datagram; use TCP")
+
+
+def _too_big_failure(failure: Failure) -> Failure:
     failure.trap(MessageTooBig)
-    raise Refused("too-big", f"the oldest message ({failure.value.size} bytes) does not fit one datagram; use TCP")
-
-
-@commands.verb("QUEUES", summary="list non-empty queues with their depth")
-def queues(broker: Broker, session: Session) -> Deferred:
-    return broker.queues.depths().addCallback(
-        lambda depths: Data(listing([f"{name} {depth}" for name, depth in depths]), "queues")
-    )
+    raise _too_big(failure.value)
