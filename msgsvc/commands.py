@@ -229,36 +229,42 @@ class CommandTable:
 
         A request waits while an earlier command of the same client holds it
         (a LOGIN being checked), so pipelined commands see its outcome.
+        Replies come back as they are when they need not wait (no Deferred to
+        build and fire: this is every message's path).
         """
-        waiting = session.settled() if session is not None else None
-        if waiting is not None:
-            return waiting.addCallback(lambda _: self.dispatch(broker, session, request))
-        if request.bad_tag:
-            return Err("bad-args", "a tag is # followed by 1-16 letters or digits, then a space")
-        if not request.verb:
-            return Err("bad-args", "a command is missing after the tag")
+        if session is not None and session.held:
+            return session.settled().addCallback(lambda _: self.dispatch(broker, session, request))
         command = self._by_verb.get(request.verb)
-        if command is None:
-            return Err("unknown-command", f"unknown command '{printable(request.verb)}'; HELP lists commands")
+        if command is None or request.bad_tag:
+            return self._malformed(request)
         try:
             values = command.bind(request.args, request.literal)
         except ValueError as error:
             return Err("bad-args", f"{error}; usage: {command.usage}")
         try:
             result = command.handler(broker, session, **values)
+        except Refused as refused:
+            result = refused.reply
         except Exception:
             result = self._failed(Failure(), command)
-        if isinstance(result, Deferred):
+        if not isinstance(result, Reply):  # a Deferred (isinstance on Deferred, an ABC, is slow)
             reply = settled(result)
             if reply is None:
                 return result.addErrback(self._failed, command).addCallback(self._confirm, broker, command)
             result = reply
         return self._confirm(result, broker, command)
 
+    def _malformed(self, request: Request) -> Err:
+        if request.bad_tag:
+            return Err("bad-args", "a tag is # followed by 1-16 letters or digits, then a space")
+        if not request.verb:
+            return Err("bad-args", "a command is missing after the tag")
+        return Err("unknown-command", f"unknown command '{printable(request.verb)}'; HELP lists commands")
+
     def _confirm(self, reply: Reply, broker: Broker, command: Command) -> Reply | Deferred[Reply]:
         """The reply once the changes made so far are durable (a failed commit becomes ERR internal)."""
         confirmed = broker.confirm(reply)
-        if isinstance(confirmed, Deferred):
+        if confirmed is not reply:
             confirmed.addErrback(self._failed, command)
         return confirmed
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -82,6 +81,8 @@ class Connection(LineReceiver, TimeoutMixin):
         self._event_backlog = 0
         self._closing = False
         self._input_ended = False
+        self._executed = False
+        """Whether the data being handled completed a command (which resets the idle timer)."""
 
     # -- connection lifecycle --------------------------------------------
 
@@ -169,12 +170,18 @@ class Connection(LineReceiver, TimeoutMixin):
 
     # -- framing -----------------------------------------------------------
 
+    def dataReceived(self, data: bytes) -> None:
+        self._executed = False
+        LineReceiver.dataReceived(self, data)
+        if self._executed:  # a command, not mere bytes (which could trickle forever), shows the client is there
+            self.resetTimeout()
+
     def lineReceived(self, line: bytes) -> None:
         if self._closing:
             return
         if line.endswith(b"\r"):
             line = line[:-1]
-        if len(line) > self.broker.config.max_line:
+        if len(line) >= self.MAX_LENGTH:  # the CR stripped, still over --max-line
             self.lineLengthExceeded(line)
             return
         request = parse_request(line)
@@ -250,15 +257,20 @@ class Connection(LineReceiver, TimeoutMixin):
     def _execute(self, request: Request) -> None:
         if self._closing:
             return
-        self.resetTimeout()
+        self._executed = True
         result = self.table.dispatch(self.broker, self.session, request)
-        slot = _Slot(request.tag)
-        self._slots.append(slot)
-        if isinstance(result, Deferred):
-            result.addCallback(self._completed, slot)
-        else:
-            slot.reply = result
+        if isinstance(result, Reply):
+            if not self._slots and self._body is None:  # nothing ahead of it: out at once
+                self._write_reply(result, request.tag)
+                if self._body is not None:
+                    self._flush()  # start streaming the body
+                return
+            self._slots.append(_Slot(request.tag, result))
             self._flush()
+        else:
+            slot = _Slot(request.tag)
+            self._slots.append(slot)
+            result.addCallback(self._completed, slot)
         if len(self._slots) >= MAX_PENDING_REPLIES:
             self._pause_reading("pipeline")
 
