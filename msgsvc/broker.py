@@ -45,8 +45,8 @@ class Broker:
         self.config = config
         self.clock = clock
         self.stores = stores
-        self.confirm = stores.confirm
-        """Hold a reply until the changes made so far are durable (see Stores.confirm)."""
+        self.durability = stores.durability
+        """When the changes made so far are durable: replies that follow changes wait for it."""
         self.queues = QueueService(stores.queues, clock, config.ttr, config.max_deliveries)
         self.chat = ChatRoom()
         self.files = FileShelf(config.files)
@@ -54,7 +54,7 @@ class Broker:
         self._gone: deque[Session] = deque(maxlen=config.history)
         self._ids = count(1)
         self._on_close: list[Callable[[Session], None]] = [self.queues.session_closed, self.chat.session_closed]
-        self.microblog = Microblog(stores.tweets, stores.confirm)
+        self.microblog = Microblog(stores.tweets, stores.durability.confirm)
         self.diagnostics = Diagnostics(clock)
         self._on_close += [self.microblog.session_closed, self.diagnostics.session_closed]
         self.forum = Forum(stores, config, clock, self.chat, run_in_thread)

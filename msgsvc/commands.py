@@ -28,6 +28,21 @@ log = Logger()
 
 Handler = Callable[..., "Reply | Deferred[Reply]"]
 
+INTERNAL_ERROR = Err("internal", "internal error; it has been logged")
+"""The reply to a command that failed unexpectedly, or whose changes could not be committed."""
+
+
+@dataclass(slots=True)
+class Unconfirmed:
+    """A reply that must wait until the changes made so far are durable (``broker.durability``).
+
+    The front end keeps it in its place among the client's replies and sends it
+    once ``when_committed`` calls back, or INTERNAL_ERROR instead if the commit
+    failed: one wait per client and commit, not a Deferred per reply.
+    """
+
+    reply: Reply
+
 
 class Refused(Exception):
     """A command failed in an expected way; it becomes ``ERR code text``."""
@@ -224,13 +239,15 @@ class CommandTable:
             return None
         return command.literal_sink(broker, session)
 
-    def dispatch(self, broker: Broker, session: Session, request: Request) -> Reply | Deferred[Reply]:
+    def dispatch(self, broker: Broker, session: Session, request: Request) -> Reply | Unconfirmed | Deferred[Reply]:
         """Run one request; always yields a reply, never raises.
 
-        A request waits while an earlier command of the same client holds it
-        (a LOGIN being checked), so pipelined commands see its outcome.
-        Replies come back as they are when they need not wait (no Deferred to
-        build and fire: this is every message's path).
+        The reply comes back as it is when it is ready and nothing waits to be
+        committed (no Deferred to build and fire: this is every message's
+        path), as :class:`Unconfirmed` when it is ready but must wait for the
+        commit, or as a Deferred when it is not ready (already confirmed when
+        it fires). A request waits while an earlier command of the same client
+        holds it (a LOGIN being checked), so pipelined commands see its outcome.
         """
         if session is not None and session.held:
             return session.settled().addCallback(lambda _: self.dispatch(broker, session, request))
@@ -250,9 +267,9 @@ class CommandTable:
         if not isinstance(result, Reply):  # a Deferred (isinstance on Deferred, an ABC, is slow)
             reply = settled(result)
             if reply is None:
-                return result.addErrback(self._failed, command).addCallback(self._confirm, broker, command)
+                return result.addErrback(self._failed, command).addCallback(self.confirm, broker)
             result = reply
-        return self._confirm(result, broker, command)
+        return Unconfirmed(result) if broker.durability.pending else result
 
     def _malformed(self, request: Request) -> Err:
         if request.bad_tag:
@@ -261,18 +278,18 @@ class CommandTable:
             return Err("bad-args", "a command is missing after the tag")
         return Err("unknown-command", f"unknown command '{printable(request.verb)}'; HELP lists commands")
 
-    def _confirm(self, reply: Reply, broker: Broker, command: Command) -> Reply | Deferred[Reply]:
-        """The reply once the changes made so far are durable (a failed commit becomes ERR internal)."""
-        confirmed = broker.confirm(reply)
+    def confirm(self, reply: Reply, broker: Broker) -> Reply | Deferred[Reply]:
+        """The reply once the changes made so far are durable (a failed commit turns it into ERR internal)."""
+        confirmed = broker.durability.confirm(reply)
         if confirmed is not reply:
-            confirmed.addErrback(self._failed, command)
+            confirmed.addErrback(lambda _: INTERNAL_ERROR)
         return confirmed
 
     def _failed(self, failure: Failure, command: Command) -> Reply:
         if failure.check(Refused):
             return failure.value.reply
         log.failure("{verb} failed", failure, verb=command.verb, category="ERROR")
-        return Err("internal", "internal error; it has been logged")
+        return INTERNAL_ERROR
 
     def _help(self, broker: Broker, session: Session) -> Reply:
         return Data(self._help_payload, "help")

@@ -141,7 +141,7 @@ class Forum:
         self.accounts = Accounts(stores.accounts, names, clock, config.password_cost, run_in_thread)
         self._run_in_thread = run_in_thread
         self.store = stores.forum
-        self._confirm = stores.confirm
+        self._confirm = stores.durability.confirm
         self.files: FileStore = stores.files
         self._config = config
         self._clock = clock

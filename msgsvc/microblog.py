@@ -63,7 +63,7 @@ class Microblog:
     """Posting, reading and following microblog messages."""
 
     def __init__(self, store: ITweetStore, confirm: Callable[[Any], Any] = lambda value: value) -> None:
-        """``confirm`` holds a value until the store's changes are durable (see ``Stores.confirm``)."""
+        """``confirm`` holds a value until the store's changes are durable (see ``IDurability.confirm``)."""
         self._store = store
         self._confirm = confirm
         self._followers: dict[str, dict[Session, None]] = {}

@@ -19,7 +19,7 @@ from zope.interface import implementer
 
 from msgsvc import __version__
 from msgsvc.broker import Broker
-from msgsvc.commands import CommandTable, LiteralSink
+from msgsvc.commands import INTERNAL_ERROR, CommandTable, LiteralSink, Unconfirmed
 from msgsvc.interfaces import IClient
 from msgsvc.session import Session
 from msgsvc.wire import CRLF, FULL, BodySource, Err, Reply, Request, StreamedData, event, parse_request
@@ -41,6 +41,8 @@ class _Slot:
 
     tag: bytes | None
     reply: Reply | None = None
+    unconfirmed: bool = False
+    """The reply waits for the commit of the changes made before it."""
 
 
 @dataclass(slots=True)
@@ -83,6 +85,7 @@ class Connection(LineReceiver, TimeoutMixin):
         self._input_ended = False
         self._executed = False
         """Whether the data being handled completed a command (which resets the idle timer)."""
+        self._awaiting_commit = False
 
     # -- connection lifecycle --------------------------------------------
 
@@ -267,6 +270,11 @@ class Connection(LineReceiver, TimeoutMixin):
                 return
             self._slots.append(_Slot(request.tag, result))
             self._flush()
+        elif isinstance(result, Unconfirmed):
+            self._slots.append(_Slot(request.tag, result.reply, unconfirmed=True))
+            if not self._awaiting_commit:
+                self._awaiting_commit = True
+                self.broker.durability.when_committed(self._committed)
         else:
             slot = _Slot(request.tag)
             self._slots.append(slot)
@@ -278,12 +286,22 @@ class Connection(LineReceiver, TimeoutMixin):
         slot.reply = reply
         self._flush()
 
+    def _committed(self, error: Exception | None) -> None:
+        """Every reply held so far may go: its changes are durable (or, on error, it becomes ERR internal)."""
+        self._awaiting_commit = False
+        for slot in self._slots:
+            if slot.unconfirmed:
+                slot.unconfirmed = False
+                if error is not None:
+                    slot.reply = INTERNAL_ERROR
+        self._flush()
+
     def _flush(self) -> None:
         """Write every completed reply at the head of the pipeline."""
         while self.transport is not None and not self.transport.disconnecting:
             if self._body is not None and not self._pump():
                 return
-            if not self._slots or self._slots[0].reply is None:
+            if not self._slots or self._slots[0].reply is None or self._slots[0].unconfirmed:
                 break
             slot = self._slots.pop(0)
             self._write_reply(slot.reply, slot.tag)

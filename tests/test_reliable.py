@@ -256,6 +256,35 @@ class SqliteReliableTests(ReliableDeliveryMixin, SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(c.transport.value(), b"OK 1 queued 1 bytes\r\nOK 2 queued 1 bytes\r\n")
 
+    def test_held_replies_keep_their_order(self):
+        """A reply held for the commit stays behind an earlier reply that is still waiting."""
+        c = self.client()
+        c.send(b"RECV @w 5\nSEND @other x\n")
+        self.clock.advance(0)
+        self.assertEqual(c.transport.value(), b"")
+        self.clock.advance(5)
+        self.assertEqual(c.transport.value(), b"ERR empty Error - no messages in queue.\r\nOK 1 queued 1 bytes\r\n")
+
+    def fail_commits(self) -> None:
+        """Make every later commit fail, as a full disk would."""
+
+        def fail() -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        self.broker.durability.before_commit(fail)
+
+    def test_failed_commit_answers_internal_error(self):
+        """When the commit fails, the replies that waited for it become ERR internal, over TCP and UDP."""
+        c = self.client()
+        udp = UdpHarness(self.broker)
+        self.fail_commits()
+        c.send(b"SEND a\nPING\n")
+        udp.send(b"SEND b")
+        self.clock.advance(0)
+        self.assertEqual([(r.kind, r.code) for r in c.replies()], [("ERR", "internal"), ("ERR", "internal")])
+        self.assertEqual([(r.kind, r.code) for r in udp.received()], [("ERR", "internal")])
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+
 
 class SqliteDurabilityTests(SynchronousTestCase):
     """What survives closing and reopening the database, and what is refused at start."""
@@ -333,11 +362,11 @@ class SqliteDurabilityTests(SynchronousTestCase):
         stores = self.reopen()
         self.assertEqual(stores.queues.enqueue("q", b"a", 1.0), 1)
         self.assertEqual(stores.queues.depths(), [("q", 1)])
-        confirmed = stores.confirm("reply")
+        confirmed = stores.durability.confirm("reply")
         self.assertNoResult(confirmed)
         stores.close()
         self.assertEqual(self.successResultOf(confirmed), "reply")
-        self.assertEqual(stores.confirm("later"), "later")
+        self.assertEqual(stores.durability.confirm("later"), "later")
 
     def test_forum_survives(self):
         """Accounts, threads, posts and uploaded files survive a restart; unrecorded files are swept."""

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import IReactorTime
 
 from msgsvc.store.files import FileStore
-from msgsvc.store.interfaces import IAccountStore, IForumStore, IQueueStore, ITweetStore, StoreError
+from msgsvc.store.interfaces import (
+    IAccountStore,
+    IDurability,
+    IForumStore,
+    Immediate,
+    IQueueStore,
+    ITweetStore,
+    StoreError,
+)
 from msgsvc.store.memory import MemoryAccountStore, MemoryForumStore, MemoryQueueStore, MemoryTweetStore
 
 STORE_URLS = "memory, sqlite:PATH"
@@ -30,8 +37,8 @@ class Stores:
     """Uploaded forum files (the memory store's live in a temporary directory)."""
     close: Callable[[], None]
     """Commit what is pending and release the stores (at shutdown)."""
-    confirm: Callable[[Any], Any] = lambda reply: reply
-    """Hold a reply until every change made so far is durable: the reply, or a Deferred of it."""
+    durability: IDurability = field(default_factory=Immediate)
+    """When the changes made so far are durable, for holding replies until they are."""
 
 
 def check_store_url(url: str) -> None:
@@ -73,5 +80,5 @@ def open_stores(url: str, clock: IReactorTime) -> Stores:
         forum=forum,
         files=files,
         close=close,
-        confirm=db.after_commit,
+        durability=db,
     )

@@ -4,8 +4,8 @@
 One connection, owned by the reactor thread. The file is locked exclusively for
 as long as the server runs, so a second msgsvc cannot open it. Changes apply at
 once (later commands see them) and the writes made during one reactor turn
-share one transaction; :meth:`Database.after_commit` holds a reply until the
-transaction holding every change made so far has committed.
+share one transaction. As the stores' :class:`IDurability`, the database says
+when that transaction, holding every change made so far, has committed.
 
 Durability: WAL journal with ``synchronous=NORMAL``. A committed transaction
 survives the server process being killed (``kill -9``); an operating-system
@@ -22,8 +22,9 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from zope.interface import implementer
 
-from msgsvc.store.interfaces import StoreError
+from msgsvc.store.interfaces import IDurability, StoreError
 
 log = Logger()
 
@@ -70,14 +71,17 @@ MIGRATIONS: dict[int, list[str]] = {
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
+@implementer(IDurability)
 class Database:
     """A msgsvc SQLite database, opened for this process alone."""
 
     def __init__(self, path: str, clock: IReactorTime) -> None:
         self.path = path
         self._clock = clock
-        self._waiting: list[tuple[Deferred, Any]] = []
+        self._waiting: list[Callable[[Exception | None], None]] = []
         self._commit_call: IDelayedCall | None = None
+        self.pending = False
+        """Whether changes made so far wait for the commit at the end of this reactor turn."""
         self._in_transaction = False
         self._before_commit: list[Callable[[], None]] = []
         if not os.path.exists(path):
@@ -102,6 +106,7 @@ class Database:
         """A change is waiting in memory for the next commit (see :meth:`before_commit`)."""
         if self._commit_call is None:
             self._commit_call = self._clock.callLater(0, self.commit)
+            self.pending = True
 
     def before_commit(self, flush: Callable[[], None]) -> None:
         """Have ``flush`` write what it keeps in memory just before each commit."""
@@ -113,13 +118,21 @@ class Database:
             self._connection.execute("BEGIN")
             self._in_transaction = True
 
-    def after_commit(self, value: Any) -> Any:
+    def confirm(self, value: Any) -> Any:
         """``value`` itself when nothing is waiting to commit, else a Deferred firing with it after the commit."""
-        if self._commit_call is None:
+        if not self.pending:
             return value
         result: Deferred = Deferred()
-        self._waiting.append((result, value))
+        self._waiting.append(lambda error: result.callback(value) if error is None else result.errback(error))
         return result
+
+    def when_committed(self, callback: Callable[[Exception | None], None]) -> None:
+        """Call ``callback(None)`` after the commit of the changes made so far (at once if there are none),
+        or ``callback(error)`` if that commit fails."""
+        if self.pending:
+            self._waiting.append(callback)
+        else:
+            callback(None)
 
     def commit(self) -> None:
         """Write what waits in memory, commit the grouped transaction, and confirm what waited for it."""
@@ -134,16 +147,17 @@ class Database:
         except sqlite3.Error as error:
             log.failure("commit to {path} failed", path=self.path, category="ERROR")
             self._connection.rollback()
-            for result, _ in waiting:
-                result.errback(error)
-            return
+            outcome: Exception | None = error
+        else:
+            outcome = None
         finally:
             self._in_transaction = False
             if self._commit_call.active():
                 self._commit_call.cancel()
             self._commit_call = None
-        for result, value in waiting:
-            result.callback(value)
+            self.pending = False
+        for callback in waiting:
+            callback(outcome)
 
     def close(self) -> None:
         """Commit what is pending and release the file."""

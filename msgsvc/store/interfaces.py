@@ -5,17 +5,43 @@ across the network. The queue store is the exception: it sits on every
 message's path, and both of its stores answer at once (memory, or one
 statement on a local SQLite file), so it answers synchronously and spares each
 message the cost of Deferreds. A change is visible to later operations as soon
-as it is made (or its Deferred fires); whether it is durable yet is the
-store's ``confirm`` hook's business (see ``msgsvc.store.Stores``), which holds
-replies until it is.
+as it is made (or its Deferred fires); whether it is durable yet is told by
+the stores' :class:`IDurability`, which holds replies until it is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from twisted.internet.defer import Deferred
-from zope.interface import Interface
+from zope.interface import Attribute, Interface, implementer
+
+
+class IDurability(Interface):
+    """When the changes made so far are durable, for holding replies until they are."""
+
+    pending = Attribute("True while changes made so far wait for a commit")
+
+    def confirm(value: Any) -> Any:
+        """``value`` itself when nothing waits to commit, else a Deferred firing with it after the commit."""
+
+    def when_committed(callback: Callable[[Exception | None], None]) -> None:
+        """Call ``callback(None)`` once the changes made so far are durable, or with the error if committing fails."""
+
+
+@implementer(IDurability)
+class Immediate:
+    """The durability of a store that keeps nothing: every change is as durable as it will get at once."""
+
+    pending = False
+
+    def confirm(self, value: Any) -> Any:
+        return value
+
+    def when_committed(self, callback: Callable[[Exception | None], None]) -> None:
+        callback(None)
 
 
 class StoreError(Exception):
