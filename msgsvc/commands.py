@@ -250,7 +250,8 @@ class CommandTable:
         holds it (a LOGIN being checked), so pipelined commands see its outcome.
         """
         if session is not None and session.held:
-            return session.settled().addCallback(lambda _: self.dispatch(broker, session, request))
+            held = session.settled()
+            return held.addCallback(lambda _: self.awaitable(self.dispatch(broker, session, request), broker))
         command = self._by_verb.get(request.verb)
         if command is None or request.bad_tag:
             return self._malformed(request)
@@ -277,6 +278,10 @@ class CommandTable:
         if not request.verb:
             return Err("bad-args", "a command is missing after the tag")
         return Err("unknown-command", f"unknown command '{printable(request.verb)}'; HELP lists commands")
+
+    def awaitable(self, result: Reply | Unconfirmed | Deferred[Reply], broker: Broker) -> Reply | Deferred[Reply]:
+        """A result of :meth:`dispatch` as a reply or a Deferred of one (an Unconfirmed reply waits in a Deferred)."""
+        return self.confirm(result.reply, broker) if isinstance(result, Unconfirmed) else result
 
     def confirm(self, reply: Reply, broker: Broker) -> Reply | Deferred[Reply]:
         """The reply once the changes made so far are durable (a failed commit turns it into ERR internal)."""

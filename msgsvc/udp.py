@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from msgsvc.broker import Broker
-from msgsvc.commands import CommandTable, Unconfirmed
+from msgsvc.commands import CommandTable
 from msgsvc.interfaces import IClient
 from msgsvc.session import Session
 from msgsvc.wire import FULL, Err, Reply, Request, StreamedData, event, parse_request
@@ -168,9 +168,7 @@ class DatagramFrontEnd(DatagramProtocol):
                 literal = sink.finish()
             request.literal = literal
         pending = _Pending(client, request.tag, cache_key, opened)
-        result = self.table.dispatch(self.broker, client.session, request)
-        if isinstance(result, Unconfirmed):
-            result = self.table.confirm(result.reply, self.broker)
+        result = self.table.awaitable(self.table.dispatch(self.broker, client.session, request), self.broker)
         if isinstance(result, Deferred):
             result.addCallback(self._answer, pending)
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from msgsvc.forum import Forum, post_number, safe_name
@@ -118,6 +118,18 @@ class LoginTests(ForumTestCase):
         self.assertIn("too many failed logins", reply.text)
         self.clock.advance(60)
         self.assertReply(harness.command(b"LOGIN alice pw-alice"), "OK")
+
+    def test_commands_held_by_a_slow_login(self) -> None:
+        """Commands behind a LOGIN still being checked run after it, and their replies come in order."""
+        self.client("alice").disconnect()
+        self.broker.forum.accounts.run_in_thread = lambda function, *args: deferLater(self.clock, 0.05, function, *args)
+        harness = self.client()
+        harness.send(b"LOGIN alice pw-alice\nCRT t\nSEND m\nLST\n")
+        self.assertEqual(harness.output(), b"")
+        self.clock.advance(0.05)
+        replies = harness.replies()
+        self.assertEqual([r.kind for r in replies], ["OK", "OK", "OK", "DATA"], replies)
+        self.assertEqual(replies[3].payload, b"t\r\n")
 
     def test_pipelined_login(self) -> None:
         """Commands pipelined behind a LOGIN run after it, in order."""
