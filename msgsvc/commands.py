@@ -65,10 +65,6 @@ class LiteralSink(Protocol):
         """The client left before the literal was complete: discard it."""
 
 
-_ENCODED: dict[str, bytes] = {}
-"""Argument prefixes, encoded once."""
-
-
 @dataclass(frozen=True)
 class Arg:
     """A space-free argument, converted by ``convert`` (which raises ValueError)."""
@@ -80,11 +76,11 @@ class Arg:
     prefix: str = ""
     """An optional argument with a prefix (``@queue``) is present only when the next word has it."""
     label: str = ""
+    raw_prefix: bytes = field(init=False, repr=False)
+    """The prefix as it appears on the wire."""
 
-    @property
-    def raw_prefix(self) -> bytes:
-        """The prefix as it appears on the wire."""
-        return _ENCODED.get(self.prefix) or _ENCODED.setdefault(self.prefix, self.prefix.encode())
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "raw_prefix", self.prefix.encode())
 
     def usage(self) -> str:
         """How the argument is written in HELP."""

@@ -78,9 +78,9 @@ def _deliver(take: Callable[..., Taken], session: Session, queue: str, wait: flo
         taken = take(session, queue, wait, session.client.max_payload)
     except MessageTooBig as error:
         raise _too_big(error) from None
-    if isinstance(taken, Deferred):
-        return taken.addCallbacks(_delivered, _too_big_failure)
-    return _delivered(taken)
+    if taken is None or isinstance(taken, Message):  # (cheaper than asking whether it is a Deferred, an ABC)
+        return _delivered(taken)
+    return taken.addCallbacks(_delivered, _too_big_failure)
 
 
 def _delivered(message: Message | None) -> Data:
