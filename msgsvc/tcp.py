@@ -263,6 +263,7 @@ class Connection(LineReceiver, TimeoutMixin):
         self._executed = True
         result = self.table.dispatch(self.broker, self.session, request)
         if isinstance(result, Reply):
+            self._closing = result.closes  # after QUIT nothing more runs, though its reply may still wait its turn
             if not self._slots and self._body is None:  # nothing ahead of it: out at once
                 self._write_reply(result, request.tag)
                 if self._body is not None:
@@ -271,6 +272,7 @@ class Connection(LineReceiver, TimeoutMixin):
             self._slots.append(_Slot(request.tag, result))
             self._flush()
         elif isinstance(result, Unconfirmed):
+            self._closing = result.reply.closes
             self._slots.append(_Slot(request.tag, result.reply, unconfirmed=True))
             if not self._awaiting_commit:
                 self._awaiting_commit = True

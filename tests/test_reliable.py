@@ -256,6 +256,14 @@ class SqliteReliableTests(ReliableDeliveryMixin, SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(c.transport.value(), b"OK 1 queued 1 bytes\r\nOK 2 queued 1 bytes\r\n")
 
+    def test_nothing_runs_after_quit_waiting_for_commit(self):
+        """A QUIT whose reply waits for the commit still stops the commands sent after it."""
+        c = self.client()
+        c.send(b"SEND a\nQUIT\nSEND b\n")
+        self.clock.advance(0)
+        self.assertEqual([r.kind for r in c.replies()], ["OK", "OK"])
+        self.assertEqual(self.broker.queues.depths(), [("default", 1)])
+
     def test_held_replies_keep_their_order(self):
         """A reply held for the commit stays behind an earlier reply that is still waiting."""
         c = self.client()

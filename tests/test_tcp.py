@@ -417,6 +417,14 @@ class BackpressureTests(Connected):
         self.assertEqual([r.kind for r in a.replies()], ["DATA", "OK"])
         self.assertTrue(a.transport.disconnecting)
 
+    def test_nothing_runs_after_quit(self):
+        """Commands sent after QUIT are not run, even while QUIT's reply waits behind an earlier one."""
+        a = self.client()
+        a.send(b"RECV 5\nQUIT\nSEND after\n")
+        self.clock.advance(5)
+        self.assertEqual([r.kind for r in a.replies()], ["ERR", "OK"])
+        self.assertEqual(self.broker.queues.depths(), [])
+
 
 class _Sink:
     """A literal sink recording what it is given."""
