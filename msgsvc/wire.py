@@ -85,7 +85,12 @@ def _line(tag: bytes | None, body: bytes) -> bytes:
 
 
 class Reply:
-    """Base of the three reply forms."""
+    """Base of the three reply forms.
+
+    Replies are values, never changed once made. They are not frozen dataclasses
+    only because one is built for every command and a frozen one costs three
+    times as much to build.
+    """
 
     closes: bool = False
     """Whether the connection / UDP session ends once this reply is sent."""
@@ -95,7 +100,7 @@ class Reply:
         raise NotImplementedError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ok(Reply):
     """``OK[ text]``: success on one line."""
 
@@ -107,7 +112,7 @@ class Ok(Reply):
         return _line(tag, body)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Err(Reply):
     """``ERR code text``: failure; the text is for humans."""
 
@@ -120,7 +125,7 @@ class Err(Reply):
         return _line(tag, f"ERR {self.code} {text}".encode())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Data(Reply):
     """``DATA n[ label]`` + payload + CRLF: success carrying bytes held in memory."""
 
@@ -145,7 +150,7 @@ class BodySource(Protocol):
         """Release what the source holds; called once, whether finished or not."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamedData(Reply):
     """A DATA reply whose payload is pulled from a source as the client reads it."""
 

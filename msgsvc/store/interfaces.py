@@ -48,9 +48,13 @@ class StoreError(Exception):
     """The store cannot be used; the message says why, on one line."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
-    """A queued message: its id (unique for the life of the store) and its exact bytes."""
+    """A queued message: its id (unique for the life of the store) and its exact bytes.
+
+    A value, never changed once made (not frozen only because one is built for
+    every message, and a frozen dataclass costs three times as much to build).
+    """
 
     id: int
     payload: bytes
