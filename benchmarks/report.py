@@ -178,6 +178,7 @@ def chart(results: dict, path: str) -> str | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
     except ImportError:
         return None
     summary = results["summary"]
@@ -192,7 +193,8 @@ def chart(results: dict, path: str) -> str | None:
     left.set_yscale("log")
     left.set_ylabel("units/s (SEND+RECV), log scale")
     left.set_title("queue throughput")
-    left.legend(fontsize=8)
+    if left.get_legend_handles_labels()[0]:  # a partial run (--only) may have no queue rows
+        left.legend(fontsize=8)
     names, measured, required = [], [], []
     for target in summary["targets"]:
         if target["measured"] is None or target["unit"] != "x":
@@ -205,6 +207,7 @@ def chart(results: dict, path: str) -> str | None:
     right.axvline(1.0, color="black", linewidth=1)
     right.set_yticks(range(len(names)), names, fontsize=7)
     right.set_xscale("log")
+    right.xaxis.set_minor_formatter(NullFormatter())  # the minor labels of a log axis overlap
     right.set_xlabel("measured / required ratio (>= 1 meets the target)")
     right.set_title("ratio targets")
     m = results["machine"]
