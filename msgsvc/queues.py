@@ -23,10 +23,11 @@ from msgsvc.store.interfaces import IQueueStore, Message, MessageTooBig
 DEAD_SUFFIX = ".dead"
 MAX_SESSIONLESS_WAITERS = 256
 """Waiting RECV/RESERVE datagrams from addresses without a UDP session (they hold no client slot)."""
-Taken = Message | None | Deferred[Message | None]
-"""What a take returns: at once when a message is ready or nobody waits, else a Deferred."""
 MAX_COUNTED_QUEUES = 10_000
 """Queues whose counters QSTAT remembers; the least recently used are forgotten beyond that."""
+
+Taken = Message | None | Deferred[Message | None]
+"""What a take returns: at once when a message is ready or nobody waits, else a Deferred."""
 
 
 def dead_letter_queue(queue: str) -> str:
