@@ -31,5 +31,15 @@ class Config:
     """Reservations of one message before it moves to ``<queue>.dead``."""
     max_upload: int = 67108864
     """Largest forum upload accepted, in bytes."""
+    max_pending_input: int = 64 << 20
+    """Bytes of unfinished literals all TCP clients together may hold in memory."""
+    login_limit: int = 10
+    """Failed (or running) logins per minute from one address prefix (/24 IPv4, /56 IPv6); 0: no limit."""
+    login_limit_global: int = 100
+    """Failed (or running) logins per minute from all addresses together; 0: no limit."""
+    register_limit: int = 20
+    """Accounts registered per hour from one address prefix (/24 IPv4, /56 IPv6); 0: no limit."""
+    register_limit_global: int = 200
+    """Accounts registered per hour from all addresses together; 0: no limit."""
     password_cost: int = 14
     """log2 of scrypt's N for new password hashes (14: about 50 ms, 16 MiB); tests lower it."""

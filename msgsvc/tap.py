@@ -62,6 +62,41 @@ class Options(usage.Options):
         ["max-gen", None, 123456789, "Largest GEN, in bytes.", int],
         ["event-log", None, None, "Append one line per server event, with its category, to this file."],
         ["max-upload", None, 67108864, "Largest forum upload accepted, in bytes.", int],
+        [
+            "max-pending-input",
+            None,
+            67108864,
+            "Bytes of unfinished literals all clients together may hold in memory; past it a literal is refused.",
+            int,
+        ],
+        [
+            "login-limit",
+            None,
+            10,
+            "Failed logins per minute from one /24 (IPv4) or /56 (IPv6); 0 = no limit.",
+            _non_negative(int),
+        ],
+        [
+            "login-limit-global",
+            None,
+            100,
+            "Failed logins per minute from everywhere together; 0 = no limit.",
+            _non_negative(int),
+        ],
+        [
+            "register-limit",
+            None,
+            20,
+            "Accounts registered per hour from one /24 or /56; 0 = no limit.",
+            _non_negative(int),
+        ],
+        [
+            "register-limit-global",
+            None,
+            200,
+            "Accounts registered per hour from everywhere; 0 = no limit.",
+            _non_negative(int),
+        ],
         ["credentials", None, None, "Import forum accounts from a 'username password' file at start (stored hashed)."],
     ]
 
@@ -72,7 +107,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--port must be from 0 to 65535, not {self['port']}")
         if not self["idle-timeout"] > 0:
             raise usage.UsageError("--idle-timeout must be positive")
-        for name in ("max-message", "max-line"):
+        for name in ("max-message", "max-line", "max-pending-input"):
             if self[name] < 1:
                 raise usage.UsageError(f"--{name} must be at least 1")
         if self["stream-limit"] < 1:
@@ -115,6 +150,11 @@ class Options(usage.Options):
             ttr=self["ttr"],
             max_deliveries=self["max-deliveries"],
             max_upload=self["max-upload"],
+            max_pending_input=self["max-pending-input"],
+            login_limit=self["login-limit"],
+            login_limit_global=self["login-limit-global"],
+            register_limit=self["register-limit"],
+            register_limit_global=self["register-limit-global"],
         )
 
 
