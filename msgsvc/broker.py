@@ -26,6 +26,7 @@ from msgsvc.forum import Forum
 from msgsvc.interfaces import IClient
 from msgsvc.microblog import Microblog
 from msgsvc.queues import QueueService
+from msgsvc.refusals import RefusalLog
 from msgsvc.session import DEPARTED, Session
 from msgsvc.store import Stores
 
@@ -61,6 +62,8 @@ class Broker:
         self._on_close.append(self.forum.session_closed)
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None
+        self.refusals = RefusalLog(clock)
+        """Where the front ends and the command table report refused input (logged under ERROR)."""
 
     @property
     def sessions(self) -> list[Session]:
