@@ -1,11 +1,20 @@
 # -*- test-case-name: tests.test_chat -*-
-"""The chat room: named clients, JOIN/LEAVE presence and broadcast chat."""
+"""The chat room: named clients, JOIN/LEAVE presence and broadcast chat.
+
+Names are unique among connected clients, ignoring case. Forum accounts own
+their names: a client logging in to an account takes the account's name from a
+guest that holds it (:meth:`ChatRoom.claim`).
+"""
 
 from __future__ import annotations
+
+from twisted.logger import Logger
 
 from msgsvc.commands import Refused
 from msgsvc.session import Session
 from msgsvc.wire import event
+
+log = Logger()
 
 
 class ChatRoom:
@@ -39,6 +48,28 @@ class ChatRoom:
         session.name = name
         self._members[name.casefold()] = session
         self._broadcast(event("JOIN", name), session)
+
+    def claim(self, session: Session, name: str) -> None:
+        """Name a client after the forum account it logs in to; the account owns the name.
+
+        A guest holding the name (any other client: the realm refuses a second
+        login to the account before this) loses it: every named client, the
+        guest included, hears ``* LEAVE <name>``, and the guest has no name
+        (its SAY is ``ERR no-name``) until it picks another. Then the account's
+        client takes the name as :meth:`set_name` does (the others hear ``* JOIN``).
+        """
+        holder = self._members.get(name.casefold())
+        if holder is not None and holder is not session:
+            gone = holder.name
+            del self._members[name.casefold()]
+            holder.name = None
+            log.info(
+                "client {id} lost the name {name} to the forum account", id=holder.id, name=gone, category="GENERAL"
+            )
+            line = event("LEAVE", gone)
+            holder.client.send_event(line)
+            self._broadcast(line, holder)
+        self.set_name(session, name)
 
     def say(self, session: Session, text: str) -> None:
         """Broadcast ``* CHAT <name> <text>`` to every other named client."""

@@ -4,8 +4,8 @@
 State lives behind :class:`~msgsvc.store.interfaces.IForumStore` (threads and
 messages, atomic check-and-change), :class:`~msgsvc.store.interfaces.IAccountStore`
 (see :mod:`msgsvc.accounts`) and a :class:`~msgsvc.store.files.FileStore`
-(upload bytes). Every failure is a :class:`~msgsvc.commands.Refused` carrying
-the spec's error code.
+(upload bytes; streamed uploads arrive through :mod:`msgsvc.uploads`). Every
+failure is a :class:`~msgsvc.commands.Refused` carrying the spec's error code.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from msgsvc.session import Session
 from msgsvc.store import Stores
 from msgsvc.store.files import FileStore, PartFile
 from msgsvc.store.interfaces import FileExists, NoMessage, NoThread, NotOwner, Post, Upload
+from msgsvc.uploads import DiscardingSink, PendingUpload, PendingUploads, RefusedUpload, UploadSink
 
 log = Logger()
 
@@ -60,73 +61,6 @@ def post_text(raw: bytes, limit: int) -> str:
         raise Refused("bad-args", f"the message text {error}") from None
 
 
-class PendingUpload:
-    """A streamed literal, complete on disk, that the UPD handler has not taken yet.
-
-    The front ends call the handler right after the sink finishes, in the same
-    reactor turn; if they do not (bad arguments, a closing connection), the
-    part is deleted on the next turn.
-    """
-
-    def __init__(self, part: PartFile) -> None:
-        self.part = part
-        self.claimed = False
-
-    def claim(self) -> PartFile:
-        """Take the part; its fate is now the caller's."""
-        self.claimed = True
-        return self.part
-
-    def discard_unclaimed(self) -> None:
-        """Delete the part unless the handler took it."""
-        if not self.claimed:
-            self.part.discard()
-
-
-class RefusedUpload:
-    """What a sink that did not store the literal hands the UPD handler: the reason why."""
-
-    def __init__(self, code: str, text: str) -> None:
-        self.code = code
-        self.text = text
-
-
-class UploadSink:
-    """Streams an UPD literal into a part file of the file store (a LiteralSink)."""
-
-    def __init__(self, part: PartFile, clock: IReactorTime) -> None:
-        self._part = part
-        self._clock = clock
-
-    def write(self, data: bytes) -> None:
-        self._part.write(data)
-
-    def finish(self) -> PendingUpload:
-        self._part.close()
-        pending = PendingUpload(self._part)
-        self._clock.callLater(0, pending.discard_unclaimed)
-        return pending
-
-    def abort(self) -> None:
-        self._part.discard()
-
-
-class DiscardingSink:
-    """Reads an UPD literal that will be refused, keeping none of it."""
-
-    def __init__(self, refusal: RefusedUpload) -> None:
-        self._refusal = refusal
-
-    def write(self, data: bytes) -> None:
-        pass
-
-    def finish(self) -> RefusedUpload:
-        return self._refusal
-
-    def abort(self) -> None:
-        pass
-
-
 class Forum:
     """Accounts, threads, messages and files; what the forum verbs call."""
 
@@ -138,13 +72,14 @@ class Forum:
         names: Naming,
         run_in_thread: ThreadRunner = deferToThread,
     ) -> None:
-        self.accounts = Accounts(stores.accounts, names, clock, config.password_cost, run_in_thread)
+        self.accounts = Accounts(stores.accounts, names, clock, config, run_in_thread)
         self._run_in_thread = run_in_thread
         self.store = stores.forum
         self._confirm = stores.durability.confirm
         self.files: FileStore = stores.files
         self._config = config
-        self._clock = clock
+        self.pending_uploads = PendingUploads(clock)
+        """Streamed uploads waiting for their UPD to run (it may be held behind a LOGIN)."""
 
     # -- accounts --------------------------------------------------------------
 
@@ -153,8 +88,9 @@ class Forum:
         return self.accounts.is_account(name)
 
     def session_closed(self, session: Session) -> None:
-        """The client is gone (QUIT, disconnect, idle timeout): log its account out."""
+        """The client is gone (QUIT, disconnect, idle timeout): log its account out, drop its unclaimed uploads."""
         self.accounts.session_closed(session)
+        self.pending_uploads.session_closed(session)
 
     # -- threads and messages ------------------------------------------------------
 
@@ -222,7 +158,7 @@ class Forum:
         if not self.accounts.may_be_logged_in(session):
             return DiscardingSink(RefusedUpload("not-logged-in", "log in before uploading"))
         try:
-            return UploadSink(self.files.begin(), self._clock)
+            return UploadSink(self.files.begin(), session, self.pending_uploads)
         except OSError:
             log.failure("cannot create an upload file", category="ERROR")
             return DiscardingSink(RefusedUpload("internal", "the server cannot store files now; it has been logged"))

@@ -27,7 +27,11 @@ MAX_CHARACTERS = 150
 ALL = "all"
 """``FOLLOW #ALL``: every message, whatever its hashtags."""
 ANONYMOUS = "anonymous"
-"""The author of a message posted by a client without a name."""
+"""The author of a message posted by a client without a name.
+
+A named client's messages carry ``Session.display_name``: the bare account name
+when it is logged in to that account, ``~name`` for a guest's name, stored so.
+"""
 
 _HASHTAG = re.compile(r"#([A-Za-z0-9_]{1,50})\Z")
 _HASHTAG_IN_TEXT = re.compile(r"(?<![\w#])#([A-Za-z0-9_]{1,50})(?!\w)")
@@ -72,7 +76,7 @@ class Microblog:
 
     def post(self, session: Session, text: str) -> Deferred[int]:
         """Store a message (already checked); once stored, tell its followers. Fires with its id."""
-        author = session.name or ANONYMOUS
+        author = session.display_name or ANONYMOUS  # a guest posts as ~name, never as an account
         tags = hashtags(text)
         return self._store.post(author, text, tags).addCallback(self._posted, session, author, text, tags)
 

@@ -10,6 +10,9 @@ from zope.interface import implementer
 
 from msgsvc.interfaces import IClient
 
+GUEST_MARK = "~"
+"""Put before a guest's name where the server attributes something to it (see ``Session.display_name``)."""
+
 
 @implementer(IClient)
 class _Departed:
@@ -37,14 +40,16 @@ class Session:
     client: IClient
     opened: float
     counted: bool = True
+    """False for a datagram handled without a UDP session: it holds no slot and no state."""
     transport_name: str = field(init=False)
     """'tcp' or 'udp', kept for STATUS after the client has gone."""
     peer: tuple[str, int] = field(init=False)
     """The client's (host, port), kept for STATUS after it has gone."""
-    """False for a datagram handled without a UDP session: it holds no slot and no state."""
     closed: float | None = None
     name: str | None = None
     """The chat name, set by NAME or by logging in to the forum."""
+    account: str | None = None
+    """The forum account this client logged in to (kept once it has gone, for STATUS)."""
     sent: int = 0
     """Chat messages this client has said."""
 
@@ -84,6 +89,23 @@ class Session:
     def __post_init__(self) -> None:
         self.transport_name = self.client.transport_name
         self.peer = self.client.peer
+
+    @property
+    def display_name(self) -> str | None:
+        """How the server shows this client where it attributes something to it: tweets, WHO, STATUS.
+
+        The one place of the rule: a client named after the forum account it
+        logged in to shows its bare name (``erin``); any other name is a
+        guest's and shows as ``~erin`` (``~`` is never part of a name, so a guest
+        can never pass for the account erin); a client without a name is None.
+        Chat events (``* CHAT``, ``* JOIN``, ``* LEAVE``) and NAME's reply use
+        the bare :attr:`name`.
+        """
+        if self.name is None:
+            return None
+        if self.account is not None and self.account.casefold() == self.name.casefold():
+            return self.name
+        return GUEST_MARK + self.name
 
     @property
     def open(self) -> bool:

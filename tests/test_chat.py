@@ -138,11 +138,11 @@ class WhoStatusTests(ChatCase):
     """WHO and STATUS."""
 
     def test_who(self):
-        """WHO lists connected named clients with transport and address."""
+        """WHO lists connected named clients with transport and address, guests as ~name."""
         self.client("alice")
         self.client()
         bob = self.client("bob")
-        self.assertEqual(bob.command(b"WHO").payload, b"alice tcp 127.0.0.1:41000\r\nbob tcp 127.0.0.1:41002\r\n")
+        self.assertEqual(bob.command(b"WHO").payload, b"~alice tcp 127.0.0.1:41000\r\n~bob tcp 127.0.0.1:41002\r\n")
 
     def test_status_keeps_gone_clients(self):
         """STATUS lists every client of the run, gone ones with their close time and chat count."""
@@ -157,7 +157,7 @@ class WhoStatusTests(ChatCase):
         self.assertEqual(
             lines,
             [
-                "1 alice tcp 127.0.0.1:41000 opened=2023-11-14T22:13:20Z closed=2023-11-14T22:14:21Z sent=2",
+                "1 ~alice tcp 127.0.0.1:41000 opened=2023-11-14T22:13:20Z closed=2023-11-14T22:14:21Z sent=2",
                 "2 - tcp 127.0.0.1:41001 opened=2023-11-14T22:14:21Z closed=- sent=0",
             ],
         )
@@ -292,7 +292,7 @@ class UdpChatTests(ChatCase):
         self.assertEqual(udp.datagrams(ALICE_UDP), [b"* CHAT bob hi alice\r\n"])
         self.assertEqual(udp.command(b"SAY hi bob", ALICE_UDP).text, "hi bob ACK")
         self.assertEqual(self.events(tcp), [("CHAT", "alice hi bob")])
-        self.assertEqual(tcp.command(b"WHO").payload, b"bob tcp 127.0.0.1:41000\r\nalice udp 127.0.0.1:51001\r\n")
+        self.assertEqual(tcp.command(b"WHO").payload, b"~bob tcp 127.0.0.1:41000\r\n~alice udp 127.0.0.1:51001\r\n")
 
     def test_udp_quit_and_idle_leave(self):
         """A UDP member that quits or idles out is heard leaving."""

@@ -90,13 +90,13 @@ class TweetTests(TestCase):
         self.assertEqual(self.say(b"LAST"), b"DATA 4 last\r\nback\r\n")
 
     def test_author_is_name(self) -> None:
-        """A named client's messages carry its name as author; others are anonymous."""
+        """A guest's messages carry ~name as author; a client without a name is anonymous."""
         self.broker.chat.set_name(self.client.protocol.session, "alice")
         self.say(b"TWEET hi #x")
         other = TcpHarness(self.broker, port=40001)
         other.output()
         other.command(b"TWEET yo #x")
-        self.assertEqual(self.say(b"TAGGED #x"), b"DATA 34 tagged\r\n2 anonymous yo #x\r\n1 alice hi #x\r\n\r\n")
+        self.assertEqual(self.say(b"TAGGED #x"), b"DATA 35 tagged\r\n2 anonymous yo #x\r\n1 ~alice hi #x\r\n\r\n")
 
     def test_over_udp(self) -> None:
         """TWEET and LAST work over UDP without a session."""
@@ -247,11 +247,11 @@ class FollowTests(TestCase):
         self.assertEqual(self.author.output(), b"OK 1 posted\r\n")
 
     def test_named_author_in_event(self) -> None:
-        """The event names the author."""
+        """The event names the author (a guest as ~name)."""
         self.broker.chat.set_name(self.author.protocol.session, "bob")
         self.follower.command(b"FOLLOW #ALL")
         self.author.command("TWEET \u00e9t\u00e9 #x".encode())
-        self.assertEqual(self.follower.output(), "* TWEET 1 bob \u00e9t\u00e9 #x\r\n".encode())
+        self.assertEqual(self.follower.output(), "* TWEET 1 ~bob \u00e9t\u00e9 #x\r\n".encode())
 
     def test_refused_message_not_sent(self) -> None:
         """A refused message reaches no follower."""
