@@ -1,19 +1,26 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.test_tap,tests.test_startup -*-
 """Listening on one port number over TCP and UDP.
 
 ``internet.TCPServer`` and ``UDPServer`` each bind on their own, so with
 ``--port 0`` they would get different numbers; this service binds TCP first
-and then UDP on the number TCP got.
+(through a Twisted server endpoint) and then UDP on the number TCP got.
+
+Like ``internet.TCPServer``, it binds in ``privilegedStartService``, which
+twistd calls in the process that serves (after daemonizing, before shedding
+privileges); a port that cannot be bound raises :class:`StartupError`, which
+twistd reports (see :mod:`msgsvc.tap`).
 """
 
 from __future__ import annotations
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 log = Logger()
 
@@ -23,8 +30,21 @@ PORT_ATTEMPTS = 20
 """How often to pick a new free port when ``--port 0`` finds its UDP twin taken."""
 
 
+class StartupError(Exception):
+    """Serving cannot start (port taken, store unusable or in use); the message is the one-line reason."""
+
+
+def startup_error(reason: str) -> StartupError:
+    """Log why the start failed (a daemon's log file says it too) and return the exception to raise."""
+    log.error("msgsvc cannot start: {reason}", reason=reason, category="ERROR")
+    return StartupError(reason)
+
+
 class ListenerService(Service):
-    """Serves a TCP factory and a UDP protocol on the same interface and port number."""
+    """Serves a TCP factory and a UDP protocol on the same interface and port number.
+
+    ``tcp`` and ``udp`` may be set after construction, as long as it is before the service starts.
+    """
 
     def __init__(self, reactor, interface: str, port: int, tcp: Factory | None, udp: DatagramProtocol | None):
         self.reactor = reactor
@@ -34,17 +54,14 @@ class ListenerService(Service):
         self.udp = udp
         self.listening: list[IListeningPort] = []
 
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._bind()
+
     def startService(self) -> None:
+        if not self.listening:  # not started by twistd, which binds in privilegedStartService
+            self._bind()
         super().startService()
-        for attempt in range(PORT_ATTEMPTS):
-            try:
-                self._listen()
-                break
-            except CannotListenError as error:
-                self._stop_listening()
-                if self.port != 0 or attempt == PORT_ATTEMPTS - 1:
-                    reason = error.socketError.strerror if error.socketError else error
-                    raise SystemExit(f"msgsvc: cannot listen on {error.interface}:{error.port}: {reason}") from None
         host = f"[{self.interface}]" if ":" in self.interface else self.interface
         transports = " and ".join(name for name, part in (("TCP", self.tcp), ("UDP", self.udp)) if part)
         log.info(
@@ -55,14 +72,34 @@ class ListenerService(Service):
             category="GENERAL",
         )
 
+    def _bind(self) -> None:
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self._listen()
+                return
+            except CannotListenError as error:
+                self._stop_listening()
+                if self.port != 0 or attempt == PORT_ATTEMPTS - 1:
+                    reason = error.socketError.strerror if error.socketError else error
+                    raise startup_error(f"cannot listen on {error.interface}:{error.port}: {reason}") from None
+
     def _listen(self) -> None:
         port = self.port
         if self.tcp is not None:
-            tcp = self.reactor.listenTCP(port, self.tcp, backlog=LISTEN_BACKLOG, interface=self.interface)
-            self.listening.append(tcp)
+            self.listening.append(self._listen_tcp(port))
             port = self.listening[0].getHost().port
         if self.udp is not None:
             self.listening.append(self.reactor.listenUDP(port, self.udp, interface=self.interface))
+
+    def _listen_tcp(self, port: int) -> IListeningPort:
+        """Listen through a ``tcp:`` endpoint; it binds at once, so its Deferred has fired on return."""
+        description = f"tcp:{port}:interface={quoteStringArgument(self.interface)}:backlog={LISTEN_BACKLOG}"
+        outcome: list[IListeningPort | Failure] = []
+        serverFromString(self.reactor, description).listen(self.tcp).addBoth(outcome.append)
+        (result,) = outcome
+        if isinstance(result, Failure):
+            result.raiseException()
+        return result
 
     @property
     def bound_port(self) -> int:

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import os
 
-from twisted.application.service import IServiceCollection, MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.application.service import IServiceCollection, MultiService
 from twisted.logger import Logger
 from twisted.python import usage
 
 from msgsvc.accounts import read_credentials
-from msgsvc.broker import Broker
 from msgsvc.config import Config
 from msgsvc.eventlog import EventLogService, open_event_log
-from msgsvc.listeners import ListenerService
-from msgsvc.store import DEFAULT_STORE, STORE_URLS, StoreError, check_store_url, open_stores
-from msgsvc.tcp import ConnectionFactory
-from msgsvc.udp import DatagramFrontEnd
-from msgsvc.verbs import build_table
+from msgsvc.listeners import ListenerService, StartupError
+from msgsvc.startup import BrokerService, StartupService, preflight
+from msgsvc.store import DEFAULT_STORE, STORE_URLS, StoreError, check_store_url
 
 log = Logger()
 
@@ -158,56 +154,30 @@ class Options(usage.Options):
         )
 
 
-class BrokerService(Service):
-    """Runs the broker with the application: on stop, every client gets ``* BYE shutdown``, then the store closes."""
-
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-
-    def stopService(self) -> Deferred:
-        super().stopService()
-        return self.broker.shutdown().addBoth(lambda _: self.broker.stores.close())
-
-
 def makeService(options: Options, reactor=None) -> IServiceCollection:
-    """The msgsvc application: one broker, served over TCP and UDP."""
+    """The msgsvc application: one broker, served over TCP and UDP.
+
+    twistd calls this before it daemonizes, so the store is opened and the
+    ports bound only when the application starts, in the process that serves.
+    Here they are only tried (see :func:`msgsvc.startup.preflight`), so that
+    the usual failures end the command at once with one line.
+    """
     if reactor is None:
         from twisted.internet import reactor
+    try:
+        preflight(options, reactor)
+    except StartupError as error:
+        raise SystemExit(f"msgsvc: {error}") from None
     if not os.path.isdir(options["files"]):
         log.warn("--files {files}: no such directory; LIST will be empty", files=options["files"], category="ERROR")
-    try:
-        stores = open_stores(options["store"], reactor)
-    except StoreError as error:
-        raise SystemExit(f"msgsvc: {error}") from None
-    broker = Broker(stores, options.config(), reactor)
-    if options.credentials:
-        _import_credentials(broker, options)
-    table = build_table()
-    tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, reactor)
-    udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, reactor)
     service = MultiService() if options["event-log"] is None else EventLogService(options["event-log"])
-    listeners = ListenerService(reactor, options["interface"], options["port"], tcp, udp)
+    listeners = ListenerService(reactor, options["interface"], options["port"], None, None)
     listeners.setName("listeners")
-    listeners.setServiceParent(service)
-    # Added last so it is stopped first: clients hear BYE before the ports close.
-    broker_service = BrokerService(broker)
+    broker_service = BrokerService()
     broker_service.setName("broker")
-    broker_service.setServiceParent(service)
+    startup = StartupService(options, reactor, listeners, broker_service)
+    startup.setName("startup")
+    # The broker is last so it is stopped first: clients hear BYE before the ports close.
+    for child in (startup, listeners, broker_service):
+        child.setServiceParent(service)
     return service
-
-
-def _import_credentials(broker: Broker, options: Options) -> None:
-    """Hash and store the ``--credentials`` accounts before the port opens; forget the plaintext."""
-    pairs, options.credentials = options.credentials, []
-    path = options["credentials"]
-    done = broker.forum.accounts.import_credentials(pairs)
-    done.addCallbacks(
-        lambda counts: log.info(
-            "imported {added} forum accounts from {path} ({kept} already present, left unchanged)",
-            added=counts[0],
-            kept=counts[1],
-            path=path,
-            category="GENERAL",
-        ),
-        lambda failure: log.failure("could not import {path}", failure, path=path, category="ERROR"),
-    )

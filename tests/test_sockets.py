@@ -3,11 +3,9 @@
 import os
 
 from twisted.internet import defer, reactor
-from twisted.internet.protocol import Factory
 from twisted.trial.unittest import TestCase
 
 from msgsvc.client import ServerError, connect_tcp, connect_udp
-from msgsvc.listeners import ListenerService
 from msgsvc.tap import Options, makeService
 from tests.helpers import ROOT, run_cli
 
@@ -140,16 +138,3 @@ class QueueClientCliTests(RealServer):
         out, err, code = yield self.run_cli("127.0.0.1", str(self.port), "TCP", "send", "no/such/file")
         self.assertEqual(out, b"")
         self.assertEqual((code, err), (1, b"msgsvc-client: cannot read no/such/file: No such file or directory\n"))
-
-
-class PortInUseTests(TestCase):
-    """Starting on a port that is taken."""
-
-    def test_one_line_reason(self):
-        """A taken port stops start-up with one line naming it, not a traceback."""
-        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
-        self.addCleanup(taken.stopListening)
-        port = taken.getHost().port
-        service = ListenerService(reactor, "127.0.0.1", port, Factory(), None)
-        error = self.assertRaises(SystemExit, service.startService)
-        self.assertEqual(str(error), f"msgsvc: cannot listen on 127.0.0.1:{port}: Address already in use")

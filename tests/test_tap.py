@@ -1,13 +1,22 @@
 """Tests for the twistd plugin, its options and the service it builds."""
 
+import os
+
 from twisted.application.service import IServiceMaker, MultiService
+from twisted.internet import reactor
+from twisted.internet.protocol import DatagramProtocol, Factory
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
 from twisted.plugin import getPlugins
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msgsvc.listeners import ListenerService
-from msgsvc.tap import BrokerService, Options, makeService
+from msgsvc.listeners import ListenerService, StartupError
+from msgsvc.startup import BrokerService, StartupService, check_port
+from msgsvc.store import StoreError
+from msgsvc.store.database import Database
+from msgsvc.tap import Options, makeService
+from tests.helpers import temp_dir
 
 
 def parse(*args: str) -> Options:
@@ -19,7 +28,7 @@ def parse(*args: str) -> Options:
 class PluginTests(SynchronousTestCase):
     """twistd finds the plugin."""
 
-    def test_discovered(self):
+    def test_discovered(self) -> None:
         """The msgsvc ServiceMaker is among twistd's plugins and points at msgsvc.tap."""
         makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
         self.assertIn("msgsvc", makers)
@@ -29,7 +38,7 @@ class PluginTests(SynchronousTestCase):
 class OptionsTests(SynchronousTestCase):
     """Command-line options and their checks."""
 
-    def test_defaults(self):
+    def test_defaults(self) -> None:
         """Defaults are those of the specification."""
         options = parse()
         self.assertEqual((options["port"], options["interface"]), (55556, "127.0.0.1"))
@@ -39,12 +48,12 @@ class OptionsTests(SynchronousTestCase):
             (3, 600.0, 1048576, 8192),
         )
 
-    def test_values(self):
+    def test_values(self) -> None:
         """Options reach the configuration."""
         config = parse("--max-clients", "0", "--idle-timeout", "1.5", "--max-line", "100").config()
         self.assertEqual((config.max_clients, config.idle_timeout, config.max_line), (0, 1.5, 100))
 
-    def test_refused(self):
+    def test_refused(self) -> None:
         """Nonsense values are usage errors, not crashes."""
         for args in (
             ["--no-tcp", "--no-udp"],
@@ -59,23 +68,95 @@ class OptionsTests(SynchronousTestCase):
 
 
 class MakeServiceTests(SynchronousTestCase):
-    """The service tree."""
+    """The service tree, and what happens when it starts."""
 
-    def test_tree(self):
-        """makeService serves TCP and UDP on one port and stops the broker first."""
+    def test_tree(self) -> None:
+        """makeService opens and binds nothing: the store opens, then the ports bind, then the broker runs."""
         reactor = MemoryReactor()
-        service = makeService(parse("--port", "4321", "--store", "memory"), reactor)
+        service = makeService(parse("--port", "0", "--store", "memory"), reactor)
         self.assertIsInstance(service, MultiService)
+        startup = service.getServiceNamed("startup")
         listener, broker = service.getServiceNamed("listeners"), service.getServiceNamed("broker")
+        self.assertIsInstance(startup, StartupService)
         self.assertIsInstance(listener, ListenerService)
         self.assertIsInstance(broker, BrokerService)
-        self.assertEqual(list(service), [listener, broker])
-        self.assertEqual((listener.port, listener.interface), (4321, "127.0.0.1"))
+        self.assertEqual(list(service), [startup, listener, broker])
+        self.assertEqual((listener.port, listener.interface), (0, "127.0.0.1"))
+        self.assertEqual((broker.broker, listener.tcp, listener.udp, reactor.tcpServers), (None, None, None, []))
 
-    def test_no_udp(self):
+    def test_no_udp(self) -> None:
         """--no-udp serves TCP only."""
         reactor = MemoryReactor()
-        service = makeService(parse("--no-udp", "--port", "4321", "--store", "memory"), reactor)
+        service = makeService(parse("--no-udp", "--port", "0", "--store", "memory"), reactor)
         service.startService()  # MemoryReactor has no listenUDP: this would fail if UDP were served
-        self.assertEqual([port[0] for port in reactor.tcpServers], [4321])
+        self.assertEqual([port[0] for port in reactor.tcpServers], [0])
         self.assertIsNone(service.getServiceNamed("listeners").udp)
+        self.assertIsNotNone(service.getServiceNamed("broker").broker)
+        self.successResultOf(service.stopService())
+
+    def test_store_locked_at_start(self) -> None:
+        """makeService only tries the store and lets it go; privilegedStartService (after the fork) locks it."""
+        path = os.path.join(temp_dir(self), "msgsvc.sqlite")
+        reactor = MemoryReactor()
+        service = makeService(parse("--no-udp", "--port", "0", "--store", "sqlite:" + path), reactor)
+        Database(path, Clock()).close()  # not held
+        service.privilegedStartService()
+        self.assertRaises(StoreError, Database, path, Clock())
+        self.assertEqual([port[0] for port in reactor.tcpServers], [0])  # bound before privileges are shed
+        self.assertIsNotNone(service.getServiceNamed("broker").broker)
+        service.startService()
+        self.assertEqual(len(reactor.tcpServers), 1)  # not bound twice
+        self.successResultOf(service.stopService())
+        Database(path, Clock()).close()  # released
+
+    def test_store_in_use(self) -> None:
+        """A store held by another msgsvc ends makeService with the one-line reason, binding nothing."""
+        path = os.path.join(temp_dir(self), "msgsvc.sqlite")
+        held = Database(path, Clock())
+        self.addCleanup(held.close)
+        reactor = MemoryReactor()
+        error = self.assertRaises(SystemExit, makeService, parse("--no-udp", "--store", "sqlite:" + path), reactor)
+        self.assertEqual(str(error), f"msgsvc: {path} is in use by another msgsvc process")
+        self.assertEqual(reactor.tcpServers, [])
+
+    def test_store_taken_after_the_check(self) -> None:
+        """A store taken between the check and the start stops the start with a StartupError."""
+        path = os.path.join(temp_dir(self), "msgsvc.sqlite")
+        reactor = MemoryReactor()
+        service = makeService(parse("--no-udp", "--port", "0", "--store", "sqlite:" + path), reactor)
+        held = Database(path, Clock())
+        self.addCleanup(held.close)
+        error = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(error), f"{path} is in use by another msgsvc process")
+        self.assertEqual(reactor.tcpServers, [])
+
+
+class TakenPortTests(TestCase):
+    """A port in use, in this process."""
+
+    def test_startup_error(self) -> None:
+        """A taken port raises StartupError naming it, in one line, and leaves nothing listening."""
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        service = ListenerService(reactor, "127.0.0.1", port, Factory(), DatagramProtocol())
+        error = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(str(error), f"cannot listen on 127.0.0.1:{port}: Address already in use")
+        self.assertEqual(service.listening, [])
+
+    def test_checked_before_the_fork(self) -> None:
+        """makeService on a taken port ends at once with the one-line reason."""
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        options = parse("--port", str(port), "--store", "memory")
+        error = self.assertRaises(SystemExit, makeService, options, MemoryReactor())
+        self.assertEqual(str(error), f"msgsvc: cannot listen on 127.0.0.1:{port}: Address already in use")
+
+    def test_check_port_udp(self) -> None:
+        """check_port also refuses a UDP port in use, and accepts a free one."""
+        taken = reactor.listenUDP(0, DatagramProtocol(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        self.assertRaises(StartupError, check_port, "127.0.0.1", port, tcp=False, udp=True)
+        check_port("127.0.0.1", port, tcp=False, udp=False)

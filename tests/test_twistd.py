@@ -43,7 +43,7 @@ class TwistdTests(TestCase):
     timeout = 60
 
     @defer.inlineCallbacks
-    def test_run_serve_and_stop(self):
+    def test_run_serve_and_stop(self) -> None:
         """twistd -n msgsvc logs its port, serves, and on SIGTERM says BYE and shuts down cleanly."""
         if not os.path.exists(TWISTD):
             raise SkipTest(f"no twistd script beside {sys.executable}")
