@@ -17,7 +17,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.wire import Data, Err, Reply, Request, listing, printable
+from msgsvc import help
+from msgsvc.wire import Err, Reply, Request, host_port
 
 if TYPE_CHECKING:
     from msgsvc.broker import Broker
@@ -132,6 +133,8 @@ class Command:
     literal_limit: Callable[[Config], int] = field(default=lambda config: config.max_message)
     literal_sink: Callable[[Broker, Session], LiteralSink] | None = None
     """Where a literal for this verb is streamed; by default it is collected in memory."""
+    errors: tuple[str, ...] | None = None
+    """The error codes (SPEC section 6) the verb itself can answer with, for HELP; None: not declared."""
 
     @property
     def usage(self) -> str:
@@ -168,9 +171,11 @@ class Command:
 
 
 class CommandSet:
-    """The verbs of one system, declared with the :meth:`verb` decorator."""
+    """The verbs of one system, declared with the :meth:`verb` decorator; HELP lists them under ``system``."""
 
-    def __init__(self) -> None:
+    def __init__(self, system: str = "other", description: str = "") -> None:
+        self.system = system
+        self.description = description
         self.commands: list[Command] = []
 
     def verb(self, name: str, *params: Arg | Text, summary: str, **options: Any) -> Callable[[Handler], Handler]:
@@ -202,22 +207,19 @@ class CommandTable:
     """All verbs of the server; dispatches requests from either transport."""
 
     def __init__(self, sets: Iterable[CommandSet]) -> None:
-        builtin = CommandSet()
-        builtin.verb("HELP", summary="list every command")(self._help)
-        self._commands: list[Command] = []
+        self.help = help.Help()
+        builtin = CommandSet("general")
+        builtin.verb("HELP", Arg("verb", optional=True), summary=help.SUMMARY, errors=("unknown-command",))(
+            self.help.handler
+        )
+        sets = [builtin, *sets]
         self._by_verb: dict[str, Command] = {}
-        for command in [c for s in [builtin, *sets] for c in s.commands]:
+        for command in [c for s in sets for c in s.commands]:
             for verb in (command.verb, *command.aliases):
                 if verb in self._by_verb:
                     raise ValueError(f"verb {verb} defined twice")
                 self._by_verb[verb] = command
-            self._commands.append(command)
-        self._help_payload = listing(
-            sorted(
-                f"{c.usage:<32} {c.summary}" + (f" (also {', '.join(c.aliases)})" if c.aliases else "")
-                for c in self._commands
-            )
-        )
+        self.help.index([(s.system, s.description, s.commands) for s in sets], self._by_verb)
 
     def lookup(self, verb: str) -> Command | None:
         """The command for an upper-case verb or alias, if there is one."""
@@ -250,11 +252,11 @@ class CommandTable:
             return held.addCallback(lambda _: self.awaitable(self.dispatch(broker, session, request), broker))
         command = self._by_verb.get(request.verb)
         if command is None or request.bad_tag:
-            return self._malformed(request)
+            return self._refused(broker, session, request)
         try:
             values = command.bind(request.args, request.literal)
         except ValueError as error:
-            return Err("bad-args", f"{error}; usage: {command.usage}")
+            return self._refused(broker, session, request, Err("bad-args", f"{error}; usage: {command.usage}"))
         try:
             result = command.handler(broker, session, **values)
         except Refused as refused:
@@ -268,12 +270,13 @@ class CommandTable:
             result = reply
         return Unconfirmed(result) if broker.durability.pending else result
 
-    def _malformed(self, request: Request) -> Err:
-        if request.bad_tag:
-            return Err("bad-args", "a tag is # followed by 1-16 letters or digits, then a space")
-        if not request.verb:
-            return Err("bad-args", "a command is missing after the tag")
-        return Err("unknown-command", f"unknown command '{printable(request.verb)}'; HELP lists commands")
+    @staticmethod
+    def _refused(broker: Broker, session: Session | None, request: Request, error: Err | None = None) -> Err:
+        """The reply to a malformed request (bad tag, no verb, unknown verb, or ``error``), logged as refused."""
+        error = error or help.malformed(request)
+        who = f"{session.transport_name} {host_port(session.peer)}" if session is not None else "unknown client"
+        broker.refusals.refused(who, error.code, error.text)
+        return error
 
     def awaitable(self, result: Reply | Unconfirmed | Deferred[Reply], broker: Broker) -> Reply | Deferred[Reply]:
         """A result of :meth:`dispatch` as a reply or a Deferred of one (an Unconfirmed reply waits in a Deferred)."""
@@ -291,6 +294,3 @@ class CommandTable:
             return failure.value.reply
         log.failure("{verb} failed", failure, verb=command.verb, category="ERROR")
         return INTERNAL_ERROR
-
-    def _help(self, broker: Broker, session: Session) -> Reply:
-        return Data(self._help_payload, "help")

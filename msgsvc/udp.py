@@ -10,13 +10,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msgsvc.broker import Broker
-from msgsvc.commands import CommandTable
+from msgsvc.commands import INTERNAL_ERROR, CommandTable
 from msgsvc.interfaces import IClient
 from msgsvc.session import Session
-from msgsvc.wire import FULL, Err, Reply, Request, StreamedData, event, parse_request
+from msgsvc.wire import FULL, Err, Reply, Request, StreamedData, event, host_port, literal_too_big, parse_request
 
 log = Logger()
 
@@ -103,14 +104,17 @@ class ReplyCache:
             self._bytes -= len(reply) + CACHE_ENTRY_OVERHEAD
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """Where a reply goes once its command completes."""
+@dataclass(slots=True)
+class _Exchange:
+    """One datagram and its reply: where the reply goes once the command completes."""
 
-    client: UdpClient
-    tag: bytes | None
-    cache_key: tuple | None
-    opened_session: bool
+    address: Address
+    tag: bytes | None = None
+    cache_key: tuple | None = None
+    client: UdpClient | None = None
+    opened_session: bool = False
+    replied: bool = False
+    """The reply datagram has been sent: a failure after that sends no second one."""
 
 
 class DatagramFrontEnd(DatagramProtocol):
@@ -126,24 +130,37 @@ class DatagramFrontEnd(DatagramProtocol):
         self._replies = ReplyCache(clock)
 
     def datagramReceived(self, datagram: bytes, address: Address) -> None:
+        """Answer one datagram; whatever goes wrong, the sender gets one reply (ERR internal for a bug)."""
+        exchange = _Exchange(address)
+        try:
+            self._receive(datagram, exchange)
+        except Exception:
+            self._failed(Failure(), exchange)
+
+    def _receive(self, datagram: bytes, exchange: _Exchange) -> None:
+        address = exchange.address
         try:
             request, literal = self._parse(datagram)
         except _Refusal as refusal:
-            self.send(refusal.reply.encode(refusal.tag), address)
+            error = refusal.reply
+            self.broker.refusals.refused(f"udp {host_port(address)}", error.code, error.text)
+            exchange.replied = True
+            self.send(error.encode(refusal.tag), address)
             return
         if request is None:
             return
-        cache_key = None
+        exchange.tag = request.tag
         if request.tag is not None:
             cache_key = (address, request.tag)
             seen, reply = self._replies.lookup(cache_key)
             if seen:
+                exchange.replied = True
                 if reply is not None:
                     self.send(reply, address)
                 return
             self._replies.begin(cache_key)
+            exchange.cache_key = cache_key
         client = self._sessions.get(address)
-        opened = False
         if client is not None:
             client.idle_timer.reset(self.broker.config.idle_timeout)
         else:
@@ -152,27 +169,49 @@ class DatagramFrontEnd(DatagramProtocol):
             if command is not None and command.starts_session and not request.bad_tag:
                 client.session = self.broker.open_session(client)
                 if client.session is None:
-                    self._answer(FULL, _Pending(client, request.tag, cache_key, False))
+                    exchange.client = client
+                    self._answer(FULL, exchange)
                     return
                 self._sessions[address] = client
                 client.idle_timer = self.clock.callLater(
                     self.broker.config.idle_timeout, self.end_session, address, "idle-timeout"
                 )
-                opened = True
+                exchange.opened_session = True
             else:
                 client.session = self.broker.transient_session(client)
+        exchange.client = client
         if literal is not None:
             sink = self.table.literal_sink(request, self.broker, client.session)
             if sink is not None:
                 sink.write(literal)
                 literal = sink.finish()
             request.literal = literal
-        pending = _Pending(client, request.tag, cache_key, opened)
         result = self.table.awaitable(self.table.dispatch(self.broker, client.session, request), self.broker)
         if isinstance(result, Deferred):
-            result.addCallback(self._answer, pending)
+            result.addCallback(self._answer, exchange).addErrback(self._failed, exchange)
         else:
-            self._answer(result, pending)
+            self._answer(result, exchange)
+
+    def _failed(self, failure: Failure, exchange: _Exchange) -> None:
+        """A bug while handling a datagram: logged once; the sender gets ERR internal unless it got its reply."""
+        log.failure("datagram from {peer} failed", failure, peer=host_port(exchange.address), category="ERROR")
+        client = exchange.client
+        replied = exchange.replied
+        if not replied:
+            exchange.replied = True
+            data = INTERNAL_ERROR.encode(exchange.tag)
+            self.send(data, exchange.address)
+            if exchange.cache_key is not None:
+                self._replies.store(exchange.cache_key, data)
+        if client is None or client.session is None or not client.session.open:
+            return
+        try:  # leave no transient session, nor a session opened by the failed command, behind
+            if not client.session.counted:
+                self.broker.close_session(client.session)
+            elif exchange.opened_session and not replied:
+                self.end_session(exchange.address, None)
+        except Exception:
+            log.failure("cleaning up after a failed datagram", category="ERROR")
 
     def _parse(self, datagram: bytes) -> tuple[Request | None, bytes | None]:
         """The datagram's request and literal; raises _Refusal when it is not one command."""
@@ -192,26 +231,25 @@ class DatagramFrontEnd(DatagramProtocol):
             return request, None
         literal_limit = self.table.literal_limit(request.verb, self.broker.config)
         if size > literal_limit:
-            raise _Refusal(
-                Err("too-big", f"literal of {size} bytes exceeds the {literal_limit}-byte limit"), request.tag
-            )
+            raise _Refusal(literal_too_big(size, literal_limit), request.tag)
         if len(rest) != size and rest[size:] not in (b"\n", b"\r\n"):
             raise _Refusal(
                 Err("bad-args", f"the literal announced {size} bytes but the datagram holds {len(rest)}"), request.tag
             )
         return request, rest[:size]
 
-    def _answer(self, reply: Reply, pending: _Pending) -> None:
-        client = pending.client
-        data = self._encode(reply, pending.tag)
+    def _answer(self, reply: Reply, exchange: _Exchange) -> None:
+        client = exchange.client
+        data = self._encode(reply, exchange.tag)
+        exchange.replied = True
         self.send(data, client.address)
-        if pending.cache_key is not None:
-            self._replies.store(pending.cache_key, data)
+        if exchange.cache_key is not None:
+            self._replies.store(exchange.cache_key, data)
         if client.session is None:
             return
         if not client.session.counted:
             self.broker.close_session(client.session)
-        elif reply.closes or (pending.opened_session and isinstance(reply, Err)):
+        elif reply.closes or (exchange.opened_session and isinstance(reply, Err)):
             self.end_session(client.address, None)
 
     @staticmethod

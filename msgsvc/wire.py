@@ -18,6 +18,37 @@ CRLF = b"\r\n"
 
 _TAG = re.compile(rb"[A-Za-z0-9]{1,16}\Z")
 _LITERAL = re.compile(rb" \{([0-9]+)\}\Z")
+LITERAL_SIZE_CEILING = 10**20
+"""Literal sizes above this are not converted: they exceed every limit anyway."""
+
+
+class HugeSize(int):
+    """A literal size too large to convert (CPython refuses int() of over 4,300 digits, and none is needed).
+
+    It compares as LITERAL_SIZE_CEILING + 1, so it is over every limit, and
+    reads ``more than 10^20`` in error texts instead of thousands of digits.
+    """
+
+    def __new__(cls) -> HugeSize:
+        return super().__new__(cls, LITERAL_SIZE_CEILING + 1)
+
+    def __str__(self) -> str:
+        return "more than 10^20"
+
+    def __repr__(self) -> str:
+        return "HugeSize()"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def literal_size(digits: bytes) -> int:
+    """The value of a literal marker's digits, without converting thousands of them."""
+    significant = digits.lstrip(b"0")
+    if len(significant) > 21:  # 10^20 has 21 digits
+        return HugeSize()
+    size = int(significant or b"0")
+    return HugeSize() if size > LITERAL_SIZE_CEILING else size
 
 
 @dataclass(slots=True)
@@ -39,8 +70,12 @@ def parse_request(line: bytes) -> Request | None:
     """Split a command line (without its line ending) into a Request.
 
     Returns None for a blank line, which is not a command and gets no reply.
+    Spaces before the tag and before the verb are ignored (`` PING`` is PING).
+    Never raises, whatever the bytes.
     """
-    if not line.strip(b" "):
+    if line[:1] == b" ":
+        line = line.lstrip(b" ")
+    if not line:
         return None
     tag = None
     bad_tag = False
@@ -50,11 +85,12 @@ def parse_request(line: bytes) -> Request | None:
             tag = candidate
         else:
             bad_tag = True
-    literal_size = None
+        line = line.lstrip(b" ")
+    size = None
     if line.endswith(b"}"):  # only then can it end with a literal marker
         marker = _LITERAL.search(line)
         if marker:
-            literal_size = int(marker.group(1))
+            size = literal_size(marker.group(1))
             line = line[: marker.start()]
     raw_verb, _, args = line.partition(b" ")
     verb = _VERBS.get(raw_verb)
@@ -62,7 +98,7 @@ def parse_request(line: bytes) -> Request | None:
         verb = raw_verb.decode("ascii", "replace").upper()
         if len(_VERBS) < _MAX_VERBS and len(raw_verb) <= 16:
             _VERBS[raw_verb] = verb
-    return Request(verb, args, tag, bad_tag, literal_size)
+    return Request(verb, args, tag, bad_tag, size)
 
 
 _VERBS: dict[bytes, str] = {}
@@ -78,6 +114,12 @@ def printable(raw: bytes | str, limit: int = 40) -> str:
     clipped = raw[:limit]
     text = "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in clipped)
     return text + ("..." if len(raw) > limit else "")
+
+
+def host_port(peer: tuple[str, int]) -> str:
+    """``host:port`` for log lines, an IPv6 host in brackets."""
+    host, port = peer[0], peer[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _line(tag: bytes | None, body: bytes) -> bytes:
@@ -173,6 +215,11 @@ class StreamedData(Reply):
 
 FULL = Err("full", "Server is full, try again later.")
 """The refusal when ``--max-clients`` is reached (the original's text)."""
+
+
+def literal_too_big(size: int, limit: int) -> Err:
+    """The refusal of a literal over its verb's limit (a HugeSize reads 'more than 10^20')."""
+    return Err("too-big", f"literal of {size} bytes exceeds the {limit}-byte limit")
 
 
 def data_header(size: int, label: str, tag: bytes | None) -> bytes:

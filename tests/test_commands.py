@@ -3,9 +3,17 @@
 from twisted.internet.defer import fail
 from twisted.trial.unittest import SynchronousTestCase
 
+from msgsvc import help
 from msgsvc.commands import Arg, CommandSet, CommandTable, Refused, Text
-from msgsvc.wire import Data, Ok, parse_request
-from tests.helpers import make_broker
+from msgsvc.verbs import build_table
+from msgsvc.wire import Data, Err, Ok, parse_request
+from tests.helpers import FakeClient, make_broker
+
+SPEC_ERROR_CODES = {
+    *"unknown-command bad-args line-too-long too-big too-long full empty no-name name-taken no-file".split(),
+    *"not-logged-in no-user auth in-use exists no-thread no-msg not-owner tls-required internal".split(),
+}
+"""The error codes of SPEC section 6, copied here so the test does not depend on the spec's location."""
 
 
 def request(line: bytes, literal: bytes | None = None):
@@ -104,12 +112,13 @@ class BindingTests(SynchronousTestCase):
         self.assertEqual((reply.code, reply.text), ("no-msg", "none here"))
 
     def test_help_lists_every_verb(self):
-        """HELP is generated from the table: every verb with its usage and summary."""
+        """HELP is generated from the table: every verb with its usage and summary, under its system."""
         reply = self.dispatch(b"HELP")
         self.assertIsInstance(reply, Data)
         lines = reply.payload.decode().splitlines()
-        self.assertEqual([line.split()[0] for line in lines], ["BOOM", "HELP", "NOPE", "NUM", "PUT"])
-        self.assertIn("PUT [@queue] <text>", reply.payload.decode())
+        self.assertEqual([line.split()[0] for line in lines], ["==", "HELP", "==", "PUT", "NUM", "BOOM", "NOPE"])
+        self.assertEqual((lines[0], lines[2]), ("== general", "== other"))
+        self.assertIn("\r\nPUT [@queue] <text>", reply.payload.decode())
 
     def test_duplicate_verbs_refused(self):
         """Defining a verb twice is a programming error caught at start-up."""
@@ -117,3 +126,149 @@ class BindingTests(SynchronousTestCase):
         commands.verb("PING", summary="a")(lambda broker, session: Ok())
         commands.verb("PING", summary="b")(lambda broker, session: Ok())
         self.assertRaises(ValueError, CommandTable, [commands])
+
+
+class Recorder:
+    """Stands in for the broker's RefusalLog: records what it is told."""
+
+    def __init__(self) -> None:
+        self.refusals: list[tuple[str, str, str]] = []
+
+    def refused(self, who: str, code: str, text: str) -> None:
+        self.refusals.append((who, code, text))
+
+
+class RefusalLogTests(SynchronousTestCase):
+    """Requests the table refuses as malformed are reported to the broker's refusal log."""
+
+    def setUp(self) -> None:
+        self.broker = make_broker()
+        self.broker.refusals = Recorder()
+        self.session = self.broker.open_session(FakeClient(peer=("127.0.0.1", 5000)))
+        self.table = build_table()
+
+    def dispatch(self, line: bytes) -> Err:
+        return self.table.dispatch(self.broker, self.session, parse_request(line))
+
+    def test_malformed_requests_logged(self) -> None:
+        """Unknown verbs, bad arguments, bad tags and missing verbs are logged with who sent them."""
+        replies = [self.dispatch(line) for line in (b"FROB", b"PING x", b"#bad! PING", b"#t")]
+        self.assertEqual(self.broker.refusals.refusals, [("tcp 127.0.0.1:5000", r.code, r.text) for r in replies])
+        self.assertEqual([r.code for r in replies], ["unknown-command", "bad-args", "bad-args", "bad-args"])
+
+    def test_handler_refusals_not_logged_here(self) -> None:
+        """A well-formed command that fails (RECV on an empty queue) is no malformed input."""
+        self.assertEqual(self.dispatch(b"RECV").code, "empty")
+        self.assertEqual(self.dispatch(b"PING").text, "PONG")
+        self.assertEqual(self.broker.refusals.refusals, [])
+
+    def test_ipv6_peer(self) -> None:
+        """An IPv6 peer is shown in brackets."""
+        session = self.broker.open_session(FakeClient(transport_name="udp", peer=("::1", 7)))
+        self.table.dispatch(self.broker, session, parse_request(b"NOSUCH"))
+        self.assertEqual(self.broker.refusals.refusals[0][0], "udp [::1]:7")
+
+
+class HelpTests(SynchronousTestCase):
+    """HELP of the real table: verbs grouped by system; HELP <verb> in detail."""
+
+    def setUp(self) -> None:
+        self.table = build_table()
+
+    def help(self, line: bytes) -> Data | Err:
+        return self.table.dispatch(make_broker(), None, parse_request(line))
+
+    def test_grouped_by_system(self) -> None:
+        """Every system has a heading with a description, in this order, and each verb is listed once."""
+        payload = self.help(b"HELP").payload.decode()
+        headings = [line for line in payload.split("\r\n") if line.startswith("== ")]
+        self.assertEqual(
+            [heading.split(":")[0] for heading in headings],
+            ["== general", "== queue", "== chat", "== forum", "== microblog", "== diagnostics"],
+        )
+        self.assertTrue(all(len(heading.split(": ", 1)[1]) > 10 for heading in headings))
+        verbs = [line.split()[0] for line in payload.split("\r\n") if line and not line.startswith("== ")]
+        self.assertEqual(sorted(verbs), sorted({c.verb for s in self.table.help.systems for c in s.commands}))
+        self.assertEqual(len(verbs), len(set(verbs)))
+        self.assertTrue(payload.endswith("\r\n"))
+
+    def test_exact_overview_start(self) -> None:
+        """The first lines of HELP, exactly."""
+        lines = self.help(b"HELP").payload.decode().split("\r\n")
+        self.assertEqual(
+            lines[:5],
+            [
+                "== general: check the server, list commands, leave",
+                "HELP [verb]                      list commands by system; HELP <verb>: its usage and errors",
+                "PING                             check the server answers",
+                "QUIT                             end the connection or UDP session (also EXIT, XIT)",
+                "== queue: FIFO message queues; RESERVE and ACK for at-least-once delivery",
+            ],
+        )
+
+    def test_one_verb(self) -> None:
+        """HELP SEND gives its usage, summary, system and errors, as text lines ended by CRLF."""
+        reply = self.help(b"HELP SEND")
+        self.assertEqual(reply.label, "help")
+        self.assertEqual(
+            reply.payload,
+            b"SEND [@queue] <message>\r\n"
+            b"  queue a message (the text, or a literal)\r\n"
+            b"  system: queue\r\n"
+            b"  errors: too-big\r\n"
+            b"  any command may get: bad-args, internal, line-too-long, too-big\r\n",
+        )
+
+    def test_case_and_aliases(self) -> None:
+        """The verb may be in any case, or an alias."""
+        self.assertEqual(self.help(b"help send").payload, self.help(b"HELP SEND").payload)
+        quit_help = self.help(b"HELP xit").payload.decode()
+        self.assertTrue(quit_help.startswith("QUIT\r\n"))
+        self.assertIn("  aliases: EXIT, XIT\r\n", quit_help)
+
+    def test_session_verbs_say_so(self) -> None:
+        """Verbs that open a UDP session say so."""
+        self.assertIn("starts a session", self.help(b"HELP FOLLOW").payload.decode())
+        self.assertNotIn("starts a session", self.help(b"HELP TWEET").payload.decode())
+
+    def test_unknown_verb(self) -> None:
+        """HELP of a verb the server does not have is ERR unknown-command."""
+        reply = self.help(b"HELP nosuch")
+        self.assertEqual((reply.code, reply.text), ("unknown-command", "unknown command 'NOSUCH'; HELP lists commands"))
+
+    def test_too_many_words(self) -> None:
+        """HELP takes one verb at most."""
+        self.assertEqual(self.help(b"HELP SEND RECV").code, "bad-args")
+
+    def test_every_verb_declares_its_errors(self) -> None:
+        """Every verb declares the error codes it can answer with, all of them from SPEC section 6."""
+        self.assertEqual(help.ERROR_CODES, SPEC_ERROR_CODES)
+        self.assertLessEqual(set(help.COMMON_ERRORS), SPEC_ERROR_CODES)
+        for system in self.table.help.systems:
+            for command in system.commands:
+                self.assertIsNotNone(command.errors, command.verb)
+                self.assertLessEqual(set(command.errors), SPEC_ERROR_CODES, command.verb)
+                self.assertEqual(len(command.errors), len(set(command.errors)), command.verb)
+
+    def test_session_verbs_may_be_full(self) -> None:
+        """A verb that opens a UDP session can be refused with full: it declares it."""
+        for system in self.table.help.systems:
+            for command in system.commands:
+                if command.starts_session:
+                    self.assertIn("full", command.errors, command.verb)
+
+    def test_undefined_error_code_refused(self) -> None:
+        """Declaring a code the protocol does not have is a programming error caught at start-up."""
+        commands = CommandSet("test")
+        commands.verb("ODD", summary="s", errors=("oops",))(lambda broker, session: Ok())
+        self.assertRaises(ValueError, CommandTable, [commands])
+
+    def test_sets_of_one_system_merge(self) -> None:
+        """Two sets naming the same system share one heading; the first description wins."""
+        first, second = CommandSet("extra", "first"), CommandSet("extra", "second")
+        first.verb("ONE", summary="s", errors=())(lambda broker, session: Ok())
+        second.verb("TWO", summary="s", errors=())(lambda broker, session: Ok())
+        payload = CommandTable([first, second]).dispatch(make_broker(), None, parse_request(b"HELP")).payload
+        self.assertIn(b"== extra: first\r\nONE", payload)
+        self.assertIn(b"\r\nTWO", payload)
+        self.assertNotIn(b"second", payload)

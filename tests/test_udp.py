@@ -1,12 +1,17 @@
 """Tests for the UDP front end over a recording datagram transport."""
 
+from typing import Any
+
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.commands import CommandSet, CommandTable
+from msgsvc import udp as udp_module
+from msgsvc.commands import CommandSet, CommandTable, Text
 from msgsvc.udp import CACHE_ENTRY_OVERHEAD, MAX_DATAGRAM, ReplyCache
 from msgsvc.verbs import general, queue
 from msgsvc.wire import Err, Ok
 from tests.helpers import TcpHarness, UdpHarness, make_broker
+from tests.test_commands import Recorder
 
 ALICE = ("127.0.0.1", 50001)
 BOB = ("127.0.0.1", 50002)
@@ -77,6 +82,26 @@ class UdpCommandTests(SynchronousTestCase):
     def test_garbage(self):
         """Binary garbage gets ERR unknown-command."""
         self.assertEqual(self.udp.command(b"\xde\xad\xbe\xef").code, "unknown-command")
+
+    def test_huge_literal_marker(self) -> None:
+        """A marker of thousands of digits is too-big, said briefly, in one reply datagram."""
+        self.udp.send(b"#h SEND {" + b"9" * 5000 + b"}\nabc", ALICE)
+        self.assertEqual(
+            self.udp.datagrams(ALICE),
+            [b"#h ERR too-big literal of more than 10^20 bytes exceeds the 1048576-byte limit\r\n"],
+        )
+
+    def test_leading_spaces(self) -> None:
+        """Spaces before the verb are ignored; a datagram of spaces is no command."""
+        self.assertEqual(self.udp.command(b"  PING\n").text, "PONG")
+        self.udp.send(b"   \n")
+        self.assertEqual(self.udp.datagrams(), [])
+        reply = self.udp.command(b"#t   ")
+        self.assertEqual((reply.tag, reply.code, reply.text), ("t", "bad-args", "a command is missing after the tag"))
+
+    def test_help_of_one_verb(self) -> None:
+        """HELP <verb> works over UDP too."""
+        self.assertTrue(self.udp.command(b"HELP recv").payload.startswith(b"RECV [@queue] [wait-seconds]\r\n"))
 
     def test_reply_too_big_for_datagram(self):
         """A message too large for one datagram is refused over UDP and stays queued for TCP."""
@@ -232,3 +257,127 @@ class SessionTests(SynchronousTestCase):
         self.udp.command(b"JOIN", ALICE)
         self.successResultOf(self.broker.shutdown())
         self.assertEqual(self.udp.datagrams(ALICE), [b"* BYE shutdown\r\n"])
+
+
+class RefusalTests(SynchronousTestCase):
+    """Datagrams refused by the framing, or by the table as malformed, are reported to the refusal log."""
+
+    def setUp(self) -> None:
+        self.broker = make_broker(max_message=4)
+        self.broker.refusals = Recorder()
+        self.udp = UdpHarness(self.broker)
+
+    def test_framing_refusals(self) -> None:
+        """Over-long lines, two commands, too-big and mismatched literals are logged with the sender."""
+        datagrams = [b"SEND " + b"x" * 9000, b"PING\nPING", b"SEND {5}\n12345", b"SEND {3}\n1"]
+        codes = [self.udp.command(datagram, ALICE).code for datagram in datagrams]
+        self.assertEqual(codes, ["line-too-long", "bad-args", "too-big", "bad-args"])
+        self.assertEqual(
+            [(who, code) for who, code, _ in self.broker.refusals.refusals], [("udp 127.0.0.1:50001", c) for c in codes]
+        )
+
+    def test_malformed_request(self) -> None:
+        """An unknown verb is logged by the command table with the UDP sender."""
+        self.udp.command(b"FROB", BOB)
+        self.assertEqual(self.broker.refusals.refusals[0][:2], ("udp 127.0.0.1:50002", "unknown-command"))
+
+    def test_good_commands_not_logged(self) -> None:
+        """Commands that are answered normally log nothing."""
+        self.udp.command(b"PING")
+        self.udp.command(b"RECV")
+        self.assertEqual(self.broker.refusals.refusals, [])
+
+
+class Exploding(Err):
+    """A reply whose encoding fails: a bug in the server."""
+
+    def encode(self, tag: bytes | None = None) -> bytes:
+        raise RuntimeError("cannot encode")
+
+
+class ExplodingSink:
+    """A literal sink that fails while the literal is written."""
+
+    def write(self, data: bytes) -> None:
+        raise RuntimeError("disk on fire")
+
+    def finish(self) -> Any:
+        raise AssertionError("not reached")
+
+    def abort(self) -> None:
+        pass
+
+
+class SafetyNetTests(SynchronousTestCase):
+    """A bug while handling one datagram becomes one ERR internal reply, logged once; the server carries on."""
+
+    def setUp(self) -> None:
+        self.broker = make_broker()
+        self.later: Deferred[Err] = Deferred()
+        commands = CommandSet()
+        commands.verb("BADREPLY", summary="s")(lambda broker, session: Exploding("bad-args", "x"))
+        commands.verb("LATER", summary="s")(lambda broker, session: self.later)
+        commands.verb("BADJOIN", summary="s", starts_session=True)(lambda broker, session: Exploding("bad-args", "x"))
+        commands.verb("SINK", Text("data"), summary="s", literal_sink=lambda broker, session: ExplodingSink())(
+            lambda broker, session, data: Ok()
+        )
+        self.udp = UdpHarness(self.broker, CommandTable([general.commands, queue.commands, commands]))
+
+    def assertInternal(self, datagram: bytes, tag: bytes = b"") -> None:
+        """The datagram gets exactly one ERR internal reply, and one error is logged."""
+        self.udp.send(datagram, ALICE)
+        self.assertEqual(self.udp.datagrams(ALICE), [tag + b"ERR internal internal error; it has been logged\r\n"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.udp.command(b"PING", ALICE).text, "PONG")
+        self.assertEqual(self.broker.sessions, [])
+
+    def test_parse_failure(self) -> None:
+        """An exception while parsing the datagram is answered ERR internal."""
+
+        def broken(line: bytes) -> None:
+            raise RuntimeError("parser bug")
+
+        self.patch(udp_module, "parse_request", broken)
+        self.udp.send(b"PING", ALICE)
+        self.assertEqual(self.udp.datagrams(ALICE), [b"ERR internal internal error; it has been logged\r\n"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_literal_sink_failure(self) -> None:
+        """An exception in a literal sink is answered ERR internal with the request's tag."""
+        self.assertInternal(b"#s1 SINK {3}\nabc", b"#s1 ")
+
+    def test_reply_failure(self) -> None:
+        """An exception while encoding a ready reply is answered ERR internal."""
+        self.assertInternal(b"BADREPLY")
+
+    def test_failed_session_verb_leaves_no_session(self) -> None:
+        """A session verb that fails with a bug does not leave its session behind."""
+        self.assertInternal(b"BADJOIN")
+
+    def test_later_reply_failure(self) -> None:
+        """An exception while encoding a reply that came later is answered ERR internal, once."""
+        self.udp.send(b"#l LATER", ALICE)
+        self.assertEqual(self.udp.datagrams(ALICE), [])
+        self.later.callback(Exploding("bad-args", "x"))
+        self.assertEqual(self.udp.datagrams(ALICE), [b"#l ERR internal internal error; it has been logged\r\n"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_retry_gets_the_same_error(self) -> None:
+        """A retried tagged datagram gets the saved ERR internal without running again."""
+        self.assertInternal(b"#s2 SINK {3}\nabc", b"#s2 ")
+        self.udp.send(b"#s2 SINK {3}\nabc", ALICE)
+        self.assertEqual(self.udp.datagrams(ALICE), [b"#s2 ERR internal internal error; it has been logged\r\n"])
+        self.assertEqual(self.flushLoggedErrors(RuntimeError), [])
+
+    def test_failure_after_reply_sends_nothing_more(self) -> None:
+        """A failure after the reply went out is logged, but the client gets no second reply."""
+        close = self.broker.close_session
+
+        def broken(session: Any) -> None:
+            close(session)
+            raise RuntimeError("cleanup bug")
+
+        self.patch(self.broker, "close_session", broken)
+        self.udp.send(b"PING", ALICE)
+        self.assertEqual(self.udp.datagrams(ALICE), [b"OK PONG\r\n"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

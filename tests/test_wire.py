@@ -2,7 +2,18 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.wire import Data, Err, Ok, event, listing, parse_request, printable
+from msgsvc.wire import (
+    LITERAL_SIZE_CEILING,
+    Data,
+    Err,
+    Ok,
+    event,
+    host_port,
+    listing,
+    literal_too_big,
+    parse_request,
+    printable,
+)
 
 
 class ParseRequestTests(SynchronousTestCase):
@@ -46,6 +57,41 @@ class ParseRequestTests(SynchronousTestCase):
         for line in (b"SEND {5}x", b"SEND {x}", b"SEND a{5}", b"SEND {-1}"):
             self.assertIsNone(parse_request(line).literal_size, line)
 
+    def test_huge_literal_marker(self) -> None:
+        """A marker of thousands of digits (over CPython's int() limit) is a size over every limit."""
+        request = parse_request(b"SEND {" + b"9" * 5000 + b"}")
+        self.assertGreater(request.literal_size, LITERAL_SIZE_CEILING)
+        self.assertEqual(f"literal of {request.literal_size} bytes", "literal of more than 10^20 bytes")
+        self.assertEqual(
+            literal_too_big(request.literal_size, 5).encode(b"t"),
+            b"#t ERR too-big literal of more than 10^20 bytes exceeds the 5-byte limit\r\n",
+        )
+        self.assertEqual(request.args, b"")
+
+    def test_literal_size_boundary(self) -> None:
+        """Up to 10^20 the size is exact; one more is 'more than 10^20'."""
+        self.assertEqual(parse_request(b"SEND {%d}" % LITERAL_SIZE_CEILING).literal_size, LITERAL_SIZE_CEILING)
+        self.assertEqual(str(parse_request(b"SEND {%d}" % (LITERAL_SIZE_CEILING + 1)).literal_size), "more than 10^20")
+
+    def test_literal_leading_zeros(self) -> None:
+        """Leading zeros do not change a size, however many there are."""
+        self.assertEqual(parse_request(b"SEND {" + b"0" * 5000 + b"5}").literal_size, 5)
+        self.assertEqual(parse_request(b"SEND {000}").literal_size, 0)
+
+    def test_leading_spaces_ignored(self) -> None:
+        """Spaces before the verb (and before a tag) are ignored; the text after the verb is not touched."""
+        self.assertEqual(parse_request(b" PING").verb, "PING")
+        request = parse_request(b"   ECHO  a ")
+        self.assertEqual((request.verb, request.args), ("ECHO", b" a "))
+        request = parse_request(b"  #t1   ping")
+        self.assertEqual((request.tag, request.verb, request.bad_tag), (b"t1", "PING", False))
+
+    def test_tag_without_command(self) -> None:
+        """A tag followed by nothing (or only spaces) is a request without a verb."""
+        for line in (b"#t", b"#t ", b"#t    "):
+            request = parse_request(line)
+            self.assertEqual((request.tag, request.verb), (b"t", ""), line)
+
     def test_binary_verb_matches_nothing(self):
         """Non-ASCII bytes in a verb become replacement characters, not an exception."""
         self.assertIn("\ufffd", parse_request(b"\xff\xfe ok").verb)
@@ -72,6 +118,11 @@ class ReplyTests(SynchronousTestCase):
         """Events start with '* '; listings end every line with CRLF."""
         self.assertEqual(event("BYE", b"shutdown"), b"* BYE shutdown\r\n")
         self.assertEqual(listing(["a 1", "b 2"]), b"a 1\r\nb 2\r\n")
+
+    def test_host_port(self) -> None:
+        """Addresses in log lines: IPv6 hosts in brackets."""
+        self.assertEqual(host_port(("127.0.0.1", 5000)), "127.0.0.1:5000")
+        self.assertEqual(host_port(("::1", 5000, 0, 0)), "[::1]:5000")
 
     def test_printable(self):
         """Untrusted bytes are escaped and clipped for error texts."""

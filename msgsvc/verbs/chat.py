@@ -16,13 +16,20 @@ if TYPE_CHECKING:
     from msgsvc.broker import Broker
     from msgsvc.session import Session
 
-commands = CommandSet()
+commands = CommandSet("chat", "named clients, lines to all, who is here, file downloads")
 
 
-@commands.verb("NAME", Arg("name", chat_name), summary="choose your chat name (others hear JOIN)", starts_session=True)
+@commands.verb(
+    "NAME",
+    Arg("name", chat_name),
+    summary="choose your chat name (others hear JOIN)",
+    starts_session=True,
+    errors=("name-taken", "full"),
+)
 def name(broker: Broker, session: Session, name: str) -> Deferred[Ok]:
+    # Accounts own their names: only the client logged in to the account may take its name.
     def decide(is_account: bool) -> Ok:
-        own = session.name is not None and session.name.casefold() == name.casefold()
+        own = session.account is not None and session.account.casefold() == name.casefold()
         if is_account and not own:
             raise Refused("name-taken", f"{name} is a forum account; LOGIN {name} <password> to use it")
         broker.chat.set_name(session, name)
@@ -31,7 +38,7 @@ def name(broker: Broker, session: Session, name: str) -> Deferred[Ok]:
     return broker.forum.is_account(name).addCallback(decide)
 
 
-@commands.verb("SAY", Text("text"), summary="say one line to every other named client")
+@commands.verb("SAY", Text("text"), summary="say one line to every other named client", errors=("no-name",))
 def say(broker: Broker, session: Session, text: bytes) -> Ok:
     try:
         line = one_line(text)
@@ -43,28 +50,28 @@ def say(broker: Broker, session: Session, text: bytes) -> Ok:
     return Ok(f"{line} ACK")
 
 
-@commands.verb("WHO", summary="list connected named clients")
+@commands.verb("WHO", summary="list connected named clients", errors=())
 def who(broker: Broker, session: Session) -> Data:
-    lines = [f"{member.name} {_where(member)}" for member in broker.chat.members]
+    lines = [f"{member.display_name} {_where(member)}" for member in broker.chat.members]
     return Data(listing(lines), "who")
 
 
-@commands.verb("STATUS", summary="every client of this server run, connected or gone")
+@commands.verb("STATUS", summary="every client of this server run, connected or gone", errors=())
 def status(broker: Broker, session: Session) -> Data:
     lines = [
-        f"{client.id} {client.name or '-'} {_where(client)} opened={_iso(client.opened)} "
+        f"{client.id} {client.display_name or '-'} {_where(client)} opened={_iso(client.opened)} "
         f"closed={_iso(client.closed) if client.closed is not None else '-'} sent={client.sent}"
         for client in broker.clients_of_run
     ]
     return Data(listing(lines), "status")
 
 
-@commands.verb("LIST", summary="list the files GET can fetch, with their sizes")
+@commands.verb("LIST", summary="list the files GET can fetch, with their sizes", errors=())
 def list_files(broker: Broker, session: Session) -> Data:
     return Data(listing([f"{name} {size}" for name, size in broker.files.listing()]), "files")
 
 
-@commands.verb("GET", Arg("file"), summary="fetch a file listed by LIST")
+@commands.verb("GET", Arg("file"), summary="fetch a file listed by LIST", errors=("no-file",))
 def get(broker: Broker, session: Session, file: str) -> StreamedData:
     size, source = broker.files.open(file)
     return StreamedData(size, file, source)

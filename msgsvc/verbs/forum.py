@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from msgsvc.broker import Broker
     from msgsvc.session import Session
 
-commands = CommandSet()
+commands = CommandSet("forum", "accounts, threads, numbered posts, file uploads (log in first)")
 
 WELCOME = "Welcome to the forum"
 USER = Arg("user", chat_name)
@@ -28,42 +28,77 @@ FILE = Arg("file", safe_name)
 NUMBER = Arg("n", post_number)
 
 
-@commands.verb("REGISTER", USER, PASSWORD, summary="create a forum account and log in", starts_session=True)
+@commands.verb(
+    "REGISTER",
+    USER,
+    PASSWORD,
+    summary="create a forum account and log in",
+    starts_session=True,
+    errors=("exists", "in-use", "auth", "full"),
+)
 def register(broker: Broker, session: Session, user: str, password: str) -> Deferred:
     return broker.forum.accounts.register(session, user, password).addCallback(lambda _: Ok(WELCOME))
 
 
-@commands.verb("LOGIN", USER, PASSWORD, summary="log in to the forum", starts_session=True)
+@commands.verb(
+    "LOGIN",
+    USER,
+    PASSWORD,
+    summary="log in to the forum",
+    starts_session=True,
+    errors=("no-user", "auth", "in-use", "full"),
+)
 def login(broker: Broker, session: Session, user: str, password: str) -> Deferred:
     return broker.forum.accounts.login(session, user, password).addCallback(lambda _: Ok(WELCOME))
 
 
-@commands.verb("CRT", TITLE, summary="create a forum thread")
+@commands.verb("CRT", TITLE, summary="create a forum thread", errors=("not-logged-in", "exists"))
 def create(broker: Broker, session: Session, title: str) -> Deferred:
     return broker.forum.create_thread(session, title).addCallback(lambda _: Ok(f"Thread {title} created"))
 
 
-@commands.verb("MSG", TITLE, Text("text"), summary="post a one-line message to a thread; replies its number")
+@commands.verb(
+    "MSG",
+    TITLE,
+    Text("text"),
+    summary="post a one-line message to a thread; replies its number",
+    errors=("not-logged-in", "no-thread", "too-long"),
+)
 def post(broker: Broker, session: Session, title: str, text: bytes) -> Deferred:
     return broker.forum.post(session, title, text).addCallback(lambda number: Ok(str(number)))
 
 
-@commands.verb("DLT", TITLE, NUMBER, summary="delete your message n (later ones renumber)")
+@commands.verb(
+    "DLT",
+    TITLE,
+    NUMBER,
+    summary="delete your message n (later ones renumber)",
+    errors=("not-logged-in", "no-thread", "no-msg", "not-owner"),
+)
 def delete(broker: Broker, session: Session, title: str, n: int) -> Deferred:
     return broker.forum.delete(session, title, n).addCallback(lambda _: Ok(f"Message {n} deleted"))
 
 
-@commands.verb("EDT", TITLE, NUMBER, Text("text"), summary="replace the text of your message n")
+@commands.verb(
+    "EDT",
+    TITLE,
+    NUMBER,
+    Text("text"),
+    summary="replace the text of your message n",
+    errors=("not-logged-in", "no-thread", "no-msg", "not-owner", "too-long"),
+)
 def edit(broker: Broker, session: Session, title: str, n: int, text: bytes) -> Deferred:
     return broker.forum.edit(session, title, n, text).addCallback(lambda _: Ok(f"Message {n} edited"))
 
 
-@commands.verb("LST", summary="list forum threads")
+@commands.verb("LST", summary="list forum threads", errors=("not-logged-in",))
 def titles(broker: Broker, session: Session) -> Deferred:
     return broker.forum.titles(session).addCallback(lambda found: Data(listing(found), "threads"))
 
 
-@commands.verb("RDT", TITLE, summary="read a thread: its messages and uploads in order")
+@commands.verb(
+    "RDT", TITLE, summary="read a thread: its messages and uploads in order", errors=("not-logged-in", "no-thread")
+)
 def read(broker: Broker, session: Session, title: str) -> Deferred:
     return broker.forum.read(session, title).addCallback(lambda entries: Data(listing(_lines(entries)), title))
 
@@ -85,6 +120,7 @@ def _lines(entries: list[Post | Upload]) -> list[str]:
     summary="upload a file to a thread (data usually a literal {N})",
     literal_limit=lambda config: config.max_upload,
     literal_sink=lambda broker, session: broker.forum.upload_sink(session),
+    errors=("not-logged-in", "no-thread", "exists", "too-big"),
 )
 def upload(broker: Broker, session: Session, title: str, file: str, data) -> Deferred:
     return broker.forum.upload(session, title, file, data).addCallback(
@@ -92,13 +128,20 @@ def upload(broker: Broker, session: Session, title: str, file: str, data) -> Def
     )
 
 
-@commands.verb("DWN", TITLE, FILE, summary="download a file of a thread")
+@commands.verb(
+    "DWN", TITLE, FILE, summary="download a file of a thread", errors=("not-logged-in", "no-thread", "no-file")
+)
 def download(broker: Broker, session: Session, title: str, file: str) -> Deferred:
     return broker.forum.download(session, title, file).addCallback(
         lambda opened: StreamedData(opened[0], file, opened[1])
     )
 
 
-@commands.verb("RMV", TITLE, summary="remove your thread with its messages and files")
+@commands.verb(
+    "RMV",
+    TITLE,
+    summary="remove your thread with its messages and files",
+    errors=("not-logged-in", "no-thread", "not-owner"),
+)
 def remove(broker: Broker, session: Session, title: str) -> Deferred:
     return broker.forum.remove_thread(session, title).addCallback(lambda _: Ok(f"Thread {title} removed"))

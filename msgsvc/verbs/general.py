@@ -11,14 +11,14 @@ if TYPE_CHECKING:
     from msgsvc.broker import Broker
     from msgsvc.session import Session
 
-commands = CommandSet()
+commands = CommandSet("general", "check the server, list commands, leave")
 
 
-@commands.verb("PING", summary="check the server answers")
+@commands.verb("PING", summary="check the server answers", errors=())
 def ping(broker: Broker, session: Session) -> Ok:
     return Ok("PONG")
 
 
-@commands.verb("QUIT", summary="end the connection or UDP session", aliases=("EXIT", "XIT"))
+@commands.verb("QUIT", summary="end the connection or UDP session", aliases=("EXIT", "XIT"), errors=())
 def quit_(broker: Broker, session: Session) -> Ok:
     return Ok("bye", closes=True)

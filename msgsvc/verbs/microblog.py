@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = Logger()
 
-commands = CommandSet()
+commands = CommandSet("microblog", "messages of at most 150 characters, hashtags, follow events")
 
 EMPTY = "Empty Message"
 """What LAST says when nothing was posted, or the last message was empty (as the original did)."""
@@ -45,7 +45,9 @@ def _refuse(session, code: str, text: str, why: str) -> Refused:
     return Refused(code, text)
 
 
-@commands.verb("TWEET", Text("text"), summary=f"post a message of at most {MAX_CHARACTERS} characters")
+@commands.verb(
+    "TWEET", Text("text"), summary=f"post a message of at most {MAX_CHARACTERS} characters", errors=("too-long",)
+)
 def tweet(broker: Broker, session: Session, text: bytes) -> Deferred:
     try:
         message = one_line(text)
@@ -61,7 +63,7 @@ def tweet(broker: Broker, session: Session, text: bytes) -> Deferred:
     return broker.microblog.post(session, message).addCallback(lambda tweet_id: Ok(f"{tweet_id} posted"))
 
 
-@commands.verb("LAST", summary=f"the last message posted ('{EMPTY}' if none, or if it was empty)")
+@commands.verb("LAST", summary=f"the last message posted ('{EMPTY}' if none, or if it was empty)", errors=())
 def last(broker: Broker, session: Session) -> Deferred:
     return broker.microblog.last().addCallback(_last)
 
@@ -76,6 +78,7 @@ def _last(tweet: Tweet | None) -> Data:
     TAG,
     Arg("k", tagged_count, optional=True, default=TAGGED_DEFAULT),
     summary=f"the k (default {TAGGED_DEFAULT}) newest messages with a hashtag",
+    errors=(),
 )
 def tagged(broker: Broker, session: Session, tag: str, k: int) -> Deferred:
     return broker.microblog.tagged(tag, k).addCallback(
@@ -88,6 +91,7 @@ def tagged(broker: Broker, session: Session, tag: str, k: int) -> Deferred:
     TAG,
     summary="get '* TWEET' events for new messages with a hashtag (#ALL: every message)",
     starts_session=True,
+    errors=("full",),
 )
 def follow(broker: Broker, session: Session, tag: str) -> Ok:
     microblog = broker.microblog
@@ -97,7 +101,7 @@ def follow(broker: Broker, session: Session, tag: str) -> Ok:
     return Ok("following all messages" if tag == ALL else f"following #{tag}")
 
 
-@commands.verb("UNFOLLOW", TAG, summary="stop following a hashtag; #ALL stops following anything")
+@commands.verb("UNFOLLOW", TAG, summary="stop following a hashtag; #ALL stops following anything", errors=())
 def unfollow(broker: Broker, session: Session, tag: str) -> Ok:
     microblog = broker.microblog
     if tag == ALL:

@@ -19,14 +19,14 @@ if TYPE_CHECKING:
     from msgsvc.queues import Taken
     from msgsvc.session import Session
 
-commands = CommandSet()
+commands = CommandSet("queue", "FIFO message queues; RESERVE and ACK for at-least-once delivery")
 
 QUEUE = Arg("queue", queue_name, optional=True, default="default", prefix="@")
 WAIT = Arg("wait", wait_seconds, optional=True, default=0.0, label="wait-seconds")
 EMPTY = "Error - no messages in queue."
 
 
-@commands.verb("SEND", QUEUE, Text("message"), summary="queue a message (the text, or a literal)")
+@commands.verb("SEND", QUEUE, Text("message"), summary="queue a message (the text, or a literal)", errors=("too-big",))
 def send(broker: Broker, session: Session, queue: str, message: bytes) -> Ok:
     limit = broker.config.max_message
     if len(message) > limit:
@@ -34,17 +34,29 @@ def send(broker: Broker, session: Session, queue: str, message: bytes) -> Ok:
     return Ok(f"{broker.queues.send(queue, message)} queued {len(message)} bytes")
 
 
-@commands.verb("RECV", QUEUE, WAIT, summary="take the oldest message, waiting up to wait-seconds for one")
+@commands.verb(
+    "RECV",
+    QUEUE,
+    WAIT,
+    summary="take the oldest message, waiting up to wait-seconds for one",
+    errors=("empty", "too-big", "full"),
+)
 def recv(broker: Broker, session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
     return _deliver(broker.queues.receive, session, queue, wait)
 
 
-@commands.verb("RESERVE", QUEUE, WAIT, summary="hold the oldest message until ACK (at-least-once delivery)")
+@commands.verb(
+    "RESERVE",
+    QUEUE,
+    WAIT,
+    summary="hold the oldest message until ACK (at-least-once delivery)",
+    errors=("empty", "too-big", "full"),
+)
 def reserve(broker: Broker, session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
     return _deliver(broker.queues.reserve, session, queue, wait)
 
 
-@commands.verb("ACK", Arg("id", message_id), summary="delete a message you reserved")
+@commands.verb("ACK", Arg("id", message_id), summary="delete a message you reserved", errors=("no-msg",))
 def ack(broker: Broker, session: Session, id: int) -> Ok:
     broker.queues.acknowledge(session, id)
     return Ok()
@@ -55,19 +67,20 @@ def ack(broker: Broker, session: Session, id: int) -> Ok:
     Arg("id", message_id),
     Arg("delay", wait_seconds, optional=True, default=0.0, label="delay-seconds"),
     summary="give a reserved message back: first in line again (after the delay)",
+    errors=("no-msg",),
 )
 def nack(broker: Broker, session: Session, id: int, delay: float) -> Ok:
     broker.queues.give_back(session, id, delay)
     return Ok()
 
 
-@commands.verb("QSTAT", QUEUE, summary="a queue's figures: ready, reserved, sent, received, acked, ...")
+@commands.verb("QSTAT", QUEUE, summary="a queue's figures: ready, reserved, sent, received, acked, ...", errors=())
 def qstat(broker: Broker, session: Session, queue: str) -> Data:
     figures = broker.queues.stats(queue)
     return Data(listing([f"{key} {value}" for key, value in figures.items()]), queue)
 
 
-@commands.verb("QUEUES", summary="list non-empty queues with their depth")
+@commands.verb("QUEUES", summary="list non-empty queues with their depth", errors=())
 def queues(broker: Broker, session: Session) -> Data:
     return Data(listing([f"{name} {depth}" for name, depth in broker.queues.depths()]), "queues")
 
