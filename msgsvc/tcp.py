@@ -1,13 +1,23 @@
-# -*- test-case-name: tests.test_tcp -*-
+# -*- test-case-name: tests.test_tcp,tests.test_lifecycle,tests.test_input_budget -*-
 """The TCP front end: frames lines and literals, keeps replies in order, applies flow control.
 
 It parses nothing beyond framing: every request goes to the shared command
-table, every reply comes back as a :class:`msgsvc.wire.Reply`.
+table, every reply comes back as a :class:`msgsvc.wire.Reply` (written by
+:class:`msgsvc.tcp_replies.ReplyPipeline`).
+
+A connection ends in one of two ways. ``_end`` closes once what has been
+written is sent; it first unregisters the connection as the transport's push
+producer, since a transport never closes while its producer is paused (it
+would wait for the producer to finish). ``_abort`` drops the connection at
+once: for a client that has stopped reading, which nothing else would free.
+Idle means no progress: no command completed, no literal bytes arrived, and
+nothing of our output taken; a client that waits for a reply of ours is not idle.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory
@@ -19,73 +29,66 @@ from zope.interface import implementer
 
 from msgsvc import __version__
 from msgsvc.broker import Broker
-from msgsvc.commands import INTERNAL_ERROR, CommandTable, LiteralSink, Unconfirmed
+from msgsvc.commands import INTERNAL_ERROR, CommandTable
+from msgsvc.input_budget import InputBudget
 from msgsvc.interfaces import IClient
+from msgsvc.literals import LiteralReading
 from msgsvc.session import Session
-from msgsvc.wire import CRLF, FULL, BodySource, Err, Reply, Request, StreamedData, event, parse_request
+from msgsvc.tcp_replies import CHUNK, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES, ReplyPipeline
+from msgsvc.wire import CRLF, FULL, Err, Request, event, parse_request
+
+__all__ = ["CHUNK", "GREETING", "MAX_EVENT_BACKLOG", "MAX_PENDING_REPLIES", "Connection", "ConnectionFactory"]
 
 log = Logger()
 
 GREETING = f"OK msgsvc {__version__} ready; HELP lists commands".encode() + CRLF
-MAX_PENDING_REPLIES = 64
-"""Replies a client may have outstanding before the server stops reading its commands."""
-MAX_EVENT_BACKLOG = 1 << 20
-"""Event bytes queued for a client that does not read before it is disconnected."""
-CHUNK = 256 * 1024
-"""Bytes pulled from a streamed body per write."""
+OVER_BUDGET = Err("too-big", "the server holds too much unfinished input right now; try again later")
+"""The reply to a literal skipped because all clients together hold --max-pending-input of unfinished input."""
 
 
-@dataclass(slots=True)
-class _Slot:
-    """A reply position in the pipeline, filled when its command completes."""
+def _guarded(method: Callable[..., None]) -> Callable[..., None]:
+    """An entry point (from the transport or a Deferred) whose unexpected exception becomes ERR internal."""
 
-    tag: bytes | None
-    reply: Reply | None = None
-    unconfirmed: bool = False
-    """The reply waits for the commit of the changes made before it."""
+    @functools.wraps(method)
+    def guarded(self: Connection, *args: object) -> None:
+        try:
+            method(self, *args)
+        except Exception:
+            self._internal_error(Failure())
 
-
-@dataclass(slots=True)
-class _Body:
-    """The payload of a streamed DATA reply being written."""
-
-    source: BodySource
-    remaining: int
+    return guarded
 
 
 @implementer(IClient, IPushProducer, IHalfCloseableProtocol)
-class Connection(LineReceiver, TimeoutMixin):
+class Connection(ReplyPipeline, LiteralReading, LineReceiver, TimeoutMixin):
     """One TCP client."""
 
     delimiter = b"\n"
     transport_name = "tcp"
     max_payload = None
 
-    def __init__(self, broker: Broker, table: CommandTable, clock: IReactorTime) -> None:
+    def __init__(
+        self, broker: Broker, table: CommandTable, clock: IReactorTime, budget: InputBudget | None = None
+    ) -> None:
+        """``budget``: shared by every connection of a listener; by default this connection's own."""
         self.broker = broker
         self.table = table
         self.callLater = clock.callLater
         self.MAX_LENGTH = broker.config.max_line + 1  # room for the CR we strip
+        self.budget = budget if budget is not None else InputBudget(broker.config.max_pending_input)
         self.session: Session | None = None
-        self._slots: list[_Slot] = []
-        """Replies in order; at most MAX_PENDING_REPLIES, so a list (56 bytes empty; a deque is 760) will do."""
-        self._body: _Body | None = None
-        self._held_events: list[bytes] = []
-        self._held_bytes = 0
-        self._literal: Request | None = None
-        self._literal_sink: LiteralSink | None = None
-        self._literal_discarded = False
-        self._literal_parts: list[bytes] = []
-        self._literal_missing = 0
-        self._newline_after_literal = b""
+        self._init_replies()
+        self._init_literals()
         self._pause_reasons: set[str] = set()
-        self._output_paused = False
-        self._event_backlog = 0
+        self._producing = False
+        """Registered as the transport's push producer."""
         self._closing = False
-        self._input_ended = False
-        self._executed = False
-        """Whether the data being handled completed a command (which resets the idle timer)."""
-        self._awaiting_commit = False
+        """Nothing more is run: QUIT, a closing error, or the connection is ending."""
+        self._ending = False
+        """The transport was told to close (``_end`` or ``_abort``)."""
+        self._failed = False
+        self._progress = False
+        """Whether the data being handled completed a command or brought literal bytes (resets the idle timer)."""
 
     # -- connection lifecycle --------------------------------------------
 
@@ -97,32 +100,28 @@ class Connection(LineReceiver, TimeoutMixin):
     def connectionMade(self) -> None:
         self.session = self.broker.open_session(self)
         if self.session is None:
-            self._closing = True
+            self._closing = self._ending = True
             self.transport.write(FULL.encode())
             self.transport.loseConnection()
             return
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # replies are small and awaited: never hold one back (Nagle)
         self.transport.registerProducer(self, True)
+        self._producing = True
         self.transport.write(GREETING)
         self.setTimeout(self.broker.config.idle_timeout)
 
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
-        self._closing = True
-        if self._body is not None:
-            self._body.source.close()
-            self._body = None
-        self._slots.clear()
-        self._literal_parts = []
-        self._held_events = []
+        self._closing = self._ending = True
+        self._producing = False
+        self._discard_replies()
         self.clearLineBuffer()
-        if self._literal_sink is not None:
-            self._literal_sink.abort()
-            self._literal_sink = None
+        self._drop_literal()
         if self.session is not None:
             self.broker.close_session(self.session)
 
+    @_guarded
     def readConnectionLost(self) -> None:
         """The client finished sending (``nc -N``): answer what it sent, then close."""
         self._input_ended = True
@@ -132,51 +131,54 @@ class Connection(LineReceiver, TimeoutMixin):
         """The client stopped reading; connectionLost follows."""
 
     def timeoutConnection(self) -> None:
-        if self._slots or self._body is not None:
-            self.resetTimeout()  # not idle: a reply is still on its way
+        """No progress for --idle-timeout: nothing read from the client, nor taken by it."""
+        if self._ending or self._stalled:  # it does not read: a BYE would not reach it, nor may one cut a payload
+            log.info("client {id} stopped reading; disconnecting", id=self.session.id, category="CONNECTION")
+            self._abort()
+        elif self._slots:
+            self.resetTimeout()  # not idle: it waits for a reply of ours (RECV with a wait, a commit)
         else:
             self.close("idle-timeout")
 
-    # -- IClient -----------------------------------------------------------
-
-    def send_event(self, line: bytes) -> None:
-        if self._closing:
-            return
-        if self._body is not None:
-            if self._held_bytes + len(line) > MAX_EVENT_BACKLOG:
-                self._drop_slow_reader()
-                return
-            self._held_events.append(line)
-            self._held_bytes += len(line)
-            return
-        if self._output_paused:
-            self._event_backlog += len(line)
-            if self._event_backlog > MAX_EVENT_BACKLOG:
-                self._drop_slow_reader()
-                return
-        self.transport.write(line)
-
-    def _drop_slow_reader(self) -> None:
-        log.warn("client {id} does not read its events; disconnecting", id=self.session.id, category="CONNECTION")
-        self._closing = True
-        self.transport.abortConnection()
-
     def close(self, reason: str) -> None:
-        if self._closing:
+        """IClient: say ``* BYE <reason>`` and close (at once if a payload is being written)."""
+        if self._ending:
             return
-        self._closing = True
         if self._body is not None:  # a BYE cannot go inside a payload
-            self.transport.abortConnection()
+            self._abort()
             return
         self.transport.write(event("BYE", reason))
+        self._end()
+
+    def _end(self) -> None:
+        """Close once what has been written is sent; a paused push producer must not hold the close back."""
+        if self._ending:
+            return
+        self._closing = self._ending = True
+        self._drop_literal()
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
+        self.resetTimeout()  # the client has --idle-timeout to read the last replies, then it is cut off
+
+    def _abort(self) -> None:
+        self._closing = self._ending = True
+        self._drop_literal()
+        self.transport.abortConnection()
 
     # -- framing -----------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        self._executed = False
-        LineReceiver.dataReceived(self, data)
-        if self._executed:  # a command, not mere bytes (which could trickle forever), shows the client is there
+        if self._failed:
+            return
+        self._progress = False
+        try:
+            LineReceiver.dataReceived(self, data)
+        except Exception:
+            self._internal_error(Failure())
+            return
+        if self._progress:  # a command or literal bytes, not mere line bytes (which could trickle forever)
             self.resetTimeout()
 
     def lineReceived(self, line: bytes) -> None:
@@ -199,174 +201,72 @@ class Connection(LineReceiver, TimeoutMixin):
                 Err("too-big", f"literal of {request.literal_size} bytes exceeds the {limit}-byte limit"), request.tag
             )
             return
-        self.setRawMode()
-        self._literal = request
-        self._literal_discarded = request.bad_tag or self.table.lookup(request.verb) is None  # refused anyway
-        self._literal_sink = self.table.literal_sink(request, self.broker, self.session)
-        self._literal_parts = []
-        self._literal_missing = request.literal_size
-        if not self._literal_missing:
-            self._literal_complete()
+        self._read_literal(request)
 
-    def _literal_complete(self) -> None:
-        request, self._literal = self._literal, None
-        sink, self._literal_sink = self._literal_sink, None
-        request.literal = sink.finish() if sink is not None else b"".join(self._literal_parts)
-        self._literal_parts = []
-        self._newline_after_literal = b"\r\n"
-        self._execute(request)
-
-    def rawDataReceived(self, data: bytes) -> None:
-        if self._literal is not None:
-            part = data[: self._literal_missing]
-            data = data[len(part) :]
-            if self._literal_sink is not None:
-                self._literal_sink.write(part)
-            elif not self._literal_discarded:
-                self._literal_parts.append(part)
-            self._literal_missing -= len(part)
-            if self._literal_missing:
-                return
-            self._literal_complete()
-        # Consume one optional CRLF or LF after the literal, which may arrive in pieces.
-        expected = self._newline_after_literal
-        if expected and data:
-            if data.startswith(expected):
-                data = data[len(expected) :]
-            elif expected == b"\r\n" and data.startswith(b"\n"):
-                data = data[1:]
-            elif expected == b"\r\n" and data == b"\r":
-                self._newline_after_literal = b"\n"
-                return
-            elif expected == b"\n":
-                data = b"\r" + data  # the CR was not part of a line ending after all
-            self._newline_after_literal = b""
-        if not self._newline_after_literal:
-            self.setLineMode(data)
+    def _over_budget(self, tag: bytes | None) -> None:
+        """A literal was skipped: all clients together hold --max-pending-input of unfinished input."""
+        self._log_refusal(OVER_BUDGET)
+        self._deliver(OVER_BUDGET, tag)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self._refuse(Err("line-too-long", f"command lines are limited to {self.broker.config.max_line} bytes"), None)
 
     def _refuse(self, error: Err, tag: bytes | None) -> None:
         """Send an error that leaves the stream unparseable, then close."""
+        if self._closing:  # the connection ends anyway; the error would never be sent
+            self.clearLineBuffer()
+            return
+        self._log_refusal(error)
+        self._closing_error(error, tag)
+
+    def _closing_error(self, error: Err, tag: bytes | None) -> None:
+        """Queue ``error`` behind the replies due, then close; nothing more is read."""
         self.clearLineBuffer()
-        self._slots.append(_Slot(tag, Err(error.code, error.text, closes=True)))
         self._closing = True
-        LineReceiver.pauseProducing(self)  # nothing more is read from a connection that is closing
-        self._flush()
+        if not self._ending:
+            LineReceiver.pauseProducing(self)  # nothing more is read from a connection that is closing
+        self._deliver(Err(error.code, error.text, closes=True), tag)
+
+    def _log_refusal(self, error: Err) -> None:
+        host, port = self.peer
+        self.broker.refusals.refused(f"tcp {host}:{port}", error.code, error.text)
+
+    def _internal_error(self, failure: Failure) -> None:
+        """A bug in framing or in writing replies: log it once, answer ERR internal after the replies due, close."""
+        if self._failed:
+            return
+        self._failed = True
+        log.failure("TCP connection to {peer} failed", failure, peer=self.peer, category="ERROR")
+        self._drop_literal()
+        if self._ending:
+            return
+        try:
+            self._closing_error(INTERNAL_ERROR, None)
+        except Exception as error:  # the same bug again, most likely: its traceback is logged above
+            log.error("cannot answer ERR internal ({error!r}); dropping the connection", error=error, category="ERROR")
+            self._abort()
 
     # -- replies, in order -------------------------------------------------
 
     def _execute(self, request: Request) -> None:
         if self._closing:
             return
-        self._executed = True
-        result = self.table.dispatch(self.broker, self.session, request)
-        if isinstance(result, Reply):
-            self._closing = result.closes  # after QUIT nothing more runs, though its reply may still wait its turn
-            if not self._slots and self._body is None:  # nothing ahead of it: out at once
-                self._write_reply(result, request.tag)
-                if self._body is not None:
-                    self._flush()  # start streaming the body
-                return
-            self._slots.append(_Slot(request.tag, result))
-            self._flush()
-        elif isinstance(result, Unconfirmed):
-            self._closing = result.reply.closes
-            self._slots.append(_Slot(request.tag, result.reply, unconfirmed=True))
-            if not self._awaiting_commit:
-                self._awaiting_commit = True
-                self.broker.durability.when_committed(self._committed)
-        else:
-            slot = _Slot(request.tag)
-            self._slots.append(slot)
-            result.addCallback(self._completed, slot)
-        if len(self._slots) >= MAX_PENDING_REPLIES:
-            self._pause_reading("pipeline")
+        self._progress = True
+        self._deliver(self.table.dispatch(self.broker, self.session, request), request.tag)
 
-    def _completed(self, reply: Reply, slot: _Slot) -> None:
-        slot.reply = reply
-        self._flush()
-
-    def _committed(self, error: Exception | None) -> None:
-        """Every reply held so far may go: its changes are durable (or, on error, it becomes ERR internal)."""
-        self._awaiting_commit = False
-        for slot in self._slots:
-            if slot.unconfirmed:
-                slot.unconfirmed = False
-                if error is not None:
-                    slot.reply = INTERNAL_ERROR
-        self._flush()
-
-    def _flush(self) -> None:
-        """Write every completed reply at the head of the pipeline."""
-        while self.transport is not None and not self.transport.disconnecting:
-            if self._body is not None and not self._pump():
-                return
-            if not self._slots or self._slots[0].reply is None or self._slots[0].unconfirmed:
-                break
-            slot = self._slots.pop(0)
-            self._write_reply(slot.reply, slot.tag)
-        if self._input_ended and not self._slots and self._body is None:
-            self.transport.loseConnection()
-        elif len(self._slots) < MAX_PENDING_REPLIES:
-            self._resume_reading("pipeline")
-
-    def _write_reply(self, reply: Reply, tag: bytes | None) -> None:
-        if isinstance(reply, StreamedData):
-            self.transport.write(reply.header(tag))
-            self._body = _Body(reply.source, reply.size)
-        else:
-            self.transport.write(reply.encode(tag))
-        if reply.closes:
-            self._closing = True
-            self.transport.loseConnection()
-
-    def _pump(self) -> bool:
-        """Write the streamed body while the client keeps up; True once it is complete."""
-        body = self._body
-        while body.remaining and not self._output_paused:
-            chunk = body.source.read(min(CHUNK, body.remaining))
-            if not chunk:
-                log.error("a streamed payload ended {n} bytes early", n=body.remaining, category="ERROR")
-                self._body = None
-                body.source.close()
-                self._closing = True
-                self.transport.abortConnection()
-                return False
-            body.remaining -= len(chunk)
-            self.transport.write(chunk)
-        if body.remaining:
-            return False
-        self._body = None
-        body.source.close()
-        self.transport.write(CRLF)
-        held, self._held_events = self._held_events, []
-        self._held_bytes = 0
-        for line in held:
-            self.send_event(line)
-        return True
+    _completed = _guarded(ReplyPipeline._completed)
+    _committed = _guarded(ReplyPipeline._committed)
 
     # -- flow control ------------------------------------------------------
 
-    def pauseProducing(self) -> None:
-        """The transport's buffer is full: stop writing bodies and reading commands."""
-        self._output_paused = True
-        self._pause_reading("output")
+    resumeProducing = _guarded(ReplyPipeline.resumeProducing)
 
-    def resumeProducing(self) -> None:
-        """The transport drained: carry on."""
-        self._output_paused = False
-        self._event_backlog = 0
-        self._flush()
-        if not self._output_paused:  # writing the body may have filled the buffer again
-            self._resume_reading("output")
-
-    def stopProducing(self) -> None:
-        """The connection is going away; connectionLost does the cleanup."""
+    def _output_progress(self) -> None:
+        if not self._ending:
+            self.resetTimeout()
 
     def _pause_reading(self, reason: str) -> None:
-        if not self._pause_reasons:
+        if not self._pause_reasons and not self._ending:
             LineReceiver.pauseProducing(self)
         self._pause_reasons.add(reason)
 
@@ -378,7 +278,7 @@ class Connection(LineReceiver, TimeoutMixin):
 
 
 class ConnectionFactory(Factory):
-    """Builds a :class:`Connection` per TCP client, all sharing one broker and command table."""
+    """Builds a :class:`Connection` per TCP client, all sharing one broker, command table and input budget."""
 
     noisy = False
 
@@ -386,8 +286,9 @@ class ConnectionFactory(Factory):
         self.broker = broker
         self.table = table
         self.clock = clock
+        self.budget = InputBudget(broker.config.max_pending_input)
 
-    def buildProtocol(self, addr) -> Connection:
-        connection = Connection(self.broker, self.table, self.clock)
+    def buildProtocol(self, addr: object) -> Connection:
+        connection = Connection(self.broker, self.table, self.clock, self.budget)
         connection.factory = self
         return connection

@@ -1,11 +1,13 @@
 """Tests for the TCP front end over an in-memory transport."""
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
+from msgsvc import tcp as tcp_module
 from msgsvc.commands import CommandSet, CommandTable, Text
 from msgsvc.tcp import CHUNK, GREETING, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES
 from msgsvc.verbs import general, queue
-from msgsvc.wire import Ok, StreamedData, event
+from msgsvc.wire import Ok, Request, StreamedData, event
 from tests.helpers import TcpHarness, UdpHarness, make_broker
 
 
@@ -389,6 +391,21 @@ class FlowControlTests(Connected):
         self.c.protocol.resumeProducing()
         self.assertTrue(self.c.output().endswith(b"z\r\n* CHAT bob hi\r\n"))
 
+    def test_failing_source_drops_the_connection(self) -> None:
+        """A body source that fails mid-payload (no reply can go inside it): logged, the connection dropped."""
+        self.c.send(b"BIG\n")
+        source = self.sources[0]
+
+        def failing_read(size: int) -> bytes:
+            raise ZeroDivisionError("disk gone")
+
+        source.read = failing_read
+        self.c.protocol.resumeProducing()
+        self.assertTrue(self.c.transport.disconnected)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.c.disconnect()
+        self.assertTrue(source.closed)
+
     def test_disconnect_mid_body_closes_source(self):
         """A client leaving mid-payload releases the source."""
         self.c.send(b"BIG\n")
@@ -480,3 +497,145 @@ class LiteralSinkTests(Connected):
         """Over UDP the literal goes through the same sink."""
         udp = UdpHarness(self.broker, self.table)
         self.assertEqual(udp.command(b"PUT {3}\nxyz").text, "3 bytes in 1 parts")
+
+
+class _Unencodable(Ok):
+    """A reply whose encoding fails: a bug in the reply path."""
+
+    def encode(self, tag: bytes | None = None) -> bytes:
+        raise ZeroDivisionError("cannot encode")
+
+
+class SafetyNetTests(Connected):
+    """An unexpected exception in framing becomes ERR internal and a clean close, never a dropped connection."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        parse = tcp_module.parse_request
+
+        def exploding_parse(line: bytes) -> Request | None:
+            if line == b"BOOM":
+                raise ZeroDivisionError("a framing bug")
+            return parse(line)
+
+        self.patch(tcp_module, "parse_request", exploding_parse)
+
+    def test_exception_becomes_err_internal(self) -> None:
+        """Replies before the failure are delivered, then ERR internal, then the connection closes."""
+        c = self.client()
+        c.send(b"PING\nBOOM\nPING\n")
+        self.assertEqual(c.output(), b"OK PONG\r\nERR internal internal error; it has been logged\r\n")
+        self.assertTrue(c.transport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_err_internal_waits_for_earlier_replies(self) -> None:
+        """ERR internal takes its place behind a reply still being waited for."""
+        c = self.client()
+        c.send(b"RECV 5\nBOOM\n")
+        self.assertEqual(c.output(), b"")
+        self.assertFalse(c.transport.disconnecting)
+        self.clock.advance(5)
+        self.assertEqual([r.code for r in c.replies()], ["empty", "internal"])
+        self.assertTrue(c.transport.disconnecting)
+        self.flushLoggedErrors(ZeroDivisionError)
+
+    def test_logged_once(self) -> None:
+        """More input after the failure is ignored: one traceback, one reply."""
+        c = self.client()
+        c.send(b"BOOM\n")
+        c.send(b"BOOM\nPING\n" * 100)
+        self.assertEqual([r.code for r in c.replies()], ["internal"])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_exception_in_literal_sink(self) -> None:
+        """A sink that fails mid-literal: ERR internal, the sink is aborted, the connection closes."""
+        sinks = []
+
+        class FailingSink(_Sink):
+            def write(self, data: bytes) -> None:
+                raise ZeroDivisionError("disk on fire")
+
+        def new_sink(broker, session) -> FailingSink:
+            sinks.append(FailingSink())
+            return sinks[-1]
+
+        extra = CommandSet()
+
+        @extra.verb("PUT", Text("data"), summary="stream data to a sink", literal_sink=new_sink)
+        def put(broker, session, data: str) -> Ok:
+            return Ok(data)
+
+        c = self.connect(CommandTable([general.commands, extra]))
+        c.output()
+        c.send(b"PUT {6}\nabc")
+        self.assertEqual([r.code for r in c.replies()], ["internal"])
+        self.assertTrue(sinks[0].aborted)
+        self.assertTrue(c.transport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_exception_in_deferred_reply(self) -> None:
+        """A reply that fails to encode when its Deferred fires becomes ERR internal too."""
+        pending = Deferred()
+        extra = CommandSet()
+
+        @extra.verb("LATER", summary="a reply that comes later")
+        def later(broker, session) -> Deferred:
+            return pending
+
+        c = self.connect(CommandTable([general.commands, extra]))
+        c.output()
+        c.send(b"LATER\n")
+        pending.callback(_Unencodable("x"))
+        self.assertEqual([r.code for r in c.replies()], ["internal"])
+        self.assertTrue(c.transport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_huge_literal_marker_digits(self) -> None:
+        """A literal marker of 5000 digits gets exactly one ERR (too-big, or internal at worst) and a close."""
+        c = self.client()
+        c.send(b"SEND {" + b"9" * 5000 + b"}\nPING\n")
+        (reply,) = c.replies()
+        self.assertIn(reply.code, ("too-big", "internal"))
+        self.assertTrue(c.transport.disconnecting)
+        self.flushLoggedErrors(ValueError)
+
+
+class _RecordedRefusals:
+    """Stands in for the broker's RefusalLog: records each refusal."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    def refused(self, who: str, code: str, text: str) -> None:
+        self.calls.append((who, code, text))
+
+
+class RefusalLoggingTests(Connected):
+    """Input refused by the framing is reported to the broker's refusal log (logged under ERROR)."""
+
+    settings = {"max_line": 20, "max_message": 10}
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.broker.refusals = _RecordedRefusals()
+
+    def test_line_too_long(self) -> None:
+        """An over-long line is reported with the client's address."""
+        self.client().send(b"x" * 30 + b"\n")
+        self.assertEqual(
+            self.broker.refusals.calls,
+            [("tcp 127.0.0.1:40000", "line-too-long", "command lines are limited to 20 bytes")],
+        )
+
+    def test_literal_too_big(self) -> None:
+        """A literal over --max-message is reported."""
+        self.client().send(b"SEND {11}\n")
+        self.assertEqual(
+            self.broker.refusals.calls,
+            [("tcp 127.0.0.1:40000", "too-big", "literal of 11 bytes exceeds the 10-byte limit")],
+        )
+
+    def test_commands_not_reported_here(self) -> None:
+        """A well-framed command is not a framing refusal."""
+        self.client().send(b"PING\nSEND 0123456789\n")
+        self.assertEqual(self.broker.refusals.calls, [])

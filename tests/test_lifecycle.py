@@ -1,0 +1,313 @@
+"""How TCP connections end: every way of closing releases the connection, even with the push producer paused.
+
+The in-memory tests run over a transport that pauses, resumes and closes the
+way Twisted's real TCP transport does (tests.socketlike), on both stores; the
+last class uses real loopback sockets.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from msgsvc.broker import Broker
+from msgsvc.tcp import GREETING, Connection, ConnectionFactory
+from msgsvc.verbs import build_table
+from tests.helpers import make_broker, temp_dir, temp_path
+from tests.socketlike import SocketHarness
+
+BIG = 100_000
+"""A reply larger than the transport's 64 KiB buffer: writing it pauses the producer."""
+IDLE = 600.0
+
+
+class _Lifecycle:
+    """The tests, on the store ``store_url`` names."""
+
+    def store_url(self) -> str:
+        raise NotImplementedError
+
+    def setUp(self) -> None:
+        self.files = temp_dir(self)
+        with open(os.path.join(self.files, "big.bin"), "wb") as file:
+            file.write(b"f" * (3 << 20))
+        self.broker = make_broker(
+            store=self.store_url(), files=self.files, idle_timeout=IDLE, password_cost=1, max_line=100
+        )
+        self.addCleanup(self.broker.stores.close)
+        self.clock = self.broker.clock
+        self.factory = ConnectionFactory(self.broker, build_table(), self.clock)
+        self.ports = iter(range(41000, 42000))
+
+    def client(self) -> SocketHarness:
+        """A connection whose greeting has been read."""
+        harness = SocketHarness(self.factory, next(self.ports))
+        self.assertEqual(harness.read(), GREETING)
+        return harness
+
+    def assertReleased(self, harness: SocketHarness) -> None:
+        """The connection is closed and its slot is free."""
+        self.assertTrue(harness.released)
+        self.assertNotIn(harness.protocol.session, self.broker.sessions)
+
+    # -- a close decided while the producer is paused ---------------------------
+
+    def test_quit_after_large_reply_behind_waiting_command(self) -> None:
+        """RECV 0.3, ECHO of 100 KB, QUIT in one write: once read, the connection is released."""
+        c = self.client()
+        c.send(b"RECV 0.3\nECHO {%d}\n" % BIG + b"x" * BIG + b"\nQUIT\n")
+        self.clock.advance(0.3)
+        kinds = [(r.kind, r.code or r.text) for r in c.replies()]
+        self.assertEqual(kinds, [("ERR", "empty"), ("DATA", "echo"), ("OK", "bye")])
+        self.assertReleased(c)
+
+    def test_three_such_clients_do_not_fill_the_server(self) -> None:
+        """After three clients quit that way, a fourth is greeted, not refused as full."""
+        for _ in range(3):
+            c = self.client()
+            c.send(b"RECV 0.3\nECHO {%d}\n" % BIG + b"x" * BIG + b"\nQUIT\n")
+            self.clock.advance(0.3)
+            c.read()
+        self.assertEqual(SocketHarness(self.factory, next(self.ports)).read(), GREETING)
+
+    def test_login_recv_quit_with_large_message(self) -> None:
+        """LOGIN, RECV of a 100 KB message and QUIT pipelined: the connection is released."""
+        author = self.client()
+        author.send(b"REGISTER u pw\nSEND {%d}\n" % BIG + b"m" * BIG + b"\nQUIT\n")
+        author.read()
+        c = self.client()
+        c.send(b"LOGIN u pw\nRECV\nQUIT\n")
+        self.assertEqual([r.kind for r in c.replies()], ["OK", "DATA", "OK"])
+        self.assertReleased(c)
+
+    def test_half_close_after_large_reply(self) -> None:
+        """A client that shuts down its write side (nc -N) behind a large reply is answered, then released."""
+        c = self.client()
+        c.send(b"RECV 0.3\nECHO {%d}\n" % BIG + b"x" * BIG + b"\n")
+        c.protocol.readConnectionLost()
+        self.clock.advance(0.3)
+        self.assertEqual([r.kind for r in c.replies()], ["ERR", "DATA"])
+        self.assertReleased(c)
+
+    def test_closing_error_after_large_reply(self) -> None:
+        """A line-too-long queued behind a large reply is sent after it, then the connection is released."""
+        c = self.client()
+        c.send(b"RECV 0.3\nECHO {%d}\n" % BIG + b"x" * BIG + b"\n" + b"y" * 200 + b"\n")
+        self.clock.advance(0.3)
+        self.assertEqual([r.code or r.kind for r in c.replies()], ["empty", "DATA", "line-too-long"])
+        self.assertReleased(c)
+
+    def test_shutdown_after_large_reply(self) -> None:
+        """On shutdown a client whose buffer is full still gets * BYE shutdown once it reads, and is released."""
+        c = self.client()
+        c.send(b"ECHO {%d}\n" % BIG + b"x" * BIG + b"\n")
+        self.broker.shutdown()
+        self.assertTrue(c.read().endswith(b"\r\n* BYE shutdown\r\n"))
+        self.assertReleased(c)
+
+    def test_gen_then_quit(self) -> None:
+        """QUIT behind a streamed GEN closes once the body has been read."""
+        c = self.client()
+        c.send(b"GEN 3000000\nQUIT\n")
+        output = c.read()
+        self.assertTrue(output.endswith(b"\r\nOK bye\r\n"))
+        self.assertEqual(len(output), len(b"DATA 3000000 gen\r\n") + 3000000 + len(b"\r\nOK bye\r\n"))
+        self.assertReleased(c)
+
+    def test_get_then_half_close(self) -> None:
+        """A streamed GET followed by a half-close: the body is sent whole, then the connection is released."""
+        c = self.client()
+        c.send(b"GET big.bin\n")
+        c.protocol.readConnectionLost()
+        self.assertEqual(len(c.read()), len(b"DATA 3145728 big.bin\r\n") + (3 << 20) + 2)
+        self.assertReleased(c)
+
+    # -- idle means no progress ---------------------------------------------------
+
+    def test_unread_stream_is_cut_off(self) -> None:
+        """A client that never reads its GEN is aborted after --idle-timeout; the body's source is released."""
+        c = self.client()
+        c.send(b"GEN 100000000\n")
+        self.clock.advance(IDLE)
+        self.clock.advance(0)
+        self.assertReleased(c)
+        self.assertIsNone(c.protocol._body)
+
+    def test_unread_quit_reply_is_cut_off(self) -> None:
+        """A client that quits behind a large reply it never reads is aborted after --idle-timeout."""
+        c = self.client()
+        c.send(b"RECV 0.3\nECHO {%d}\n" % BIG + b"x" * BIG + b"\nQUIT\n")
+        self.clock.advance(0.3)
+        self.clock.advance(IDLE - 1)
+        self.assertFalse(c.released)
+        self.clock.advance(1)
+        self.clock.advance(0)
+        self.assertReleased(c)
+
+    def test_unread_reply_is_cut_off(self) -> None:
+        """A client whose buffer is full of a reply it does not read is aborted (no BYE) after --idle-timeout."""
+        c = self.client()
+        c.send(b"ECHO {%d}\n" % BIG + b"x" * BIG + b"\n")
+        self.clock.advance(IDLE)
+        self.clock.advance(0)
+        self.assertReleased(c)
+        self.assertNotIn(b"BYE", c.transport.value())
+
+    def test_reading_client_is_not_idle(self) -> None:
+        """A client that keeps reading a long GEN is never idle, however long the GEN takes."""
+        c = self.client()
+        c.send(b"GEN 100000000\n")
+        for _ in range(5):
+            self.clock.advance(IDLE - 1)
+            c.transport.step()  # reads what is buffered; the server writes the next part
+        self.assertFalse(c.released)
+
+    def test_literal_bytes_are_progress(self) -> None:
+        """A literal still arriving keeps the connection, though no command completes."""
+        c = self.client()
+        c.send(b"SEND {100}\n")
+        for _ in range(5):
+            self.clock.advance(IDLE - 1)
+            c.send(b"x" * 10)
+        self.assertFalse(c.released)
+        c.send(b"x" * 50 + b"\n")
+        self.assertEqual(c.replies()[0].text, "1 queued 100 bytes")
+
+    def test_unfinished_literal_is_cut_off(self) -> None:
+        """A literal that stops arriving gets * BYE idle-timeout after --idle-timeout."""
+        c = self.client()
+        c.send(b"SEND {100}\nabc")
+        self.clock.advance(IDLE)
+        self.assertEqual(c.read(), b"* BYE idle-timeout\r\n")
+        self.assertReleased(c)
+
+
+class MemoryLifecycleTests(_Lifecycle, TestCase):
+    """Connection endings on the memory store."""
+
+    def store_url(self) -> str:
+        return "memory"
+
+
+class SqliteLifecycleTests(_Lifecycle, TestCase):
+    """Connection endings on the SQLite store (replies wait for the grouped commit)."""
+
+    def store_url(self) -> str:
+        return "sqlite:" + temp_path(self, "msgsvc.sqlite")
+
+
+class _Watched(Connection):
+    """A server connection that reports what the transport does to it."""
+
+    def dataReceived(self, data: bytes) -> None:
+        super().dataReceived(data)
+        self.factory.received += len(data)
+        if self.factory.received >= self.factory.expected and not self.factory.all_received.called:
+            self.factory.all_received.callback(None)
+
+    def pauseProducing(self) -> None:
+        super().pauseProducing()
+        if not self.factory.paused.called:
+            self.factory.paused.callback(None)
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        self.factory.lost.callback(None)
+
+
+class _WatchedFactory(ConnectionFactory):
+    """Builds _Watched connections; the Deferreds fire on the first such event."""
+
+    def __init__(self, broker: Broker, expected: int) -> None:
+        super().__init__(broker, build_table(), broker.clock)
+        self.expected = expected
+        self.received = 0
+        self.all_received: Deferred[None] = Deferred()
+        self.paused: Deferred[None] = Deferred()
+        self.lost: Deferred[None] = Deferred()
+
+    def buildProtocol(self, addr: object) -> _Watched:
+        connection = _Watched(self.broker, self.table, self.clock)
+        connection.factory = self
+        return connection
+
+
+class _Client(Protocol):
+    """Sends ``request`` on connect; reads what comes only if ``reads``."""
+
+    def __init__(self, request: bytes, reads: bool) -> None:
+        self.request = request
+        self.reads = reads
+        self.data = b""
+        self.gone: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        if not self.reads:
+            self.transport.pauseProducing()  # never read: the socket buffers fill up
+        self.transport.write(self.request)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.gone.callback(None)
+
+
+class RealSocketTests(TestCase):
+    """Over real loopback sockets (port 0), the broker's timers on a Clock: the server releases its end."""
+
+    timeout = 20
+
+    PIPELINE = b"RECV 0.3\nECHO {%d}\n" % BIG + b"x" * BIG + b"\nQUIT\n"
+
+    def serve(self, expected: int) -> _WatchedFactory:
+        broker = make_broker(Clock(), idle_timeout=IDLE)
+        factory = _WatchedFactory(broker, expected)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.port = port.getHost().port
+        return factory
+
+    async def connect(self, request: bytes, reads: bool) -> _Client:
+        client = _Client(request, reads)
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), client)
+        self.addCleanup(lambda: client.gone)
+        self.addCleanup(client.transport.abortConnection)
+        return client
+
+    async def test_quit_after_large_reply_releases(self) -> None:
+        """The reported case: a reading client's connection ends after QUIT, its reply over 64 KiB."""
+        factory = self.serve(len(self.PIPELINE))
+        client = await self.connect(self.PIPELINE, reads=True)
+        await factory.all_received
+        factory.broker.clock.advance(0.3)
+        await factory.lost
+        await client.gone
+        self.assertTrue(client.data.endswith(b"\r\nOK bye\r\n"))
+        self.assertEqual(factory.broker.sessions, [])
+
+    async def test_quit_unread_reply_released(self) -> None:
+        """A client that quits and never reads is released at the latest --idle-timeout later."""
+        factory = self.serve(len(self.PIPELINE))
+        await self.connect(self.PIPELINE, reads=False)
+        await factory.all_received
+        factory.broker.clock.advance(0.3)
+        factory.broker.clock.advance(IDLE)
+        await factory.lost
+        self.assertEqual(factory.broker.sessions, [])
+
+    async def test_unread_stream_released(self) -> None:
+        """A client that never reads its GEN is cut off after --idle-timeout and its slot freed."""
+        factory = self.serve(len(b"GEN 100000000\n"))
+        await self.connect(b"GEN 100000000\n", reads=False)
+        await factory.paused
+        factory.broker.clock.advance(IDLE)
+        await factory.lost
+        self.assertEqual(factory.broker.sessions, [])
