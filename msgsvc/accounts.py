@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 from msgsvc import passwords
 from msgsvc.commands import Refused
 from msgsvc.config import Config
-from msgsvc.converters import chat_name
+from msgsvc.converters import account_name
 from msgsvc.passwords import password
 from msgsvc.realm import ForumRealm, ForumUser, IForumUser, Naming, ScryptChecker, ThreadRunner, UnknownUser
 from msgsvc.session import Session
@@ -241,7 +241,7 @@ def read_credentials(path: str) -> list[tuple[str, str]]:
             raise ValueError(f"{where}: expected 'username password'")
         name, secret = fields
         try:
-            chat_name(name)  # user names follow the chat-name rule: logging in sets the name
+            account_name(name)
             password(secret)
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None

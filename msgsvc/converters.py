@@ -45,6 +45,18 @@ def chat_name(text: str) -> str:
     return text
 
 
+RESERVED_ACCOUNTS = frozenset({"anonymous"})
+"""Names no account may take: a microblog message without an author is written ``anonymous``."""
+
+
+def account_name(text: str) -> str:
+    """A forum user name: a chat name (logging in sets it) that is not reserved."""
+    chat_name(text)
+    if text.casefold() in RESERVED_ACCOUNTS:
+        raise ValueError(f"the user name {text} is reserved")
+    return text
+
+
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 

@@ -346,6 +346,7 @@ class CredentialsFileTests(TestCase):
             b"ok pw\na/b hunter2\n": "line 2: a name (chat name or forum user name)",
             b"alice hunter2\nALICE hunter3\n": "appears twice",
             b"alice caf\xc3\xa9\n": "not ASCII",
+            b"Anonymous pw\n": "line 1: the user name Anonymous is reserved",
         }
         for content, expected in cases.items():
             error = self.assertRaises(ValueError, read_credentials, self.write(content))

@@ -70,6 +70,12 @@ class LoginTests(ForumTestCase):
         self.assertReply(other.command(b"LOGIN alice wrong"), "ERR", "Invalid password", "auth")
         self.assertReply(other.command(b"REGISTER alice pw"), "ERR", code="exists")
 
+    def test_anonymous_reserved(self) -> None:
+        """No account may be called anonymous: microblog messages without an author are written so."""
+        reply = self.client().command(b"REGISTER Anonymous pw")
+        self.assertReply(reply, "ERR", code="bad-args")
+        self.assertIn("the user name Anonymous is reserved", reply.text)
+
     def test_single_login_and_release_on_disconnect(self) -> None:
         """A second LOGIN is ERR in-use until the first client disconnects."""
         first = self.client("alice")

@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 
 from msgsvc import accounts
 from msgsvc.commands import Arg, CommandSet, Text
-from msgsvc.converters import chat_name
+from msgsvc.converters import account_name
 from msgsvc.forum import post_number, safe_name
 from msgsvc.store.interfaces import Post, Upload
 from msgsvc.wire import Data, Ok, StreamedData, listing
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 commands = CommandSet("forum", "accounts, threads, numbered posts, file uploads (log in first)")
 
 WELCOME = "Welcome to the forum"
-USER = Arg("user", chat_name)
+USER = Arg("user", account_name)
 PASSWORD = Arg("password", accounts.password)
 TITLE = Arg("title", safe_name)
 FILE = Arg("file", safe_name)
