@@ -63,8 +63,7 @@ class ChatCliTests(RealServer):
         self.addCleanup(bob.transport.loseConnection)
         yield bob.command("NAME", "bob")
         chatter = self.spawn()
-        self.process.write(b"bob\nalice\nhello bob\n/who\n")
-        yield chatter.expect(b"error: bob is already in use\n")
+        self.process.write(b"alice\nhello bob\n/who\n")
         yield chatter.expect(b"Your name is set as: alice\nhello bob ACK\n")
         yield chatter.expect(b"bob tcp 127.0.0.1:")
         yield bob.command("SAY", "hi alice")
@@ -83,6 +82,19 @@ class ChatCliTests(RealServer):
             [(event.name, event.args) for event in heard],
             [("JOIN", "alice"), ("CHAT", "alice hello bob"), ("LEAVE", "alice")],
         )
+
+    async def test_refused_name_is_an_error(self) -> None:
+        """From a pipe a taken name ends the client with one line and status 1; the next line is not a name."""
+        bob = await connect_tcp(reactor, "127.0.0.1", self.port)
+        self.addCleanup(bob.transport.loseConnection)
+        await bob.command("NAME", "bob")
+        for args, script in [((), b"bob\nalice\nhello\n"), (("--name", "bob"), b"hello\n")]:
+            chatter = self.spawn(*args)
+            self.process.write(script)
+            self.process.closeStdin()
+            code = await chatter.ended
+            self.assertEqual((code, chatter.errors), (1, b"msgsvc-chat: name bob refused: bob is already in use\n"))
+            self.assertNotIn(b"Your name is set as", chatter.output)
 
     @defer.inlineCallbacks
     def test_udp_plain_mode(self):

@@ -1,12 +1,25 @@
 """Tests for the client library's reply parser and request encoder."""
 
+from twisted.internet import reactor
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.error import ConnectionDone, TimeoutError
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msgsvc.client import Event, ProtocolViolation, Reply, ReplyParser, TcpClient, encode_command
+from msgsvc.client import (
+    Event,
+    ProtocolViolation,
+    Reply,
+    ReplyParser,
+    TcpClient,
+    UdpClient,
+    connect_tcp,
+    encode_command,
+)
+from tests.test_sockets import RealServer
 
 
 class ReplyParserTests(SynchronousTestCase):
@@ -80,3 +93,74 @@ class TimeoutTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         client.dataReceived(b"OK PONG\r\n")  # a late reply is ignored, not an error
         client.connectionLost(Failure(ConnectionDone()))
+
+
+class _Datagrams:
+    """A UDP transport that records what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def write(self, datagram: bytes, address: tuple) -> None:
+        self.sent.append(datagram)
+
+    def stopListening(self) -> None:
+        pass
+
+
+class UdpCancelTests(SynchronousTestCase):
+    """A UDP command given up by its caller (a client leaving, a timeout)."""
+
+    def test_cancel_stops_retries(self) -> None:
+        """Cancelling a command stops its retries, and closing the client afterwards is quiet."""
+        clock = Clock()
+        client = UdpClient(clock, "127.0.0.1", 9, timeout=1.0, retries=3)
+        transport = _Datagrams()
+        client.makeConnection(transport)
+        pending = client.command("QUIT")
+        pending.cancel()
+        self.failureResultOf(pending, CancelledError)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        clock.advance(10)
+        self.assertEqual(transport.sent, [b"#u1 QUIT\r\n"])
+        self.successResultOf(client.close())
+        client.datagramReceived(b"#u1 OK bye\r\n", ("127.0.0.1", 9))  # a late reply is ignored
+
+
+class UdpLargeReplyTests(RealServer):
+    """Replies that fill most of a datagram."""
+
+    async def test_reply_larger_than_twisted_default(self) -> None:
+        """A 60,000-byte message arrives whole over UDP (Twisted reads 8192 bytes by default)."""
+        message = bytes(range(256)) * 234 + b"end"
+        tcp = await self.tcp()
+        await tcp.command("SEND", payload=message)
+        udp = await self.udp()
+        reply = await udp.command("RECV")
+        self.assertEqual(reply.payload, message)
+
+
+class _Silent(Protocol):
+    """Accepts a connection and never says a word; ``lost`` fires when the client hangs up."""
+
+    def __init__(self) -> None:
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self.lost.callback(None)
+
+
+class GreetingTimeoutTests(TestCase):
+    """A server that accepts the connection but never greets."""
+
+    async def test_no_greeting(self) -> None:
+        """connect_tcp fails with TimeoutError naming the server, and drops the connection."""
+        silent = _Silent()
+        listener = reactor.listenTCP(0, Factory.forProtocol(lambda: silent), interface="127.0.0.1")
+        self.addCleanup(listener.stopListening)
+        port = listener.getHost().port
+        error = await self.assertFailure(connect_tcp(reactor, "127.0.0.1", port, timeout=0.2), TimeoutError)
+        self.assertEqual(
+            str(error), f"User timeout caused connection failure: no greeting from 127.0.0.1:{port} within 0.2 seconds."
+        )
+        await silent.lost

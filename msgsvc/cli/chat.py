@@ -2,8 +2,15 @@
 
 Typed text is said to the room; ``/verb args`` sends any command (``/who``, ``/status``,
 ``/list``, ``/get FILE [SAVE_AS]``, ``/quit``). On a terminal a line editor keeps what you
-are typing intact while chat arrives; with standard input from a pipe it reads plain lines,
-so it can be scripted.
+are typing intact while chat arrives (it is printed above the prompt), and a refused name
+is asked for again; with standard input from a pipe it reads plain lines, so it can be
+scripted, and a refused name is an error (``msgsvc-chat: name NAME refused: REASON``).
+
+Exit status: 0 after ``/quit``, Ctrl-D (on an empty line, also at the name prompt) or the
+end of piped input; 130 after Ctrl-C, at once and without a traceback; 1 with one line on
+standard error when the server cannot be reached, does not answer, refuses the name from
+a pipe, or ends the session (its ``* BYE`` is shown first). The client says QUIT on the
+way out whenever the connection is still open (see :mod:`msgsvc.cli.common`).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import Deferred, DeferredList, FirstError
 
-from msgsvc.cli.common import CliError, connect, run
+from msgsvc.cli.common import CliError, connect, farewell, run
 from msgsvc.client import Event, Reply, ServerError
 
 ReadLine = Callable[[str], Awaitable[str | None]]
@@ -56,36 +63,46 @@ def show(reply: Reply) -> str:
 class ChatSession:
     """One user's conversation: turns typed lines into commands and prints what comes back."""
 
-    def __init__(self, client, read_line: ReadLine, say: Callable[[str], None]) -> None:
+    def __init__(self, client, read_line: ReadLine, say: Callable[[str], None], ask_again: bool = False) -> None:
         self.client = client
         self.read_line = read_line
         self.say = say
+        self.ask_again = ask_again
+        """Whether a refused name is asked for again (on a terminal) rather than an error (from a pipe)."""
         self.name: str | None = None
 
-    async def choose_name(self, name: str | None) -> None:
-        """NAME, asking for a name until the server accepts one."""
+    async def run(self, name: str | None) -> None:
+        """Choose a name, then converse until /quit or the end of input."""
+        if await self.choose_name(name):
+            await self.converse()
+
+    async def choose_name(self, name: str | None) -> bool:
+        """NAME, asking for a name until the server accepts one; False if the input ends first."""
         while True:
             if name is None:
                 name = await self.read_line("Please enter a name: ")
                 if name is None:
+                    if self.ask_again:
+                        return False  # Ctrl-D at the prompt: the user leaves
                     raise CliError("no name given")
                 name = name.strip()
             try:
                 reply = await self.client.command("NAME", name)
             except ServerError as error:
+                if not self.ask_again:
+                    raise CliError(f"name {name} refused: {error.text}") from None
                 self.say(f"error: {error.text}")
                 name = None
                 continue
             self.say(reply.text)
             self.name = name
-            return
+            return True
 
     async def converse(self) -> None:
-        """Read lines until /quit or end of input."""
+        """Read lines until /quit or end of input (the caller says QUIT)."""
         while True:
             line = await self.read_line(f"{self.name}> ")
             if line is None or line.strip().lower() in ("/quit", "/exit", "/xit"):
-                await self.client.command("QUIT")
                 return
             if line.strip():
                 await self.handle(line)
@@ -124,60 +141,6 @@ class ChatSession:
         self.say(f"saved {len(reply.payload)} bytes to {target}")
 
 
-def plain_reader(reactor) -> ReadLine:
-    """Lines from standard input, read without blocking the reactor (for pipes and scripts)."""
-    from twisted.internet import stdio
-    from twisted.protocols.basic import LineReceiver
-
-    lines: list[str | None] = []
-    waiting: list[Deferred] = []
-
-    def deliver(item: str | None) -> None:
-        if waiting:
-            waiting.pop(0).callback(item)
-        else:
-            lines.append(item)
-
-    class Lines(LineReceiver):
-        delimiter = b"\n"
-
-        def lineReceived(self, line: bytes) -> None:
-            deliver(line.rstrip(b"\r").decode("utf-8", "replace"))
-
-        def connectionLost(self, reason=None) -> None:
-            deliver(None)
-
-    stdio.StandardIO(Lines(), reactor=reactor)
-
-    async def read_line(prompt: str) -> str | None:
-        if lines:
-            return lines.pop(0)
-        result: Deferred[str | None] = Deferred()
-        waiting.append(result)
-        return await result
-
-    return read_line
-
-
-def terminal_reader() -> tuple[ReadLine, Callable[[], object]]:
-    """A prompt_toolkit line editor; events print above the line being typed."""
-    import asyncio
-
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.patch_stdout import patch_stdout
-
-    prompt = PromptSession()
-    patched = patch_stdout()
-
-    async def read_line(text: str) -> str | None:
-        try:
-            return await Deferred.fromFuture(asyncio.ensure_future(prompt.prompt_async(text)))
-        except (EOFError, KeyboardInterrupt):
-            return None
-
-    return read_line, patched
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``msgsvc-chat``."""
     args = parse_args(argv)
@@ -186,48 +149,44 @@ def main(argv: list[str] | None = None) -> None:
         from twisted.internet import asyncioreactor
 
         asyncioreactor.install()
-
-    def say(text: str) -> None:
-        print(text, flush=True)
+    transport = "UDP" if args.udp else "TCP"
 
     async def body(reactor) -> None:
-        closed: Deferred[None] = Deferred()
+        from msgsvc.cli.console import PlainConsole, TerminalConsole
+
+        console = TerminalConsole() if interactive else PlainConsole(reactor)
+        ended: Deferred[None] = Deferred()
 
         def on_event(event: Event) -> None:
-            say(describe(event))
-            if event.name == "BYE" and not closed.called:
-                closed.callback(None)
+            console.say(describe(event))
+            if event.name == "BYE" and not ended.called:
+                ended.callback(None)
 
-        client = await connect(reactor, args.host, args.port, "UDP" if args.udp else "TCP", on_event)
+        client = await connect(reactor, args.host, args.port, transport, on_event)
         if hasattr(client, "disconnected"):
-            client.disconnected.addCallback(lambda _: closed.called or closed.callback(None))
-        if interactive:
-            read_line, patched = terminal_reader()
-            with patched:
-                await _until_closed(_talk(client, read_line, say, args.name), closed)
-        else:
-            await _until_closed(_talk(client, plain_reader(reactor), say, args.name), closed)
+            client.disconnected.addCallback(lambda _: ended.called or ended.callback(None))
+        session = ChatSession(client, console.read_line, console.say, ask_again=interactive)
+        try:
+            await _until_ended(session.run(args.name), ended)
+        finally:
+            await console.close()
+            await farewell(reactor, client)
 
-    run("msgsvc-chat", body, args.host, args.port, "UDP" if args.udp else "TCP")
-
-
-async def _talk(client, read_line: ReadLine, say: Callable[[str], None], name: str | None) -> None:
-    session = ChatSession(client, read_line, say)
-    await session.choose_name(name)
-    await session.converse()
+    run("msgsvc-chat", body, args.host, args.port, transport)
 
 
-async def _until_closed(conversation, closed: Deferred[None]) -> None:
+async def _until_ended(conversation, ended: Deferred[None]) -> None:
     """Run the conversation; stop with an error if the server ends the session first."""
     talking = Deferred.fromCoroutine(conversation)
     try:
         _, index = await DeferredList(
-            [talking, closed], fireOnOneCallback=True, fireOnOneErrback=True, consumeErrors=True
+            [talking, ended], fireOnOneCallback=True, fireOnOneErrback=True, consumeErrors=True
         )
     except FirstError as error:
         error.subFailure.raiseException()
     if index == 1:
         talking.cancel()
+        await talking  # the prompt is gone once this fires
         raise CliError("the server ended the session")
 
 

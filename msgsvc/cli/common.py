@@ -1,23 +1,46 @@
-"""What every msgsvc CLI shares: connecting over either transport and reporting failures."""
+# -*- test-case-name: tests.test_cli_pty,tests.test_chat_cli -*-
+"""What every msgsvc CLI shares: connecting over either transport, reporting failures, ending.
+
+Exit statuses, the same for every client:
+
+- 0: done (for ``msgsvc-chat`` also ``/quit``, Ctrl-D and the end of piped input);
+- 1: one line on standard error saying why: the server cannot be reached, refuses a
+  command (``ERR``), does not answer in time, or ends the session;
+- 130 (128 + SIGINT, the shell's convention): Ctrl-C, which ends a client at once, with no
+  traceback and nothing printed; 143 (128 + SIGTERM) for a termination request. A client
+  that is connected says ``QUIT`` on the way out, waiting at most :data:`FAREWELL` seconds;
+  a second Ctrl-C stops it without waiting.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
-from twisted.internet import error, task
-from twisted.internet.defer import Deferred
+from twisted.internet import defer, error
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
 
-from msgsvc.client import ServerError, connect_tcp, connect_udp
+from msgsvc.client import ServerError, UdpClient, connect_tcp, connect_udp
 from msgsvc.client.replies import Event
 
 TIMEOUT = 10.0
 """Seconds a CLI waits for the server before giving up."""
+FAREWELL = 0.3
+"""Seconds a leaving client waits at most for the reply to QUIT and the connection to close."""
+INTERRUPTED = 128 + signal.SIGINT
+"""Exit status after Ctrl-C."""
 
 
 class CliError(Exception):
     """A failure to report on one line, exiting non-zero."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C read as a key (a line editor has the terminal in raw mode): end with INTERRUPTED."""
 
 
 def connect(reactor, host: str, port: int, transport: str, on_event: Callable[[Event], None] | None = None) -> Deferred:
@@ -32,7 +55,7 @@ def explain(failure_value: BaseException, host: str, port: int, transport: str) 
     where = f"{host}:{port} over {transport}"
     if isinstance(failure_value, ServerError):
         return f"server refused: {failure_value}"
-    if isinstance(failure_value, (error.TimeoutError, TimeoutError)):
+    if isinstance(failure_value, (error.TimeoutError, defer.TimeoutError, TimeoutError)):
         return f"no answer from {where} (is the server running?)"
     if isinstance(failure_value, error.DNSLookupError):
         return f"cannot resolve {host}"
@@ -45,21 +68,113 @@ def explain(failure_value: BaseException, host: str, port: int, transport: str) 
     return f"{type(failure_value).__name__}: {failure_value}"
 
 
-def run(program: str, body: Callable[[Any], Coroutine[Any, Any, None]], host: str, port: int, transport: str) -> None:
-    """Run ``body(reactor)`` under the reactor; exit 1 with a one-line error if it fails."""
+def _within(reactor, deferred: Deferred, seconds: float) -> Deferred[None]:
+    """Fires when ``deferred`` does or after ``seconds``, whichever is first; ``deferred`` is left alone."""
+    done: Deferred[None] = Deferred()
+    timer = reactor.callLater(seconds, lambda: done.called or done.callback(None))
 
-    async def main(reactor) -> None:
+    def fired(result: object) -> object:
+        if timer.active():
+            timer.cancel()
+        if not done.called:
+            done.callback(None)
+        return result
+
+    deferred.addBoth(fired)
+    return done
+
+
+async def farewell(reactor, client) -> None:
+    """Say QUIT and close the connection, within FAREWELL seconds in all; never fails."""
+    deadline = reactor.seconds() + FAREWELL
+    if isinstance(client, UdpClient):
+        quitting = client.command("QUIT")
+        quitting.addErrback(lambda _: None)
+        await _within(reactor, quitting, FAREWELL)
+        quitting.cancel()
+        await client.close()
+        return
+    if client.disconnected.called:
+        return
+    quitting = client.command("QUIT")
+    quitting.addErrback(lambda _: None)
+    await _within(reactor, quitting, FAREWELL)
+    client.transport.loseConnection()
+    await _within(reactor, client.disconnected, max(0.0, deadline - reactor.seconds()))
+    if not client.disconnected.called:
+        client.transport.abortConnection()
+
+
+Body = Callable[[Any], Coroutine[Any, Any, None]]
+"""A client's work: an async function of the reactor."""
+
+
+def run(program: str, body: Body, host: str, port: int, transport: str) -> NoReturn:
+    """Run ``body(reactor)`` under the reactor and exit with the status described above.
+
+    SIGINT and SIGTERM cancel ``body`` (its ``finally`` blocks run: the place to say
+    goodbye); a second one stops the reactor at once.
+    """
+    from twisted.internet import reactor
+
+    status = 0
+    signalled: int | None = None
+    finished: Deferred[None] | None = None
+
+    def stop(result: object = None) -> None:
+        try:
+            reactor.stop()
+        except error.ReactorNotRunning:
+            pass
+
+    def on_signal(signum: int, frame: object) -> None:
+        reactor.callFromThread(interrupted, signum)
+
+    def interrupted(signum: int) -> None:
+        nonlocal signalled
+        first = signalled is None
+        signalled = 128 + signum
+        if first and finished is not None and not finished.called:
+            finished.cancel()
+        else:
+            stop()
+
+    async def main() -> None:
+        nonlocal status, signalled
         try:
             await body(reactor)
+        except Interrupted:
+            signalled = INTERRUPTED
+        except CancelledError:
+            if signalled is None:
+                raise
         except ServerError as failure:
             # the original's words for an empty queue stand alone; other refusals name the program
             empty = failure.code == "empty"
-            sys.stderr.write(
-                failure.text + "\n" if empty else f"{program}: {explain(failure, host, port, transport)}\n"
-            )
-            raise SystemExit(1) from None
+            line = failure.text if empty else f"{program}: {explain(failure, host, port, transport)}"
+            sys.stderr.write(line + "\n")
+            status = 1
         except Exception as failure:  # every failure becomes one line and exit status 1
             sys.stderr.write(f"{program}: {explain(failure, host, port, transport)}\n")
-            raise SystemExit(1) from None
+            status = 1
 
-    task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+    def unexpected(failure: Failure) -> None:
+        nonlocal status
+        sys.stderr.write(f"{program}: {explain(failure.value, host, port, transport)}\n")
+        status = 1
+
+    def start() -> None:
+        nonlocal finished
+        finished = Deferred.fromCoroutine(main())
+        finished.addErrback(unexpected).addBoth(stop)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    reactor.callWhenRunning(start)
+    try:
+        reactor.run(installSignalHandlers=False)
+    except KeyboardInterrupt:  # not expected (SIGINT is handled above); never hang on the way out
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)
+    sys.stdout.flush()
+    sys.exit(signalled if signalled is not None else status)

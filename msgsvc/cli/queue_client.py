@@ -1,4 +1,9 @@
-"""``msgsvc-client HOST PORT TCP|UDP send FILE|receive``: the queue from the command line."""
+"""``msgsvc-client HOST PORT TCP|UDP send FILE|receive``: the queue from the command line.
+
+Exit status 0 when the message was sent or received; 1 with one line on standard error
+otherwise (an empty queue prints the original's ``Error - no messages in queue.``);
+130 after Ctrl-C, which ends it at once (see :mod:`msgsvc.cli.common`).
+"""
 
 from __future__ import annotations
 

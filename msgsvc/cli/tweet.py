@@ -3,7 +3,8 @@
 Upload posts a message (at most 150 characters; the server decides) and prints
 ``Transmission Successful``; download prints ``Received Message: <message>``,
 the last message posted (``Empty Message`` when there is none). Errors are one
-line on stderr and exit status 1.
+line on stderr and exit status 1; Ctrl-C ends it at once with status 130 (see
+:mod:`msgsvc.cli.common`).
 """
 
 from __future__ import annotations

@@ -83,13 +83,19 @@ def connect_tcp(
 ) -> Deferred[TcpClient]:
     """Connect and wait for the greeting; fails with ServerError when the server is full.
 
-    ``timeout`` bounds connecting; ``command_timeout`` (None: no limit) bounds each reply.
+    ``timeout`` bounds connecting and then the greeting (TimeoutError, the connection
+    dropped); ``command_timeout`` (None: no limit) bounds each reply.
     """
 
+    client = TcpClient(on_event, reactor, command_timeout)
+
+    def silent(result: object, seconds: float) -> Failure:
+        client.transport.abortConnection()
+        return Failure(TimeoutError(f"no greeting from {host}:{port} within {seconds:g} seconds"))
+
     async def connect() -> TcpClient:
-        client = TcpClient(on_event, reactor, command_timeout)
         await connectProtocol(HostnameEndpoint(reactor, host, port, timeout=timeout), client)
-        await client.greeting.addTimeout(timeout, reactor)
+        await client.greeting.addTimeout(timeout, reactor, onTimeoutCancel=silent)
         return client
 
     return Deferred.fromCoroutine(connect())

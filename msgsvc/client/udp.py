@@ -16,6 +16,8 @@ from msgsvc.client.requests import encode_command
 from msgsvc.client.tcp import EventHandler
 
 MAX_DATAGRAM = 65507
+MAX_PACKET = 65535
+"""What one read takes from the socket: Twisted's default (8192) would cut larger replies short."""
 
 
 @dataclass
@@ -59,10 +61,16 @@ class UdpClient(DatagramProtocol):
         datagram = encode_command(verb, *args, payload=payload, tag=tag)
         if len(datagram) > MAX_DATAGRAM:
             return fail(ValueError(f"a {len(datagram)}-byte command does not fit one datagram; use TCP"))
-        attempt = _Attempt(Deferred(), datagram, self.timeout + wait, self.retries + 1)
+        attempt = _Attempt(Deferred(lambda _: self._forget(tag)), datagram, self.timeout + wait, self.retries + 1)
         self._pending[tag] = attempt
         self._transmit(tag)
         return attempt.result
+
+    def _forget(self, tag: str) -> None:
+        """A command was cancelled: no more retries, and a late reply is ignored."""
+        attempt = self._pending.pop(tag, None)
+        if attempt is not None and attempt.timer is not None and attempt.timer.active():
+            attempt.timer.cancel()
 
     def _transmit(self, tag: str) -> None:
         attempt = self._pending.get(tag)
@@ -117,7 +125,7 @@ def connect_udp(
     async def connect() -> UdpClient:
         address = await reactor.resolve(host)
         client = UdpClient(reactor, address, port, on_event, timeout, retries)
-        reactor.listenUDP(0, client, interface="::" if ":" in address else "")
+        reactor.listenUDP(0, client, interface="::" if ":" in address else "", maxPacketSize=MAX_PACKET)
         return client
 
     return Deferred.fromCoroutine(connect())
