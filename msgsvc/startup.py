@@ -19,12 +19,12 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from msgsvc.broker import Broker
-from msgsvc.listeners import ListenerService, StartupError, startup_error
+from msgsvc.dispatch.verbs import build_table
+from msgsvc.domain.broker import Broker
 from msgsvc.store import StoreError, open_stores
-from msgsvc.tcp import ConnectionFactory
-from msgsvc.udp import DatagramFrontEnd
-from msgsvc.verbs import build_table
+from msgsvc.transports.listeners import ListenerService, StartupError, startup_error
+from msgsvc.transports.tcp import ConnectionFactory
+from msgsvc.transports.udp import DatagramFrontEnd
 
 log = Logger()
 

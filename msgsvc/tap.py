@@ -9,12 +9,12 @@ from twisted.application.service import IServiceCollection, MultiService
 from twisted.logger import Logger
 from twisted.python import usage
 
-from msgsvc.accounts import read_credentials
 from msgsvc.config import Config
+from msgsvc.domain.accounts.service import read_credentials
 from msgsvc.eventlog import EventLogService, open_event_log
-from msgsvc.listeners import ListenerService, StartupError
 from msgsvc.startup import BrokerService, StartupService, preflight
 from msgsvc.store import DEFAULT_STORE, STORE_URLS, StoreError, check_store_url
+from msgsvc.transports.listeners import ListenerService, StartupError
 
 log = Logger()
 

@@ -17,15 +17,15 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from msgsvc.broker import Broker
 from msgsvc.client.replies import Event, Reply, ReplyParser
 from msgsvc.config import Config
-from msgsvc.interfaces import IClient
-from msgsvc.listeners import ListenerService
+from msgsvc.dispatch.verbs import build_table
+from msgsvc.domain.broker import Broker
+from msgsvc.domain.interfaces import IClient
 from msgsvc.store import open_stores
-from msgsvc.tcp import Connection, ConnectionFactory
-from msgsvc.udp import DatagramFrontEnd
-from msgsvc.verbs import build_table
+from msgsvc.transports.listeners import ListenerService
+from msgsvc.transports.tcp import Connection, ConnectionFactory
+from msgsvc.transports.udp import DatagramFrontEnd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """The checkout: subprocesses run here with it importable."""

@@ -9,7 +9,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from msgsvc.client.replies import Event, Reply, ReplyParser
-from msgsvc.tcp import ConnectionFactory
+from msgsvc.transports.tcp import ConnectionFactory
 from tests.helpers import settle
 
 BUFFER_SIZE = 65536

@@ -12,18 +12,18 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
-from msgsvc import passwords
-from msgsvc.accounts import read_credentials
-from msgsvc.broker import Broker
-from msgsvc.commands import Refused
 from msgsvc.config import Config
-from msgsvc.passwords import dummy_hash, hash_password, verify_password
-from msgsvc.realm import IForumUser, ScryptChecker, UnknownUser
+from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.accounts import passwords
+from msgsvc.domain.accounts.passwords import dummy_hash, hash_password, verify_password
+from msgsvc.domain.accounts.realm import IForumUser, ScryptChecker, UnknownUser
+from msgsvc.domain.accounts.service import read_credentials
+from msgsvc.domain.accounts.throttle import LOGIN_WINDOW
+from msgsvc.domain.broker import Broker
 from msgsvc.store import open_stores
 from msgsvc.store.interfaces import Account
 from msgsvc.store.memory import MemoryAccountStore
 from msgsvc.tap import BrokerService, Options, makeService
-from msgsvc.throttle import LOGIN_WINDOW
 from tests.helpers import FakeClient, TcpHarness, make_broker, run_now, temp_path
 
 

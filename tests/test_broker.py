@@ -2,8 +2,8 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.broker import SHUTDOWN_GRACE
-from msgsvc.commands import Refused
+from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.broker import SHUTDOWN_GRACE
 from tests.helpers import FakeClient, make_broker
 
 

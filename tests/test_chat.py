@@ -6,7 +6,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.client import Event
-from msgsvc.tcp import CHUNK
+from msgsvc.transports.tcp import CHUNK
 from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_dir
 
 ALICE_UDP = ("127.0.0.1", 51001)

@@ -3,10 +3,10 @@
 from twisted.internet.defer import fail
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc import help
-from msgsvc.commands import Arg, CommandSet, CommandTable, Refused, Text
-from msgsvc.verbs import build_table
-from msgsvc.wire import Data, Err, Ok, parse_request
+from msgsvc.dispatch import help
+from msgsvc.dispatch.commands import Arg, CommandSet, CommandTable, Refused, Text
+from msgsvc.dispatch.verbs import build_table
+from msgsvc.protocol.wire import Data, Err, Ok, parse_request
 from tests.helpers import FakeClient, make_broker
 
 SPEC_ERROR_CODES = {

@@ -6,11 +6,11 @@ from twisted.internet.task import Clock, LoopingCall
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
-from msgsvc import diagnostics
+from msgsvc.dispatch.verbs import diagnostics as diagnostics_verbs
+from msgsvc.domain import diagnostics
 from msgsvc.tap import Options
-from msgsvc.tcp import CHUNK
-from msgsvc.udp import MAX_DATAGRAM
-from msgsvc.verbs import diagnostics as diagnostics_verbs
+from msgsvc.transports.tcp import CHUNK
+from msgsvc.transports.udp import MAX_DATAGRAM
 from tests.helpers import TcpHarness, UdpHarness, make_broker
 
 START = 1_700_000_000.0

@@ -7,9 +7,9 @@ import os
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
-from msgsvc.forum import Forum, post_number, safe_name
-from msgsvc.store.files import FileStore
-from msgsvc.udp import MAX_DATAGRAM
+from msgsvc.domain.forum import Forum, post_number, safe_name
+from msgsvc.store.blobs import FileStore
+from msgsvc.transports.udp import MAX_DATAGRAM
 from tests.helpers import TcpHarness, UdpHarness, temp_path
 from tests.test_accounts import forum_broker, result_of
 

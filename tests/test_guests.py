@@ -6,7 +6,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from msgsvc.client import Event
-from msgsvc.session import Session
+from msgsvc.domain.session import Session
 from tests.helpers import FakeClient, TcpHarness, UdpHarness, make_broker
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from twisted.trial.unittest import TestCase
 
-from msgsvc.commands import CommandSet, CommandTable, Text
-from msgsvc.input_budget import InputBudget
-from msgsvc.tcp import GREETING, ConnectionFactory
-from msgsvc.verbs import build_table, general
-from msgsvc.wire import Ok
+from msgsvc.dispatch.commands import CommandSet, CommandTable, Text
+from msgsvc.dispatch.verbs import build_table, general
+from msgsvc.protocol.wire import Ok
+from msgsvc.transports.input_budget import InputBudget
+from msgsvc.transports.tcp import GREETING, ConnectionFactory
 from tests.helpers import make_broker
 from tests.socketlike import SocketHarness
 from tests.test_tcp import _RecordedRefusals

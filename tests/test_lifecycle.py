@@ -17,9 +17,9 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from msgsvc.broker import Broker
-from msgsvc.tcp import GREETING, Connection, ConnectionFactory
-from msgsvc.verbs import build_table
+from msgsvc.dispatch.verbs import build_table
+from msgsvc.domain.broker import Broker
+from msgsvc.transports.tcp import GREETING, Connection, ConnectionFactory
 from tests.helpers import make_broker, temp_dir, temp_path
 from tests.socketlike import SocketHarness
 

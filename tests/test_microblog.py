@@ -9,10 +9,10 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from msgsvc.client.replies import Event
-from msgsvc.microblog import hashtags
+from msgsvc.dispatch.verbs import microblog as microblog_verbs
+from msgsvc.domain.microblog import hashtags
 from msgsvc.store.interfaces import ITweetStore, Tweet
 from msgsvc.store.memory import MemoryTweetStore
-from msgsvc.verbs import microblog as microblog_verbs
 from tests.helpers import TcpHarness, UdpHarness, make_broker, run_cli, serve_for_test
 
 EMPTY = b"DATA 13 last\r\nEmpty Message\r\n"

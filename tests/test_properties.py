@@ -19,10 +19,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import provider
 
-from msgsvc.broker import Broker
-from msgsvc.tcp import Connection, ConnectionFactory
-from msgsvc.verbs import build_table
-from msgsvc.wire import parse_request
+from msgsvc.dispatch.verbs import build_table
+from msgsvc.domain.broker import Broker
+from msgsvc.protocol.wire import parse_request
+from msgsvc.transports.tcp import Connection, ConnectionFactory
 from tests.helpers import ROOT, UdpHarness, make_broker, settle
 from tests.test_commands import SPEC_ERROR_CODES
 

@@ -1,4 +1,4 @@
-"""Tests for msgsvc.refusals: refused input logged under ERROR at a bounded rate."""
+"""Tests for msgsvc.dispatch.refusals: refused input logged under ERROR at a bounded rate."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
-from msgsvc.refusals import RefusalLog
+from msgsvc.dispatch.refusals import RefusalLog
 
 
 class RefusalLogTests(unittest.TestCase):

@@ -6,7 +6,7 @@ import sqlite3
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.microblog import ALL
+from msgsvc.domain.microblog import ALL
 from msgsvc.store import StoreError, open_stores
 from msgsvc.store.database import MIGRATIONS, SCHEMA_VERSION, Database
 from msgsvc.store.interfaces import Account, Post, Upload

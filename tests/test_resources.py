@@ -2,8 +2,8 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.queues import MAX_SESSIONLESS_WAITERS
-from msgsvc.tcp import MAX_EVENT_BACKLOG
+from msgsvc.domain.queues import MAX_SESSIONLESS_WAITERS
+from msgsvc.transports.tcp import MAX_EVENT_BACKLOG
 from tests.helpers import TcpHarness, UdpHarness, make_broker
 
 

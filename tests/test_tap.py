@@ -11,11 +11,11 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msgsvc.listeners import ListenerService, StartupError
 from msgsvc.startup import BrokerService, StartupService, check_port
 from msgsvc.store import StoreError
 from msgsvc.store.database import Database
 from msgsvc.tap import Options, makeService
+from msgsvc.transports.listeners import ListenerService, StartupError
 from tests.helpers import temp_dir
 
 

@@ -3,11 +3,11 @@
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc import tcp as tcp_module
-from msgsvc.commands import CommandSet, CommandTable, Text
-from msgsvc.tcp import CHUNK, GREETING, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES
-from msgsvc.verbs import general, queue
-from msgsvc.wire import Ok, Request, StreamedData, event
+from msgsvc.dispatch.commands import CommandSet, CommandTable, Text
+from msgsvc.dispatch.verbs import general, queue
+from msgsvc.protocol.wire import Ok, Request, StreamedData, event
+from msgsvc.transports import tcp as tcp_module
+from msgsvc.transports.tcp import CHUNK, GREETING, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES
 from tests.helpers import TcpHarness, UdpHarness, make_broker
 
 

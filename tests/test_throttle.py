@@ -6,10 +6,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from msgsvc.broker import Broker
-from msgsvc.commands import Refused
-from msgsvc.session import Session
-from msgsvc.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle, prefix_of
+from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.accounts.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle, prefix_of
+from msgsvc.domain.broker import Broker
+from msgsvc.domain.session import Session
 from tests.helpers import FakeClient, TcpHarness
 from tests.test_accounts import forum_broker, refusal_of, result_of
 

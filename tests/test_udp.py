@@ -5,11 +5,11 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc import udp as udp_module
-from msgsvc.commands import CommandSet, CommandTable, Text
-from msgsvc.udp import CACHE_ENTRY_OVERHEAD, MAX_DATAGRAM, ReplyCache
-from msgsvc.verbs import general, queue
-from msgsvc.wire import Err, Ok
+from msgsvc.dispatch.commands import CommandSet, CommandTable, Text
+from msgsvc.dispatch.verbs import general, queue
+from msgsvc.protocol.wire import Err, Ok
+from msgsvc.transports import udp as udp_module
+from msgsvc.transports.udp import CACHE_ENTRY_OVERHEAD, MAX_DATAGRAM, ReplyCache
 from tests.helpers import TcpHarness, UdpHarness, make_broker
 from tests.test_commands import Recorder
 

@@ -1,8 +1,8 @@
-"""Tests for msgsvc.wire: request lines, replies, events."""
+"""Tests for msgsvc.protocol.wire: request lines, replies, events."""
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.wire import (
+from msgsvc.protocol.wire import (
     LITERAL_SIZE_CEILING,
     Data,
     Err,

@@ -28,10 +28,10 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from msgsvc.broker import Broker
-from msgsvc.tcp import Connection
-from msgsvc.udp import DatagramFrontEnd
-from msgsvc.verbs import build_table
+from msgsvc.dispatch.verbs import build_table
+from msgsvc.domain.broker import Broker
+from msgsvc.transports.tcp import Connection
+from msgsvc.transports.udp import DatagramFrontEnd
 from tests.helpers import ROOT, DatagramTransport, make_broker, settle
 
 EPOCH = datetime(2026, 11, 21, 13, 55, 49, tzinfo=UTC).timestamp()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.store.files import FileStore
+from msgsvc.store.blobs import FileStore
 from msgsvc.store.interfaces import (
     IAccountStore,
     IDurability,

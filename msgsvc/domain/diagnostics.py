@@ -10,8 +10,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.session import Session
-from msgsvc.wire import event
+from msgsvc.domain.session import Session
+from msgsvc.protocol.wire import event
 
 log = Logger()
 

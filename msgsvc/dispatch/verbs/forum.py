@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 
-from msgsvc import accounts
-from msgsvc.commands import Arg, CommandSet, Text
-from msgsvc.converters import account_name
-from msgsvc.forum import post_number, safe_name
+from msgsvc.dispatch.commands import Arg, CommandSet, Text
+from msgsvc.domain.accounts import service as accounts
+from msgsvc.domain.forum import post_number, safe_name
+from msgsvc.protocol.converters import account_name
+from msgsvc.protocol.wire import Data, Ok, StreamedData, listing
 from msgsvc.store.interfaces import Post, Upload
-from msgsvc.wire import Data, Ok, StreamedData, listing
 
 if TYPE_CHECKING:
-    from msgsvc.broker import Broker
-    from msgsvc.session import Session
+    from msgsvc.domain.broker import Broker
+    from msgsvc.domain.session import Session
 
 commands = CommandSet("forum", "accounts, threads, numbered posts, file uploads (log in first)")
 

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from msgsvc.commands import Arg, CommandSet, Refused, Text
-from msgsvc.converters import message_id, queue_name, wait_seconds
+from msgsvc.dispatch.commands import Arg, CommandSet, Refused, Text
+from msgsvc.protocol.converters import message_id, queue_name, wait_seconds
+from msgsvc.protocol.wire import Data, Ok, listing
 from msgsvc.store.interfaces import Message, MessageTooBig
-from msgsvc.wire import Data, Ok, listing
 
 if TYPE_CHECKING:
-    from msgsvc.broker import Broker
-    from msgsvc.queues import Taken
-    from msgsvc.session import Session
+    from msgsvc.domain.broker import Broker
+    from msgsvc.domain.queues import Taken
+    from msgsvc.domain.session import Session
 
 commands = CommandSet("queue", "FIFO message queues; RESERVE and ACK for at-least-once delivery")
 

@@ -2,8 +2,8 @@
 """The TCP front end: frames lines and literals, keeps replies in order, applies flow control.
 
 It parses nothing beyond framing: every request goes to the shared command
-table, every reply comes back as a :class:`msgsvc.wire.Reply` (written by
-:class:`msgsvc.tcp_replies.ReplyPipeline`).
+table, every reply comes back as a :class:`msgsvc.protocol.wire.Reply` (written by
+:class:`msgsvc.transports.tcp_replies.ReplyPipeline`).
 
 A connection ends in one of two ways. ``_end`` closes once what has been
 written is sent; it first unregisters the connection as the transport's push
@@ -28,14 +28,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msgsvc import __version__
-from msgsvc.broker import Broker
-from msgsvc.commands import INTERNAL_ERROR, CommandTable
-from msgsvc.input_budget import InputBudget
-from msgsvc.interfaces import IClient
-from msgsvc.literals import LiteralReading
-from msgsvc.session import Session
-from msgsvc.tcp_replies import CHUNK, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES, ReplyPipeline
-from msgsvc.wire import CRLF, FULL, Err, Request, event, parse_request
+from msgsvc.dispatch.commands import INTERNAL_ERROR, CommandTable
+from msgsvc.domain.broker import Broker
+from msgsvc.domain.interfaces import IClient
+from msgsvc.domain.session import Session
+from msgsvc.protocol.wire import CRLF, FULL, Err, Request, event, parse_request
+from msgsvc.transports.input_budget import InputBudget
+from msgsvc.transports.literals import LiteralReading
+from msgsvc.transports.tcp_replies import CHUNK, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES, ReplyPipeline
 
 __all__ = ["CHUNK", "GREETING", "MAX_EVENT_BACKLOG", "MAX_PENDING_REPLIES", "Connection", "ConnectionFactory"]
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.session import Session
-from msgsvc.store.files import PartFile
+from msgsvc.domain.session import Session
+from msgsvc.store.blobs import PartFile
 
 
 class PendingUpload:

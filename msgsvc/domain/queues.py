@@ -16,8 +16,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from msgsvc.commands import Refused
-from msgsvc.session import Session
+from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.session import Session
 from msgsvc.store.interfaces import IQueueStore, Message, MessageTooBig
 
 DEAD_SUFFIX = ".dead"

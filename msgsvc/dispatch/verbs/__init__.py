@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from msgsvc.commands import CommandTable
-from msgsvc.verbs import chat, diagnostics, forum, general, microblog, queue
+from msgsvc.dispatch.commands import CommandTable
+from msgsvc.dispatch.verbs import chat, diagnostics, forum, general, microblog, queue
 
 
 def build_table() -> CommandTable:

@@ -16,9 +16,9 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from msgsvc.session import Session
+from msgsvc.domain.session import Session
+from msgsvc.protocol.wire import event
 from msgsvc.store.interfaces import ITweetStore, Tweet
-from msgsvc.wire import event
 
 log = Logger()
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from msgsvc.commands import Refused
-from msgsvc.session import Session
-from msgsvc.wire import event
+from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.session import Session
+from msgsvc.protocol.wire import event
 
 log = Logger()
 

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_tcp,tests.test_lifecycle -*-
 """The output side of a TCP connection: replies in request order, streamed bodies, events.
 
-:class:`ReplyPipeline` is a mixin for :class:`msgsvc.tcp.Connection`. Every
+:class:`ReplyPipeline` is a mixin for :class:`msgsvc.transports.tcp.Connection`. Every
 command gets a slot in order; a slot's reply goes out once every reply before
 it has, and a streamed DATA body is pulled from its source only while the
 transport takes it (push-producer flow control). Events wait while a body is
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from msgsvc.broker import Broker
-from msgsvc.commands import INTERNAL_ERROR, Unconfirmed
-from msgsvc.wire import CRLF, BodySource, Reply, StreamedData
+from msgsvc.dispatch.commands import INTERNAL_ERROR, Unconfirmed
+from msgsvc.domain.broker import Broker
+from msgsvc.protocol.wire import CRLF, BodySource, Reply, StreamedData
 
 log = Logger()
 

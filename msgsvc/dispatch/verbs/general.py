@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from msgsvc.commands import CommandSet
-from msgsvc.wire import Ok
+from msgsvc.dispatch.commands import CommandSet
+from msgsvc.protocol.wire import Ok
 
 if TYPE_CHECKING:
-    from msgsvc.broker import Broker
-    from msgsvc.session import Session
+    from msgsvc.domain.broker import Broker
+    from msgsvc.domain.session import Session
 
 commands = CommandSet("general", "check the server, list commands, leave")
 

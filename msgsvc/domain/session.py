@@ -8,7 +8,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from msgsvc.interfaces import IClient
+from msgsvc.domain.interfaces import IClient
 
 GUEST_MARK = "~"
 """Put before a guest's name where the server attributes something to it (see ``Session.display_name``)."""

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from msgsvc.commands import Arg, CommandSet, Refused, Text
-from msgsvc.converters import one_line
-from msgsvc.microblog import ALL, MAX_CHARACTERS, describe, hashtag
+from msgsvc.dispatch.commands import Arg, CommandSet, Refused, Text
+from msgsvc.domain.microblog import ALL, MAX_CHARACTERS, describe, hashtag
+from msgsvc.protocol.converters import one_line
+from msgsvc.protocol.wire import Data, Ok, listing
 from msgsvc.store.interfaces import Tweet
-from msgsvc.wire import Data, Ok, listing
 
 if TYPE_CHECKING:
-    from msgsvc.broker import Broker
-    from msgsvc.session import Session
+    from msgsvc.domain.broker import Broker
+    from msgsvc.domain.session import Session
 
 log = Logger()
 

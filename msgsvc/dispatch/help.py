@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from msgsvc.wire import Data, Err, Request, listing, printable
+from msgsvc.protocol.wire import Data, Err, Request, listing, printable
 
 if TYPE_CHECKING:
-    from msgsvc.broker import Broker
-    from msgsvc.commands import Command
-    from msgsvc.session import Session
+    from msgsvc.dispatch.commands import Command
+    from msgsvc.domain.broker import Broker
+    from msgsvc.domain.session import Session
 
 ERROR_CODES = frozenset(
     """unknown-command bad-args line-too-long too-big too-long full empty no-name name-taken no-file

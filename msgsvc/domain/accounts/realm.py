@@ -23,9 +23,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from zope.interface import Attribute, Interface, implementer
 
-from msgsvc import passwords
-from msgsvc.commands import Refused
-from msgsvc.session import Session
+from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.accounts import passwords
+from msgsvc.domain.session import Session
 from msgsvc.store.interfaces import Account, IAccountStore
 
 ThreadRunner = Callable[..., Deferred]

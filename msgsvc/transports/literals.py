@@ -2,22 +2,22 @@
 """Reading a ``{N}`` literal off a TCP stream, piece by piece as its bytes arrive.
 
 A literal goes one of three ways: to a sink (a forum upload streams to disk),
-into memory (charged to the server-wide :class:`~msgsvc.input_budget.InputBudget`
+into memory (charged to the server-wide :class:`~msgsvc.transports.input_budget.InputBudget`
 as its bytes arrive), or nowhere (a request refused anyway, or one whose
 literal the budget could not hold: its bytes are read and dropped, so the
 stream stays in step).
 
-:class:`LiteralReading` is the part of :class:`msgsvc.tcp.Connection` (a
+:class:`LiteralReading` is the part of :class:`msgsvc.transports.tcp.Connection` (a
 ``LineReceiver``) that switches to raw mode for a literal and back after it.
 """
 
 from __future__ import annotations
 
-from msgsvc.broker import Broker
-from msgsvc.commands import CommandTable, LiteralSink
-from msgsvc.input_budget import InputBudget
-from msgsvc.session import Session
-from msgsvc.wire import CRLF, Request
+from msgsvc.dispatch.commands import CommandTable, LiteralSink
+from msgsvc.domain.broker import Broker
+from msgsvc.domain.session import Session
+from msgsvc.protocol.wire import CRLF, Request
+from msgsvc.transports.input_budget import InputBudget
 
 
 class PendingLiteral:

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 
-from msgsvc.commands import Arg, CommandSet, Refused, Text
-from msgsvc.converters import chat_name, one_line
-from msgsvc.wire import Data, Ok, StreamedData, listing
+from msgsvc.dispatch.commands import Arg, CommandSet, Refused, Text
+from msgsvc.protocol.converters import chat_name, one_line
+from msgsvc.protocol.wire import Data, Ok, StreamedData, listing
 
 if TYPE_CHECKING:
-    from msgsvc.broker import Broker
-    from msgsvc.session import Session
+    from msgsvc.domain.broker import Broker
+    from msgsvc.domain.session import Session
 
 commands = CommandSet("chat", "named clients, lines to all, who is here, file downloads")
 

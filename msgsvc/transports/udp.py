@@ -13,11 +13,21 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from msgsvc.broker import Broker
-from msgsvc.commands import INTERNAL_ERROR, CommandTable
-from msgsvc.interfaces import IClient
-from msgsvc.session import Session
-from msgsvc.wire import FULL, Err, Reply, Request, StreamedData, event, host_port, literal_too_big, parse_request
+from msgsvc.dispatch.commands import INTERNAL_ERROR, CommandTable
+from msgsvc.domain.broker import Broker
+from msgsvc.domain.interfaces import IClient
+from msgsvc.domain.session import Session
+from msgsvc.protocol.wire import (
+    FULL,
+    Err,
+    Reply,
+    Request,
+    StreamedData,
+    event,
+    host_port,
+    literal_too_big,
+    parse_request,
+)
 
 log = Logger()
 

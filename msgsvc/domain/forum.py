@@ -3,9 +3,9 @@
 
 State lives behind :class:`~msgsvc.store.interfaces.IForumStore` (threads and
 messages, atomic check-and-change), :class:`~msgsvc.store.interfaces.IAccountStore`
-(see :mod:`msgsvc.accounts`) and a :class:`~msgsvc.store.files.FileStore`
-(upload bytes; streamed uploads arrive through :mod:`msgsvc.uploads`). Every
-failure is a :class:`~msgsvc.commands.Refused` carrying the spec's error code.
+(see :mod:`msgsvc.domain.accounts.service`) and a :class:`~msgsvc.store.blobs.FileStore`
+(upload bytes; streamed uploads arrive through :mod:`msgsvc.domain.uploads`). Every
+failure is a :class:`~msgsvc.dispatch.commands.Refused` carrying the spec's error code.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.accounts import Accounts, Naming, ThreadRunner
-from msgsvc.commands import Refused
 from msgsvc.config import Config
-from msgsvc.converters import one_line
-from msgsvc.session import Session
+from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.accounts.service import Accounts, Naming, ThreadRunner
+from msgsvc.domain.session import Session
+from msgsvc.domain.uploads import DiscardingSink, PendingUpload, PendingUploads, RefusedUpload, UploadSink
+from msgsvc.protocol.converters import one_line
 from msgsvc.store import Stores
-from msgsvc.store.files import FileStore, PartFile
+from msgsvc.store.blobs import FileStore, PartFile
 from msgsvc.store.interfaces import FileExists, NoMessage, NoThread, NotOwner, Post, Upload
-from msgsvc.uploads import DiscardingSink, PendingUpload, PendingUploads, RefusedUpload, UploadSink
 
 log = Logger()
 

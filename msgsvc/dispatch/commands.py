@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_commands -*-
 """The command table: every verb defined once, with its arguments, checks and handler.
 
-Each system declares its verbs in a :class:`CommandSet` (see ``msgsvc.verbs``);
+Each system declares its verbs in a :class:`CommandSet` (see ``msgsvc.dispatch.verbs``);
 a :class:`CommandTable` joins the sets, binds a request's arguments to the
 handler's parameters and turns every failure into an ``ERR`` reply. Both
 transports dispatch through the same table.
@@ -17,13 +17,13 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc import help
-from msgsvc.wire import Err, Reply, Request, host_port
+from msgsvc.dispatch import help
+from msgsvc.protocol.wire import Err, Reply, Request, host_port
 
 if TYPE_CHECKING:
-    from msgsvc.broker import Broker
     from msgsvc.config import Config
-    from msgsvc.session import Session
+    from msgsvc.domain.broker import Broker
+    from msgsvc.domain.session import Session
 
 log = Logger()
 

@@ -3,11 +3,11 @@
 
 The pieces live in modules below this one:
 
-* :mod:`msgsvc.passwords`: the password rule and salted scrypt hashes, made and
+* :mod:`msgsvc.domain.accounts.passwords`: the password rule and salted scrypt hashes, made and
   checked in a thread (``deferToThread``), never in the reactor.
-* :mod:`msgsvc.realm`: the ``twisted.cred`` checker and the realm (one login per
+* :mod:`msgsvc.domain.accounts.realm`: the ``twisted.cred`` checker and the realm (one login per
   account; logging in names the session after the account).
-* :mod:`msgsvc.throttle`: failed logins (per minute) and accounts registered
+* :mod:`msgsvc.domain.accounts.throttle`: failed logins (per minute) and accounts registered
   (per hour), limited per address prefix and for the whole server.
 
 **Accounts own their names.** A guest (a client named by ``NAME`` without
@@ -37,15 +37,23 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc import passwords
-from msgsvc.commands import Refused
 from msgsvc.config import Config
-from msgsvc.converters import account_name
-from msgsvc.passwords import password
-from msgsvc.realm import ForumRealm, ForumUser, IForumUser, Naming, ScryptChecker, ThreadRunner, UnknownUser
-from msgsvc.session import Session
+from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.accounts import passwords
+from msgsvc.domain.accounts.passwords import password
+from msgsvc.domain.accounts.realm import (
+    ForumRealm,
+    ForumUser,
+    IForumUser,
+    Naming,
+    ScryptChecker,
+    ThreadRunner,
+    UnknownUser,
+)
+from msgsvc.domain.accounts.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle
+from msgsvc.domain.session import Session
+from msgsvc.protocol.converters import account_name
 from msgsvc.store.interfaces import Account, IAccountStore
-from msgsvc.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle
 
 __all__ = ["Accounts", "Naming", "ThreadRunner", "password", "read_credentials"]
 

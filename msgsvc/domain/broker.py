@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_broker -*-
 """The broker: the one object that owns every messaging system and every client.
 
-It knows clients only through :class:`msgsvc.interfaces.IClient`; the TCP and
+It knows clients only through :class:`msgsvc.domain.interfaces.IClient`; the TCP and
 UDP front ends register their clients here and hand every command to the
 command table, whose handlers call into the broker's systems.
 """
@@ -17,17 +17,17 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from msgsvc.accounts import ThreadRunner
-from msgsvc.chat import ChatRoom
 from msgsvc.config import Config
-from msgsvc.diagnostics import Diagnostics
-from msgsvc.files import FileShelf
-from msgsvc.forum import Forum
-from msgsvc.interfaces import IClient
-from msgsvc.microblog import Microblog
-from msgsvc.queues import QueueService
-from msgsvc.refusals import RefusalLog
-from msgsvc.session import DEPARTED, Session
+from msgsvc.dispatch.refusals import RefusalLog
+from msgsvc.domain.accounts.service import ThreadRunner
+from msgsvc.domain.chat import ChatRoom
+from msgsvc.domain.diagnostics import Diagnostics
+from msgsvc.domain.forum import Forum
+from msgsvc.domain.interfaces import IClient
+from msgsvc.domain.microblog import Microblog
+from msgsvc.domain.queues import QueueService
+from msgsvc.domain.session import DEPARTED, Session
+from msgsvc.domain.shelf import FileShelf
 from msgsvc.store import Stores
 
 log = Logger()

@@ -1,0 +1,1 @@
+"""The command table: every verb once, its arguments bound, its domain errors turned into replies."""

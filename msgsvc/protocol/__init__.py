@@ -1,0 +1,1 @@
+"""The wire format: request lines and literals in; replies and events out, as bytes."""

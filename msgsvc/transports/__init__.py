@@ -1,0 +1,1 @@
+"""The front ends: they frame bytes into requests and replies, and listen."""
