@@ -20,8 +20,10 @@ from zope.interface import implementer
 from msgsvc.client.replies import Event, Reply, ReplyParser
 from msgsvc.config import Config
 from msgsvc.dispatch.verbs import build_table
+from msgsvc.domain import events
 from msgsvc.domain.broker import Broker
 from msgsvc.domain.interfaces import IClient
+from msgsvc.protocol.events import encode_event
 from msgsvc.store import open_stores
 from msgsvc.transports.listeners import ListenerService
 from msgsvc.transports.tcp import Connection, ConnectionFactory
@@ -60,8 +62,8 @@ class FakeClient:
     events: list[bytes] = field(default_factory=list)
     closed_with: str | None = None
 
-    def send_event(self, line: bytes) -> None:
-        self.events.append(line)
+    def send_event(self, event: events.Event) -> None:
+        self.events.append(encode_event(event))
 
     def close(self, reason: str) -> None:
         self.closed_with = reason

@@ -5,7 +5,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.dispatch.commands import CommandSet, CommandTable, Text
 from msgsvc.dispatch.verbs import general, queue
-from msgsvc.protocol.wire import Ok, Request, StreamedData, event
+from msgsvc.domain.events import Chat
+from msgsvc.protocol.wire import Ok, Request, StreamedData
 from msgsvc.transports import tcp as tcp_module
 from msgsvc.transports.tcp import CHUNK, GREETING, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES
 from tests.helpers import TcpHarness, UdpHarness, make_broker
@@ -309,7 +310,7 @@ class LimitTests(Connected):
         self.clock.advance(599)
         self.assertFalse(c.transport.disconnecting)
         self.clock.advance(1)
-        self.assertEqual(c.output(), event("BYE", "idle-timeout"))
+        self.assertEqual(c.output(), b"* BYE idle-timeout\r\n")
         self.assertTrue(c.transport.disconnecting)
 
     def test_trickling_bytes_do_not_keep_the_slot(self):
@@ -386,7 +387,7 @@ class FlowControlTests(Connected):
     def test_events_wait_for_body(self):
         """An event never lands inside a DATA payload."""
         self.c.send(b"BIG\n")
-        self.c.protocol.send_event(event("CHAT", "bob", "hi"))
+        self.c.protocol.send_event(Chat("bob", "hi"))
         self.assertNotIn(b"CHAT", self.c.output())
         self.c.protocol.resumeProducing()
         self.assertTrue(self.c.output().endswith(b"z\r\n* CHAT bob hi\r\n"))
@@ -420,9 +421,9 @@ class BackpressureTests(Connected):
         """A client that reads no events for too long is disconnected, bounding server memory."""
         c = self.client()
         c.protocol.pauseProducing()
-        line = event("CHAT", "x", "y" * 1000)
-        for _ in range(MAX_EVENT_BACKLOG // len(line) + 1):
-            c.protocol.send_event(line)
+        chat = Chat("x", "y" * 1000)
+        for _ in range(MAX_EVENT_BACKLOG // 1000 + 1):
+            c.protocol.send_event(chat)
         self.assertTrue(c.transport.disconnected)
 
     def test_quit_after_pending(self):

@@ -7,6 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.dispatch.commands import CommandSet, CommandTable, Text
 from msgsvc.dispatch.verbs import general, queue
+from msgsvc.domain.events import Chat
 from msgsvc.protocol.wire import Err, Ok
 from msgsvc.transports import udp as udp_module
 from msgsvc.transports.udp import CACHE_ENTRY_OVERHEAD, MAX_DATAGRAM, ReplyCache
@@ -249,7 +250,7 @@ class SessionTests(SynchronousTestCase):
     def test_events_reach_session(self):
         """Events for a session arrive as datagrams with the same bytes as over TCP."""
         self.udp.command(b"JOIN", ALICE)
-        self.broker.sessions[0].client.send_event(b"* CHAT bob hi\r\n")
+        self.broker.sessions[0].client.send_event(Chat("bob", "hi"))
         self.assertEqual(self.udp.datagrams(ALICE), [b"* CHAT bob hi\r\n"])
 
     def test_shutdown_says_bye(self):

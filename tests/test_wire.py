@@ -2,12 +2,13 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from msgsvc.domain.events import Bye, Chat, Join, Leave, Packet, Tweet
+from msgsvc.protocol.events import encode_event
 from msgsvc.protocol.wire import (
     LITERAL_SIZE_CEILING,
     Data,
     Err,
     Ok,
-    event,
     host_port,
     listing,
     literal_too_big,
@@ -114,9 +115,22 @@ class ReplyTests(SynchronousTestCase):
         self.assertEqual(Data(b"a\nb", "7").encode(b"x"), b"#x DATA 3 7\r\na\nb\r\n")
         self.assertEqual(Data(b"").encode(), b"DATA 0\r\n\r\n")
 
-    def test_event_and_listing(self):
-        """Events start with '* '; listings end every line with CRLF."""
-        self.assertEqual(event("BYE", b"shutdown"), b"* BYE shutdown\r\n")
+    def test_events(self):
+        """Each event value is one line starting with '* ', as SPEC section 4 has them."""
+        cases = {
+            Chat("bob", " hi  there"): b"* CHAT bob  hi  there\r\n",
+            Join("bob"): b"* JOIN bob\r\n",
+            Leave("bob"): b"* LEAVE bob\r\n",
+            Tweet(7, "~erin", "#a b"): b"* TWEET 7 ~erin #a b\r\n",
+            Packet(1, 3, 1795269349500): b"* PKT 1 3 1795269349500\r\n",
+            Bye("shutdown"): b"* BYE shutdown\r\n",
+        }
+        for value, line in cases.items():
+            self.assertEqual(encode_event(value), line)
+        self.assertEqual(encode_event(Bye("shutdown")), b"* BYE shutdown\r\n")  # not the previous one's bytes
+
+    def test_listing(self):
+        """Listings end every line with CRLF."""
         self.assertEqual(listing(["a 1", "b 2"]), b"a 1\r\nb 2\r\n")
 
     def test_host_port(self) -> None:

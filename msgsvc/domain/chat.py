@@ -11,8 +11,8 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.events import Chat, Event, Join, Leave
 from msgsvc.domain.session import Session
-from msgsvc.protocol.wire import event
 
 log = Logger()
 
@@ -44,10 +44,10 @@ class ChatRoom:
             return
         if old is not None:
             del self._members[old.casefold()]
-            self._broadcast(event("LEAVE", old), session)
+            self._broadcast(Leave(old), session)
         session.name = name
         self._members[name.casefold()] = session
-        self._broadcast(event("JOIN", name), session)
+        self._broadcast(Join(name), session)
 
     def claim(self, session: Session, name: str) -> None:
         """Name a client after the forum account it logs in to; the account owns the name.
@@ -66,9 +66,9 @@ class ChatRoom:
             log.info(
                 "client {id} lost the name {name} to the forum account", id=holder.id, name=gone, category="GENERAL"
             )
-            line = event("LEAVE", gone)
-            holder.client.send_event(line)
-            self._broadcast(line, holder)
+            leave = Leave(gone)
+            holder.client.send_event(leave)
+            self._broadcast(leave, holder)
         self.set_name(session, name)
 
     def say(self, session: Session, text: str) -> None:
@@ -76,15 +76,15 @@ class ChatRoom:
         if session.name is None:
             raise Refused("no-name", "choose a name first: NAME <name>")
         session.sent += 1
-        self._broadcast(event("CHAT", session.name, text), session)
+        self._broadcast(Chat(session.name, text), session)
 
     def session_closed(self, session: Session) -> None:
         """A named client left: the others hear ``* LEAVE``."""
         if session.name is not None and self._members.get(session.name.casefold()) is session:
             del self._members[session.name.casefold()]
-            self._broadcast(event("LEAVE", session.name), session)
+            self._broadcast(Leave(session.name), session)
 
-    def _broadcast(self, line: bytes, sender: Session) -> None:
+    def _broadcast(self, event: Event, sender: Session) -> None:
         for member in list(self._members.values()):
             if member is not sender:
-                member.client.send_event(line)
+                member.client.send_event(event)

@@ -10,8 +10,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from msgsvc.domain.events import Packet
 from msgsvc.domain.session import Session
-from msgsvc.protocol.wire import event
 
 log = Logger()
 
@@ -97,7 +97,7 @@ class Diagnostics:
             return
         stream.sent += 1
         now_ms = round(self._clock.seconds() * 1000)
-        stream.session.client.send_event(event("PKT", str(stream.sent), str(stream.count), str(now_ms)))
+        stream.session.client.send_event(Packet(stream.sent, stream.count, now_ms))
         if stream.sent >= stream.count:
             stream.loop.stop()
 

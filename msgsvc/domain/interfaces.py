@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from zope.interface import Attribute, Interface
 
+from msgsvc.domain.events import Event
+
 
 class IClient(Interface):
     """A connected client as the broker sees it, whatever its transport."""
@@ -12,8 +14,8 @@ class IClient(Interface):
     peer = Attribute("The client's (host, port).")
     max_payload = Attribute("Largest payload one reply may carry, or None for no limit.")
 
-    def send_event(line: bytes) -> None:
-        """Push an event line (``* ...`` with its CRLF) to the client."""
+    def send_event(event: Event) -> None:
+        """Tell the client of an event; its front end encodes it."""
 
     def close(reason: str) -> None:
         """Say ``* BYE <reason>`` and end the connection or UDP session."""

@@ -16,8 +16,8 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
+from msgsvc.domain import events
 from msgsvc.domain.session import Session
-from msgsvc.protocol.wire import event
 from msgsvc.store.interfaces import ITweetStore, Tweet
 
 log = Logger()
@@ -89,15 +89,15 @@ class Microblog:
             tags=" ".join(sorted(tags)) or "none",
             category="GENERAL",
         )
-        line = event("TWEET", str(tweet_id), author, text)
+        news = events.Tweet(tweet_id, author, text)
         # Followers hear of a message only once it is durable: a crash cannot take back what they saw.
-        succeed(None).addCallback(lambda _: self._confirm(None)).addCallback(self._tell, line, tags, session)
+        succeed(None).addCallback(lambda _: self._confirm(None)).addCallback(self._tell, news, tags, session)
         return tweet_id
 
-    def _tell(self, _: None, line: bytes, tags: frozenset[str], author: Session) -> None:
+    def _tell(self, _: None, news: events.Tweet, tags: frozenset[str], author: Session) -> None:
         for follower in self._followers_of(tags):
             if follower is not author and follower.open:
-                follower.client.send_event(line)
+                follower.client.send_event(news)
 
     def _followers_of(self, tags: frozenset[str]) -> dict[Session, None]:
         """Every session following ALL or one of ``tags``, each once."""

@@ -8,6 +8,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
+from msgsvc.domain.events import Event
 from msgsvc.domain.interfaces import IClient
 
 GUEST_MARK = "~"
@@ -22,7 +23,7 @@ class _Departed:
     peer = ("", 0)
     max_payload = None
 
-    def send_event(self, line: bytes) -> None:
+    def send_event(self, event: Event) -> None:
         """Nobody to tell."""
 
     def close(self, reason: str) -> None:

@@ -228,12 +228,6 @@ def data_header(size: int, label: str, tag: bytes | None) -> bytes:
     return _line(tag, body.encode())
 
 
-def event(*parts: str | bytes) -> bytes:
-    """An event line ``* PART PART ...`` with its CRLF."""
-    encoded = [p.encode() if isinstance(p, str) else p for p in parts]
-    return b"* " + b" ".join(encoded) + CRLF
-
-
 def listing(lines: list[str]) -> bytes:
     """The payload of a listing: each line ended by CRLF."""
     return "".join(line + "\r\n" for line in lines).encode()

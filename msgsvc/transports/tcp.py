@@ -30,9 +30,11 @@ from zope.interface import implementer
 from msgsvc import __version__
 from msgsvc.dispatch.commands import INTERNAL_ERROR, CommandTable
 from msgsvc.domain.broker import Broker
+from msgsvc.domain.events import Bye
 from msgsvc.domain.interfaces import IClient
 from msgsvc.domain.session import Session
-from msgsvc.protocol.wire import CRLF, FULL, Err, Request, event, parse_request
+from msgsvc.protocol.events import encode_event
+from msgsvc.protocol.wire import CRLF, FULL, Err, Request, parse_request
 from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.literals import LiteralReading
 from msgsvc.transports.tcp_replies import CHUNK, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES, ReplyPipeline
@@ -147,7 +149,7 @@ class Connection(ReplyPipeline, LiteralReading, LineReceiver, TimeoutMixin):
         if self._body is not None:  # a BYE cannot go inside a payload
             self._abort()
             return
-        self.transport.write(event("BYE", reason))
+        self.transport.write(encode_event(Bye(reason)))
         self._end()
 
     def _end(self) -> None:

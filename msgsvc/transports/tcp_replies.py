@@ -21,6 +21,8 @@ from twisted.logger import Logger
 
 from msgsvc.dispatch.commands import INTERNAL_ERROR, Unconfirmed
 from msgsvc.domain.broker import Broker
+from msgsvc.domain.events import Event
+from msgsvc.protocol.events import encode_event
 from msgsvc.protocol.wire import CRLF, BodySource, Reply, StreamedData
 
 log = Logger()
@@ -165,7 +167,7 @@ class ReplyPipeline:
         held, self._held_events = self._held_events, []
         self._held_bytes = 0
         for line in held:
-            self.send_event(line)
+            self._write_event(line)
         return True
 
     def _discard_replies(self) -> None:
@@ -198,7 +200,10 @@ class ReplyPipeline:
 
     # -- IClient.send_event ------------------------------------------------
 
-    def send_event(self, line: bytes) -> None:
+    def send_event(self, event: Event) -> None:
+        self._write_event(encode_event(event))
+
+    def _write_event(self, line: bytes) -> None:
         if self._closing:
             return
         if self._body is not None:

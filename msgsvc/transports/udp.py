@@ -15,15 +15,16 @@ from zope.interface import implementer
 
 from msgsvc.dispatch.commands import INTERNAL_ERROR, CommandTable
 from msgsvc.domain.broker import Broker
+from msgsvc.domain.events import Bye, Event
 from msgsvc.domain.interfaces import IClient
 from msgsvc.domain.session import Session
+from msgsvc.protocol.events import encode_event
 from msgsvc.protocol.wire import (
     FULL,
     Err,
     Reply,
     Request,
     StreamedData,
-    event,
     host_port,
     literal_too_big,
     parse_request,
@@ -66,8 +67,8 @@ class UdpClient:
         self.session: Session | None = None
         self.idle_timer: IDelayedCall | None = None
 
-    def send_event(self, line: bytes) -> None:
-        self.front_end.send(line, self.address)
+    def send_event(self, event: Event) -> None:
+        self.front_end.send(encode_event(event), self.address)
 
     def close(self, reason: str) -> None:
         self.front_end.end_session(self.address, reason)
@@ -287,7 +288,7 @@ class DatagramFrontEnd(DatagramProtocol):
         if client.idle_timer.active():
             client.idle_timer.cancel()
         if bye is not None:
-            self.send(event("BYE", bye), address)
+            self.send(encode_event(Bye(bye)), address)
         self.broker.close_session(client.session)
 
     def stopProtocol(self) -> None:
