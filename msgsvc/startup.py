@@ -109,7 +109,7 @@ class StartupService(Service):
         broker = Broker(stores, options.config(), self.reactor)
         if options.credentials:
             _import_credentials(broker, options)
-        table = build_table()
+        table = build_table(self.reactor)
         self.listeners.tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, self.reactor)
         self.listeners.udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, self.reactor)
         self.broker_service.broker = broker

@@ -13,13 +13,13 @@ from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
 from msgsvc.config import Config
-from msgsvc.dispatch.commands import Refused
 from msgsvc.domain.accounts import passwords
 from msgsvc.domain.accounts.passwords import dummy_hash, hash_password, verify_password
 from msgsvc.domain.accounts.realm import IForumUser, ScryptChecker, UnknownUser
 from msgsvc.domain.accounts.service import read_credentials
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW
 from msgsvc.domain.broker import Broker
+from msgsvc.domain.errors import Refused
 from msgsvc.store import open_stores
 from msgsvc.store.interfaces import Account
 from msgsvc.store.memory import MemoryAccountStore
@@ -45,7 +45,7 @@ def refusal_of(d: Deferred) -> tuple[str, str]:
     """The (code, text) a Deferred failed with; it must have failed with Refused."""
     failure = result_of(d)
     failure.trap(Refused)
-    return failure.value.reply.code, failure.value.reply.text
+    return failure.value.code, failure.value.text
 
 
 class HashingTests(TestCase):

@@ -2,8 +2,8 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.dispatch.commands import Refused
 from msgsvc.domain.broker import SHUTDOWN_GRACE
+from msgsvc.domain.errors import Refused
 from tests.helpers import FakeClient, make_broker
 
 
@@ -54,7 +54,7 @@ class NameTests(SynchronousTestCase):
         broker.chat.set_name(alice, "Alice")
         other = broker.open_session(FakeClient())
         error = self.assertRaises(Refused, broker.chat.set_name, other, "ALICE")
-        self.assertEqual(error.reply.code, "name-taken")
+        self.assertEqual(error.code, "name-taken")
 
     def test_name_freed_on_leave_and_rename(self):
         """Renaming or leaving frees the old name."""

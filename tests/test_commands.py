@@ -4,8 +4,10 @@ from twisted.internet.defer import fail
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.dispatch import help
-from msgsvc.dispatch.commands import Arg, CommandSet, CommandTable, Refused, Text
+from msgsvc.dispatch.commands import Arg, CommandSet, Text
+from msgsvc.dispatch.table import CommandTable
 from msgsvc.dispatch.verbs import build_table
+from msgsvc.domain.errors import Refused
 from msgsvc.protocol.wire import Data, Err, Ok, parse_request
 from tests.helpers import FakeClient, make_broker
 
@@ -129,7 +131,7 @@ class BindingTests(SynchronousTestCase):
 
 
 class Recorder:
-    """Stands in for the broker's RefusalLog: records what it is told."""
+    """Stands in for the table's RefusalLog: records what it is told."""
 
     def __init__(self) -> None:
         self.refusals: list[tuple[str, str, str]] = []
@@ -139,13 +141,13 @@ class Recorder:
 
 
 class RefusalLogTests(SynchronousTestCase):
-    """Requests the table refuses as malformed are reported to the broker's refusal log."""
+    """Requests the table refuses as malformed are reported to the table's refusal log."""
 
     def setUp(self) -> None:
         self.broker = make_broker()
-        self.broker.refusals = Recorder()
         self.session = self.broker.open_session(FakeClient(peer=("127.0.0.1", 5000)))
         self.table = build_table()
+        self.table.refusals = Recorder()
 
     def dispatch(self, line: bytes) -> Err:
         return self.table.dispatch(self.broker, self.session, parse_request(line))
@@ -153,20 +155,20 @@ class RefusalLogTests(SynchronousTestCase):
     def test_malformed_requests_logged(self) -> None:
         """Unknown verbs, bad arguments, bad tags and missing verbs are logged with who sent them."""
         replies = [self.dispatch(line) for line in (b"FROB", b"PING x", b"#bad! PING", b"#t")]
-        self.assertEqual(self.broker.refusals.refusals, [("tcp 127.0.0.1:5000", r.code, r.text) for r in replies])
+        self.assertEqual(self.table.refusals.refusals, [("tcp 127.0.0.1:5000", r.code, r.text) for r in replies])
         self.assertEqual([r.code for r in replies], ["unknown-command", "bad-args", "bad-args", "bad-args"])
 
     def test_handler_refusals_not_logged_here(self) -> None:
         """A well-formed command that fails (RECV on an empty queue) is no malformed input."""
         self.assertEqual(self.dispatch(b"RECV").code, "empty")
         self.assertEqual(self.dispatch(b"PING").text, "PONG")
-        self.assertEqual(self.broker.refusals.refusals, [])
+        self.assertEqual(self.table.refusals.refusals, [])
 
     def test_ipv6_peer(self) -> None:
         """An IPv6 peer is shown in brackets."""
         session = self.broker.open_session(FakeClient(transport_name="udp", peer=("::1", 7)))
         self.table.dispatch(self.broker, session, parse_request(b"NOSUCH"))
-        self.assertEqual(self.broker.refusals.refusals[0][0], "udp [::1]:7")
+        self.assertEqual(self.table.refusals.refusals[0][0], "udp [::1]:7")
 
 
 class HelpTests(SynchronousTestCase):

@@ -14,7 +14,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 import msgsvc
-from msgsvc.dispatch.commands import CommandSet, CommandTable
+from msgsvc.dispatch.commands import CommandSet
+from msgsvc.dispatch.table import CommandTable
 from msgsvc.eventlog import EventLogObserver, EventLogService, category_of, format_line
 from msgsvc.tap import Options, makeService
 from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_path

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from twisted.trial.unittest import TestCase
 
-from msgsvc.dispatch.commands import CommandSet, CommandTable, Text
+from msgsvc.dispatch.commands import CommandSet, Text
+from msgsvc.dispatch.table import CommandTable
 from msgsvc.dispatch.verbs import build_table, general
 from msgsvc.protocol.wire import Ok
 from msgsvc.transports.input_budget import InputBudget
@@ -42,8 +43,9 @@ class BudgetedConnectionTests(TestCase):
 
     def setUp(self) -> None:
         self.broker = make_broker(max_clients=0, max_pending_input=LIMIT)
-        self.broker.refusals = _RecordedRefusals()
-        self.factory = ConnectionFactory(self.broker, build_table(), self.broker.clock)
+        self.table = build_table()
+        self.table.refusals = _RecordedRefusals()
+        self.factory = ConnectionFactory(self.broker, self.table, self.broker.clock)
         self.ports = iter(range(45000, 46000))
 
     def client(self, factory: ConnectionFactory | None = None) -> SocketHarness:
@@ -77,7 +79,7 @@ class BudgetedConnectionTests(TestCase):
         self.assertEqual(self.broker.queues.depths(), [])
         self.assertEqual(self.held(), 900)  # the late literal gave back what it had taken
         self.assertEqual(
-            self.broker.refusals.calls,
+            self.table.refusals.calls,
             [(f"tcp 127.0.0.1:{late.transport.getPeer().port}", "too-big", OVER_BUDGET[12:-2].decode())],
         )
 

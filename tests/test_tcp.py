@@ -3,8 +3,9 @@
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.dispatch.commands import CommandSet, CommandTable, Text
-from msgsvc.dispatch.verbs import general, queue
+from msgsvc.dispatch.commands import CommandSet, Text
+from msgsvc.dispatch.table import CommandTable
+from msgsvc.dispatch.verbs import build_table, general, queue
 from msgsvc.domain.events import Chat
 from msgsvc.protocol.wire import Ok, Request, StreamedData
 from msgsvc.transports import tcp as tcp_module
@@ -618,13 +619,17 @@ class RefusalLoggingTests(Connected):
 
     def setUp(self) -> None:
         super().setUp()
-        self.broker.refusals = _RecordedRefusals()
+        self.table = build_table()
+        self.table.refusals = _RecordedRefusals()
+
+    def connect(self, table=None) -> TcpHarness:
+        return super().connect(table or self.table)
 
     def test_line_too_long(self) -> None:
         """An over-long line is reported with the client's address."""
         self.client().send(b"x" * 30 + b"\n")
         self.assertEqual(
-            self.broker.refusals.calls,
+            self.table.refusals.calls,
             [("tcp 127.0.0.1:40000", "line-too-long", "command lines are limited to 20 bytes")],
         )
 
@@ -632,11 +637,11 @@ class RefusalLoggingTests(Connected):
         """A literal over --max-message is reported."""
         self.client().send(b"SEND {11}\n")
         self.assertEqual(
-            self.broker.refusals.calls,
+            self.table.refusals.calls,
             [("tcp 127.0.0.1:40000", "too-big", "literal of 11 bytes exceeds the 10-byte limit")],
         )
 
     def test_commands_not_reported_here(self) -> None:
         """A well-framed command is not a framing refusal."""
         self.client().send(b"PING\nSEND 0123456789\n")
-        self.assertEqual(self.broker.refusals.calls, [])
+        self.assertEqual(self.table.refusals.calls, [])

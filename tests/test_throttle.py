@@ -6,9 +6,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from msgsvc.dispatch.commands import Refused
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle, prefix_of
 from msgsvc.domain.broker import Broker
+from msgsvc.domain.errors import Refused
 from msgsvc.domain.session import Session
 from tests.helpers import FakeClient, TcpHarness
 from tests.test_accounts import forum_broker, refusal_of, result_of
@@ -52,7 +52,7 @@ class ThrottleTests(TestCase):
 
     def refusal(self, host: str) -> str:
         """The text begin() is refused with."""
-        return self.assertRaises(Refused, self.throttle.begin, host).reply.text
+        return self.assertRaises(Refused, self.throttle.begin, host).text
 
     def test_prefix_shares_the_limit(self) -> None:
         """Attempts from different addresses of one /24 add up; another /24 is unaffected."""

@@ -5,8 +5,9 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from msgsvc.dispatch.commands import CommandSet, CommandTable, Text
-from msgsvc.dispatch.verbs import general, queue
+from msgsvc.dispatch.commands import CommandSet, Text
+from msgsvc.dispatch.table import CommandTable
+from msgsvc.dispatch.verbs import build_table, general, queue
 from msgsvc.domain.events import Chat
 from msgsvc.protocol.wire import Err, Ok
 from msgsvc.transports import udp as udp_module
@@ -265,8 +266,9 @@ class RefusalTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.broker = make_broker(max_message=4)
-        self.broker.refusals = Recorder()
-        self.udp = UdpHarness(self.broker)
+        self.table = build_table()
+        self.table.refusals = Recorder()
+        self.udp = UdpHarness(self.broker, self.table)
 
     def test_framing_refusals(self) -> None:
         """Over-long lines, two commands, too-big and mismatched literals are logged with the sender."""
@@ -274,19 +276,19 @@ class RefusalTests(SynchronousTestCase):
         codes = [self.udp.command(datagram, ALICE).code for datagram in datagrams]
         self.assertEqual(codes, ["line-too-long", "bad-args", "too-big", "bad-args"])
         self.assertEqual(
-            [(who, code) for who, code, _ in self.broker.refusals.refusals], [("udp 127.0.0.1:50001", c) for c in codes]
+            [(who, code) for who, code, _ in self.table.refusals.refusals], [("udp 127.0.0.1:50001", c) for c in codes]
         )
 
     def test_malformed_request(self) -> None:
         """An unknown verb is logged by the command table with the UDP sender."""
         self.udp.command(b"FROB", BOB)
-        self.assertEqual(self.broker.refusals.refusals[0][:2], ("udp 127.0.0.1:50002", "unknown-command"))
+        self.assertEqual(self.table.refusals.refusals[0][:2], ("udp 127.0.0.1:50002", "unknown-command"))
 
     def test_good_commands_not_logged(self) -> None:
         """Commands that are answered normally log nothing."""
         self.udp.command(b"PING")
         self.udp.command(b"RECV")
-        self.assertEqual(self.broker.refusals.refusals, [])
+        self.assertEqual(self.table.refusals.refusals, [])
 
 
 class Exploding(Err):

@@ -23,7 +23,9 @@ PERIOD = 1.0
 class RefusalLog:
     """Logs refused requests under ERROR, at most ``burst`` per ``period`` seconds."""
 
-    def __init__(self, clock: IReactorTime, burst: int = BURST, period: float = PERIOD) -> None:
+    def __init__(self, clock: IReactorTime | None = None, burst: int = BURST, period: float = PERIOD) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
         self._clock = clock
         self._burst = burst
         self._period = period

@@ -18,7 +18,6 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from msgsvc.config import Config
-from msgsvc.dispatch.refusals import RefusalLog
 from msgsvc.domain.accounts.service import ThreadRunner
 from msgsvc.domain.chat import ChatRoom
 from msgsvc.domain.diagnostics import Diagnostics
@@ -62,8 +61,6 @@ class Broker:
         self._on_close.append(self.forum.session_closed)
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None
-        self.refusals = RefusalLog(clock)
-        """Where the front ends and the command table report refused input (logged under ERROR)."""
 
     @property
     def sessions(self) -> list[Session]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.errors import Refused
 from msgsvc.domain.events import Chat, Event, Join, Leave
 from msgsvc.domain.session import Session
 

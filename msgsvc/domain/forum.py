@@ -5,7 +5,7 @@ State lives behind :class:`~msgsvc.store.interfaces.IForumStore` (threads and
 messages, atomic check-and-change), :class:`~msgsvc.store.interfaces.IAccountStore`
 (see :mod:`msgsvc.domain.accounts.service`) and a :class:`~msgsvc.store.blobs.FileStore`
 (upload bytes; streamed uploads arrive through :mod:`msgsvc.domain.uploads`). Every
-failure is a :class:`~msgsvc.dispatch.commands.Refused` carrying the spec's error code.
+failure is a :class:`~msgsvc.domain.errors.Refused` carrying the spec's error code.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.config import Config
-from msgsvc.dispatch.commands import Refused
 from msgsvc.domain.accounts.service import Accounts, Naming, ThreadRunner
+from msgsvc.domain.errors import Refused
 from msgsvc.domain.session import Session
 from msgsvc.domain.uploads import DiscardingSink, PendingUpload, PendingUploads, RefusedUpload, UploadSink
 from msgsvc.protocol.converters import one_line

@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.errors import Refused
 from msgsvc.domain.session import Session
 from msgsvc.store.interfaces import IQueueStore, Message, MessageTooBig
 

@@ -8,7 +8,7 @@ import re
 import stat
 from typing import BinaryIO
 
-from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.errors import Refused
 
 _SERVABLE_NAME = re.compile(r"[!-~]{1,255}\Z")
 NO_FILE = "File path is invalid"

@@ -13,7 +13,8 @@ stream stays in step).
 
 from __future__ import annotations
 
-from msgsvc.dispatch.commands import CommandTable, LiteralSink
+from msgsvc.dispatch.commands import LiteralSink
+from msgsvc.dispatch.table import CommandTable
 from msgsvc.domain.broker import Broker
 from msgsvc.domain.session import Session
 from msgsvc.protocol.wire import CRLF, Request

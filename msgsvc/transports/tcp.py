@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msgsvc import __version__
-from msgsvc.dispatch.commands import INTERNAL_ERROR, CommandTable
+from msgsvc.dispatch.table import INTERNAL_ERROR, CommandTable
 from msgsvc.domain.broker import Broker
 from msgsvc.domain.events import Bye
 from msgsvc.domain.interfaces import IClient
@@ -231,7 +231,7 @@ class Connection(ReplyPipeline, LiteralReading, LineReceiver, TimeoutMixin):
 
     def _log_refusal(self, error: Err) -> None:
         host, port = self.peer
-        self.broker.refusals.refused(f"tcp {host}:{port}", error.code, error.text)
+        self.table.refusals.refused(f"tcp {host}:{port}", error.code, error.text)
 
     def _internal_error(self, failure: Failure) -> None:
         """A bug in framing or in writing replies: log it once, answer ERR internal after the replies due, close."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from msgsvc.dispatch.commands import INTERNAL_ERROR, Unconfirmed
+from msgsvc.dispatch.table import INTERNAL_ERROR, Unconfirmed
 from msgsvc.domain.broker import Broker
 from msgsvc.domain.events import Event
 from msgsvc.protocol.events import encode_event

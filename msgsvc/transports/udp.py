@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from msgsvc.dispatch.commands import INTERNAL_ERROR, CommandTable
+from msgsvc.dispatch.table import INTERNAL_ERROR, CommandTable
 from msgsvc.domain.broker import Broker
 from msgsvc.domain.events import Bye, Event
 from msgsvc.domain.interfaces import IClient
@@ -154,7 +154,7 @@ class DatagramFrontEnd(DatagramProtocol):
             request, literal = self._parse(datagram)
         except _Refusal as refusal:
             error = refusal.reply
-            self.broker.refusals.refused(f"udp {host_port(address)}", error.code, error.text)
+            self.table.refusals.refused(f"udp {host_port(address)}", error.code, error.text)
             exchange.replied = True
             self.send(error.encode(refusal.tag), address)
             return

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from msgsvc.dispatch.commands import CommandTable
+from twisted.internet.interfaces import IReactorTime
+
+from msgsvc.dispatch.table import CommandTable
 from msgsvc.dispatch.verbs import chat, diagnostics, forum, general, microblog, queue
 
 
-def build_table() -> CommandTable:
-    """The command table both transports dispatch through."""
+def build_table(clock: IReactorTime | None = None) -> CommandTable:
+    """The command table every transport dispatches through (``clock`` paces its log of refusals)."""
     return CommandTable(
         [
             general.commands,
@@ -16,5 +18,6 @@ def build_table() -> CommandTable:
             forum.commands,
             microblog.commands,
             diagnostics.commands,
-        ]
+        ],
+        clock,
     )

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 
-from msgsvc.dispatch.commands import Arg, CommandSet, Refused, Text
+from msgsvc.dispatch.commands import Arg, CommandSet, Text
+from msgsvc.domain.errors import Refused
 from msgsvc.protocol.converters import chat_name, one_line
 from msgsvc.protocol.wire import Data, Ok, StreamedData, listing
 

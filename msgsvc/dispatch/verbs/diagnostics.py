@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from msgsvc.dispatch.commands import Arg, CommandSet, Refused, Text
+from msgsvc.dispatch.commands import Arg, CommandSet, Text
 from msgsvc.domain.diagnostics import MAX_INTERVAL_MS, PatternSource
+from msgsvc.domain.errors import Refused
 from msgsvc.protocol.wire import Data, Ok, StreamedData
 
 if TYPE_CHECKING:

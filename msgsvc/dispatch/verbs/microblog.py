@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from msgsvc.dispatch.commands import Arg, CommandSet, Refused, Text
+from msgsvc.dispatch.commands import Arg, CommandSet, Text
+from msgsvc.domain.errors import Refused
 from msgsvc.domain.microblog import ALL, MAX_CHARACTERS, describe, hashtag
 from msgsvc.protocol.converters import one_line
 from msgsvc.protocol.wire import Data, Ok, listing

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from msgsvc.dispatch.commands import Arg, CommandSet, Refused, Text
+from msgsvc.dispatch.commands import Arg, CommandSet, Text
+from msgsvc.domain.errors import Refused
 from msgsvc.protocol.converters import message_id, queue_name, wait_seconds
 from msgsvc.protocol.wire import Data, Ok, listing
 from msgsvc.store.interfaces import Message, MessageTooBig

@@ -23,8 +23,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from zope.interface import Attribute, Interface, implementer
 
-from msgsvc.dispatch.commands import Refused
 from msgsvc.domain.accounts import passwords
+from msgsvc.domain.errors import Refused
 from msgsvc.domain.session import Session
 from msgsvc.store.interfaces import Account, IAccountStore
 

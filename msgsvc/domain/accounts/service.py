@@ -38,7 +38,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.config import Config
-from msgsvc.dispatch.commands import Refused
 from msgsvc.domain.accounts import passwords
 from msgsvc.domain.accounts.passwords import password
 from msgsvc.domain.accounts.realm import (
@@ -51,6 +50,7 @@ from msgsvc.domain.accounts.realm import (
     UnknownUser,
 )
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle
+from msgsvc.domain.errors import Refused
 from msgsvc.domain.session import Session
 from msgsvc.protocol.converters import account_name
 from msgsvc.store.interfaces import Account, IAccountStore

@@ -22,7 +22,7 @@ from collections import deque
 
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.dispatch.commands import Refused
+from msgsvc.domain.errors import Refused
 
 IPV4_PREFIX = 24
 IPV6_PREFIX = 56
