@@ -10,7 +10,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from msgsvc.config import Config
-from msgsvc.domain.accounts.service import read_credentials
+from msgsvc.domain.accounts.credentials import read_credentials
 from msgsvc.eventlog import EventLogService, open_event_log
 from msgsvc.startup import BrokerService, StartupService, preflight
 from msgsvc.store import DEFAULT_STORE, STORE_URLS, StoreError, check_store_url

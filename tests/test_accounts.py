@@ -14,9 +14,9 @@ from twisted.trial.unittest import TestCase
 
 from msgsvc.config import Config
 from msgsvc.domain.accounts import passwords
+from msgsvc.domain.accounts.credentials import read_credentials
 from msgsvc.domain.accounts.passwords import dummy_hash, hash_password, verify_password
 from msgsvc.domain.accounts.realm import IForumUser, ScryptChecker, UnknownUser
-from msgsvc.domain.accounts.service import read_credentials
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW
 from msgsvc.domain.broker import Broker
 from msgsvc.domain.errors import Refused

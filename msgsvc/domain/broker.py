@@ -18,7 +18,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from msgsvc.config import Config
-from msgsvc.domain.accounts.service import ThreadRunner
+from msgsvc.domain.accounts.realm import ThreadRunner
 from msgsvc.domain.chat import ChatRoom
 from msgsvc.domain.diagnostics import Diagnostics
 from msgsvc.domain.forum import Forum

@@ -20,11 +20,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.config import Config
-from msgsvc.domain.accounts.service import Accounts, Naming, ThreadRunner
+from msgsvc.domain.accounts.realm import Naming, ThreadRunner
+from msgsvc.domain.accounts.service import Accounts
 from msgsvc.domain.errors import Refused
 from msgsvc.domain.session import Session
+from msgsvc.domain.text import one_line
 from msgsvc.domain.uploads import DiscardingSink, PendingUpload, PendingUploads, RefusedUpload, UploadSink
-from msgsvc.protocol.converters import one_line
 from msgsvc.store import Stores
 from msgsvc.store.blobs import FileStore, PartFile
 from msgsvc.store.interfaces import FileExists, NoMessage, NoThread, NotOwner, Post, Upload

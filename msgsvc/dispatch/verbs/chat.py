@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 
 from msgsvc.dispatch.commands import Arg, CommandSet, Text
 from msgsvc.domain.errors import Refused
-from msgsvc.protocol.converters import chat_name, one_line
+from msgsvc.domain.text import chat_name, one_line
 from msgsvc.protocol.wire import Data, Ok, StreamedData, listing
 
 if TYPE_CHECKING:

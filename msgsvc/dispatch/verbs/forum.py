@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred
 
 from msgsvc.dispatch.commands import Arg, CommandSet, Text
-from msgsvc.domain.accounts import service as accounts
+from msgsvc.domain.accounts.passwords import password
 from msgsvc.domain.forum import post_number, safe_name
-from msgsvc.protocol.converters import account_name
+from msgsvc.domain.text import account_name
 from msgsvc.protocol.wire import Data, Ok, StreamedData, listing
 from msgsvc.store.interfaces import Post, Upload
 
@@ -22,7 +22,7 @@ commands = CommandSet("forum", "accounts, threads, numbered posts, file uploads 
 
 WELCOME = "Welcome to the forum"
 USER = Arg("user", account_name)
-PASSWORD = Arg("password", accounts.password)
+PASSWORD = Arg("password", password)
 TITLE = Arg("title", safe_name)
 FILE = Arg("file", safe_name)
 NUMBER = Arg("n", post_number)

@@ -11,7 +11,7 @@ from twisted.logger import Logger
 from msgsvc.dispatch.commands import Arg, CommandSet, Text
 from msgsvc.domain.errors import Refused
 from msgsvc.domain.microblog import ALL, MAX_CHARACTERS, describe, hashtag
-from msgsvc.protocol.converters import one_line
+from msgsvc.domain.text import one_line
 from msgsvc.protocol.wire import Data, Ok, listing
 from msgsvc.store.interfaces import Tweet
 

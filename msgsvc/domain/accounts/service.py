@@ -20,7 +20,7 @@ being registered. Where the server attributes something to a name durably or
 in a listing (tweet authors, ``WHO``, ``STATUS``) a guest shows as ``~name``
 (see ``Session.display_name``), so it can never pass for the account.
 
-:func:`read_credentials` reads the start-up ``--credentials`` file.
+:mod:`msgsvc.domain.accounts.credentials` reads the start-up ``--credentials`` file.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from twisted.python.failure import Failure
 
 from msgsvc.config import Config
 from msgsvc.domain.accounts import passwords
-from msgsvc.domain.accounts.passwords import password
 from msgsvc.domain.accounts.realm import (
     ForumRealm,
     ForumUser,
@@ -52,10 +51,7 @@ from msgsvc.domain.accounts.realm import (
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle
 from msgsvc.domain.errors import Refused
 from msgsvc.domain.session import Session
-from msgsvc.protocol.converters import account_name
 from msgsvc.store.interfaces import Account, IAccountStore
-
-__all__ = ["Accounts", "Naming", "ThreadRunner", "password", "read_credentials"]
 
 log = Logger()
 
@@ -222,39 +218,3 @@ class Accounts:
         self._registering.discard(folded)
         self.register_throttle.end(key, counted=not isinstance(outcome, Failure))
         return outcome
-
-
-def read_credentials(path: str) -> list[tuple[str, str]]:
-    """The ``username password`` pairs of a credentials file (blank lines skipped).
-
-    Raises ValueError naming the file and line for anything else; the message
-    never contains a password.
-    """
-    try:
-        with open(path, "rb") as source:
-            data = source.read()
-    except OSError as error:
-        raise ValueError(f"cannot read credentials file {path}: {error.strerror}") from None
-    pairs: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for number, raw in enumerate(data.splitlines(), 1):
-        where = f"{path} line {number}"
-        try:
-            fields = raw.decode("ascii").split()
-        except UnicodeDecodeError:
-            raise ValueError(f"{where}: not ASCII") from None
-        if not fields:
-            continue
-        if len(fields) != 2:
-            raise ValueError(f"{where}: expected 'username password'")
-        name, secret = fields
-        try:
-            account_name(name)
-            password(secret)
-        except ValueError as error:
-            raise ValueError(f"{where}: {error}") from None
-        if name.casefold() in seen:
-            raise ValueError(f"{where}: the user {name} appears twice")
-        seen.add(name.casefold())
-        pairs.append((name, secret))
-    return pairs
