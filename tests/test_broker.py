@@ -23,10 +23,10 @@ class RegistryTests(SynchronousTestCase):
         broker = make_broker(max_clients=0)
         self.assertTrue(all(broker.open_session(FakeClient()) for _ in range(100)))
 
-    def test_transient_sessions_take_no_slot(self):
+    def test_one_off_sessions_take_no_slot(self):
         """A lone datagram's context does not count toward the cap."""
         broker = make_broker(max_clients=1)
-        broker.transient_session(FakeClient())
+        broker.one_off_session(FakeClient())
         self.assertIsNotNone(broker.open_session(FakeClient()))
 
     def test_ids_increase(self):

@@ -256,7 +256,7 @@ class HelpTests(SynchronousTestCase):
         """A verb that opens a UDP session can be refused with full: it declares it."""
         for system in self.table.help.systems:
             for command in system.commands:
-                if command.starts_session:
+                if command.remembers_client:
                     self.assertIn("full", command.errors, command.verb)
 
     def test_undefined_error_code_refused(self) -> None:

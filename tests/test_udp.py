@@ -201,11 +201,11 @@ class SessionTests(SynchronousTestCase):
         self.broker = make_broker(max_clients=2, idle_timeout=30)
         commands = CommandSet()
 
-        @commands.verb("JOIN", summary="open a session", starts_session=True)
+        @commands.verb("JOIN", summary="open a session", remembers_client=True)
         def join(broker, session):
             return Ok("joined")
 
-        @commands.verb("BADJOIN", summary="a session verb that fails", starts_session=True)
+        @commands.verb("BADJOIN", summary="a session verb that fails", remembers_client=True)
         def bad_join(broker, session):
             return Err("bad-args", "no")
 
@@ -320,7 +320,7 @@ class SafetyNetTests(SynchronousTestCase):
         commands = CommandSet()
         commands.verb("BADREPLY", summary="s")(lambda broker, session: Exploding("bad-args", "x"))
         commands.verb("LATER", summary="s")(lambda broker, session: self.later)
-        commands.verb("BADJOIN", summary="s", starts_session=True)(lambda broker, session: Exploding("bad-args", "x"))
+        commands.verb("BADJOIN", summary="s", remembers_client=True)(lambda broker, session: Exploding("bad-args", "x"))
         commands.verb("SINK", Text("data"), summary="s", literal_sink=lambda broker, session: ExplodingSink())(
             lambda broker, session, data: Ok()
         )

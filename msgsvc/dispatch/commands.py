@@ -98,8 +98,9 @@ class Command:
     summary: str
     params: tuple[Arg | Text, ...] = ()
     aliases: tuple[str, ...] = ()
-    starts_session: bool = False
-    """Over UDP, this verb opens a session for the sender's address."""
+    remembers_client: bool = False
+    """The verb makes the server keep the client (events, a name, a login): a front end that
+    otherwise handles requests one-off (UDP) opens a lasting session for it."""
     literal_limit: Callable[[Config], int] = field(default=lambda config: config.max_message)
     literal_sink: Callable[[Broker, Session], LiteralSink] | None = None
     """Where a literal for this verb is streamed; by default it is collected in memory."""

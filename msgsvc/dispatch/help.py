@@ -95,7 +95,7 @@ def detail(command: Command, system: str) -> bytes:
     lines = [command.usage, f"  {command.summary}", f"  system: {system}"]
     if command.aliases:
         lines.append(f"  aliases: {', '.join(command.aliases)}")
-    if command.starts_session:
+    if command.remembers_client:
         lines.append("  over UDP: starts a session for your address (events arrive as datagrams)")
     lines.append(f"  errors: {', '.join(own) if own else 'none of its own'}")
     lines.append(f"  any command may get: {', '.join(COMMON_ERRORS)}")

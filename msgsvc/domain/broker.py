@@ -97,9 +97,9 @@ class Broker:
         """Every client of this run, connected or gone (the last ``--history`` gone ones), by id."""
         return sorted([*self._gone, *self._sessions.values()], key=lambda session: session.id)
 
-    def transient_session(self, client: IClient) -> Session:
-        """A context for one datagram from an address without a UDP session."""
-        return Session(0, client, self.clock.seconds(), counted=False)
+    def one_off_session(self, client: IClient) -> Session:
+        """A context for one request from a client the front end does not keep (a lone datagram)."""
+        return Session(0, client, self.clock.seconds(), lasting=False)
 
     def close_session(self, session: Session) -> None:
         """The client is gone: free its slot and release everything it held."""
@@ -107,7 +107,7 @@ class Broker:
             return
         session.closed = self.clock.seconds()
         session.client = DEPARTED  # the STATUS history must not keep connections alive
-        if session.counted:
+        if session.lasting:
             del self._sessions[session.id]
             self._gone.append(session)
             log.info("client {id} disconnected", id=session.id, category="CONNECTION")

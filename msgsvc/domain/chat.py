@@ -37,7 +37,7 @@ class ChatRoom:
         holder = self._members.get(name.casefold())
         if holder is not None and holder is not session:
             raise Refused("name-taken", f"{name} is already in use")
-        if not session.counted:
+        if not session.lasting:
             raise Refused("bad-args", "a name needs a connection or UDP session")
         old = session.name
         if old == name:

@@ -57,7 +57,7 @@ def hashtags(text: str) -> frozenset[str]:
 
 def describe(session: Session) -> str:
     """Who sent a command, for the log: ``client <id>``, or ``udp <host>:<port>`` without a session."""
-    if session.counted:
+    if session.lasting:
         return f"client {session.id}"
     host, port = session.peer
     return f"{session.transport_name} {host}:{port}"

@@ -37,7 +37,7 @@ def dead_letter_queue(queue: str) -> str:
 
 def holder_of(session: Session) -> object:
     """Who holds a reservation: the client, or for a lone datagram its address."""
-    return session if session.counted else ("udp", session.peer)
+    return session if session.lasting else ("udp", session.peer)
 
 
 @dataclass(eq=False)
@@ -117,7 +117,7 @@ class QueueService:
             return self._hand_over(message, session, queue, reserve)
         if wait <= 0 or not session.open:
             return None
-        if not session.counted:
+        if not session.lasting:
             if self._sessionless_waiters >= MAX_SESSIONLESS_WAITERS:
                 raise Refused("full", "too many clients without a session are waiting; try again later")
             self._sessionless_waiters += 1
@@ -242,7 +242,7 @@ class QueueService:
         """A client left: its waiting takes end empty-handed; its reservations are released."""
         for waiter in list(self._waiters_of.get(session, ())):
             self._finish(waiter, None)
-        if session.counted:
+        if session.lasting:
             # newest first, so that the oldest ends up first in line
             for message_id in sorted(self._reserved_by.get(session, ()), reverse=True):
                 self._end_reservation(message_id, delay=0.0)
@@ -267,7 +267,7 @@ class QueueService:
         if waiter.done:
             return
         waiter.done = True
-        if not waiter.session.counted:
+        if not waiter.session.lasting:
             self._sessionless_waiters -= 1
         if waiter.timer is not None and waiter.timer.active():
             waiter.timer.cancel()

@@ -35,15 +35,15 @@ DEPARTED = _Departed()
 
 @dataclass(eq=False)
 class Session:
-    """One client of this server run: a TCP connection, a UDP session, or a lone datagram."""
+    """One client of this server run, or one request from a client the server does not keep."""
 
     id: int
     client: IClient
     opened: float
-    counted: bool = True
-    """False for a datagram handled without a UDP session: it holds no slot and no state."""
+    lasting: bool = True
+    """False for a one-off request (a front end that keeps no client for it): it holds no slot and no state."""
     transport_name: str = field(init=False)
-    """'tcp' or 'udp', kept for STATUS after the client has gone."""
+    """The front end's name (``tcp``, ``udp``), kept for STATUS after the client has gone."""
     peer: tuple[str, int] = field(init=False)
     """The client's (host, port), kept for STATUS after it has gone."""
     closed: float | None = None

@@ -177,7 +177,7 @@ class DatagramFrontEnd(DatagramProtocol):
         else:
             client = UdpClient(self, address)
             command = self.table.lookup(request.verb)
-            if command is not None and command.starts_session and not request.bad_tag:
+            if command is not None and command.remembers_client and not request.bad_tag:
                 client.session = self.broker.open_session(client)
                 if client.session is None:
                     exchange.client = client
@@ -189,7 +189,7 @@ class DatagramFrontEnd(DatagramProtocol):
                 )
                 exchange.opened_session = True
             else:
-                client.session = self.broker.transient_session(client)
+                client.session = self.broker.one_off_session(client)
         exchange.client = client
         if literal is not None:
             sink = self.table.literal_sink(request, self.broker, client.session)
@@ -217,7 +217,7 @@ class DatagramFrontEnd(DatagramProtocol):
         if client is None or client.session is None or not client.session.open:
             return
         try:  # leave no transient session, nor a session opened by the failed command, behind
-            if not client.session.counted:
+            if not client.session.lasting:
                 self.broker.close_session(client.session)
             elif exchange.opened_session and not replied:
                 self.end_session(exchange.address, None)
@@ -258,7 +258,7 @@ class DatagramFrontEnd(DatagramProtocol):
             self._replies.store(exchange.cache_key, data)
         if client.session is None:
             return
-        if not client.session.counted:
+        if not client.session.lasting:
             self.broker.close_session(client.session)
         elif reply.closes or (exchange.opened_session and isinstance(reply, Err)):
             self.end_session(client.address, None)

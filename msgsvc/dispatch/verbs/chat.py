@@ -24,7 +24,7 @@ commands = CommandSet("chat", "named clients, lines to all, who is here, file do
     "NAME",
     Arg("name", chat_name),
     summary="choose your chat name (others hear JOIN)",
-    starts_session=True,
+    remembers_client=True,
     errors=("name-taken", "full"),
 )
 def name(broker: Broker, session: Session, name: str) -> Deferred[Ok]:

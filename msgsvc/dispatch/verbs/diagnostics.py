@@ -61,7 +61,7 @@ def gen(broker: Broker, session: Session, n: int) -> StreamedData:
     Arg("interval", interval_ms, label="interval-ms"),
     Arg("count", packet_count),
     summary="count '* PKT' events, one per interval (replaces your running stream)",
-    starts_session=True,
+    remembers_client=True,
     errors=("full",),
 )
 def stream(broker: Broker, session: Session, interval: int, count: int) -> Ok:

@@ -33,7 +33,7 @@ NUMBER = Arg("n", post_number)
     USER,
     PASSWORD,
     summary="create a forum account and log in",
-    starts_session=True,
+    remembers_client=True,
     errors=("exists", "in-use", "auth", "full"),
 )
 def register(broker: Broker, session: Session, user: str, password: str) -> Deferred:
@@ -45,7 +45,7 @@ def register(broker: Broker, session: Session, user: str, password: str) -> Defe
     USER,
     PASSWORD,
     summary="log in to the forum",
-    starts_session=True,
+    remembers_client=True,
     errors=("no-user", "auth", "in-use", "full"),
 )
 def login(broker: Broker, session: Session, user: str, password: str) -> Deferred:

@@ -91,7 +91,7 @@ def tagged(broker: Broker, session: Session, tag: str, k: int) -> Deferred:
     "FOLLOW",
     TAG,
     summary="get '* TWEET' events for new messages with a hashtag (#ALL: every message)",
-    starts_session=True,
+    remembers_client=True,
     errors=("full",),
 )
 def follow(broker: Broker, session: Session, tag: str) -> Ok:
