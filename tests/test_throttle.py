@@ -48,7 +48,7 @@ class ThrottleTests(TestCase):
     def fail_from(self, *hosts: str) -> None:
         """One failed attempt from each host."""
         for host in hosts:
-            self.throttle.end(self.throttle.begin(host), lasting=True)
+            self.throttle.end(self.throttle.begin(host), counted=True)
 
     def refusal(self, host: str) -> str:
         """The text begin() is refused with."""
@@ -85,7 +85,7 @@ class ThrottleTests(TestCase):
     def test_uncounted_outcomes_free_the_slot(self) -> None:
         """Attempts that end uncounted (a successful login) leave the count alone."""
         for _ in range(10):
-            self.throttle.end(self.throttle.begin("10.0.0.1"), lasting=False)
+            self.throttle.end(self.throttle.begin("10.0.0.1"), counted=False)
         self.throttle.begin("10.0.0.1")
 
     def test_sliding_window_and_wait(self) -> None:
@@ -102,7 +102,7 @@ class ThrottleTests(TestCase):
         """A limit of 0 never refuses (per prefix or in all)."""
         throttle = Throttle(self.clock, 0, 0, LOGIN_WINDOW, "failed logins")
         for _ in range(1000):
-            throttle.end(throttle.begin("10.0.0.1"), lasting=True)
+            throttle.end(throttle.begin("10.0.0.1"), counted=True)
         self.assertEqual(throttle.prefixes, 0)
 
     def test_memory_bounded(self) -> None:
@@ -111,11 +111,11 @@ class ThrottleTests(TestCase):
         throttle = Throttle(self.clock, 3, 0, LOGIN_WINDOW, "failed logins")
         for n in range(2000):
             for _ in range(3):
-                throttle.end(throttle.begin(f"10.{n // 256}.{n % 256}.1"), lasting=True)
+                throttle.end(throttle.begin(f"10.{n // 256}.{n % 256}.1"), counted=True)
         self.assertEqual(throttle.prefixes, 50)
         self.assertRaises(Refused, throttle.begin, "10.7.207.1")
         self.clock.advance(LOGIN_WINDOW)
-        throttle.end(throttle.begin("10.200.0.1"), lasting=True)
+        throttle.end(throttle.begin("10.200.0.1"), counted=True)
         self.assertEqual(throttle.prefixes, 1)
 
 

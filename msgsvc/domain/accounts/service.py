@@ -166,14 +166,14 @@ class Accounts:
 
     def _logged_in(self, result: tuple[Any, ForumUser, Callable], session: Session, key: str) -> str:
         _, user, logout = result
-        self.login_throttle.end(key, lasting=False)
+        self.login_throttle.end(key, counted=False)
         self._logouts[session] = logout
         log.info("forum user {user} logged in (client {id})", user=user.name, id=session.id, category="GENERAL")
         return user.name
 
     def _login_failed(self, failure: Failure, name: str, host: str, key: str) -> Failure:
         bad = failure.check(UnknownUser, UnauthorizedLogin)
-        self.login_throttle.end(key, lasting=bool(bad))
+        self.login_throttle.end(key, counted=bool(bad))
         if bad is UnknownUser:
             log.info("login as unknown user {user} from {host}", user=name, host=host, category="GENERAL")
             raise Refused("no-user", f"there is no user {name}; REGISTER {name} <password> creates one")
@@ -216,5 +216,5 @@ class Accounts:
 
     def _registered(self, outcome: Any, folded: str, key: str) -> Any:
         self._registering.discard(folded)
-        self.register_throttle.end(key, lasting=not isinstance(outcome, Failure))
+        self.register_throttle.end(key, counted=not isinstance(outcome, Failure))
         return outcome
