@@ -19,8 +19,9 @@ from twisted.python.failure import Failure
 
 from msgsvc.dispatch import help
 from msgsvc.dispatch.commands import Arg, Command, CommandSet, LiteralSink
+from msgsvc.dispatch.errors import reply_for
 from msgsvc.dispatch.refusals import RefusalLog
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import DomainError, Refused
 from msgsvc.protocol.wire import Err, Reply, Request, host_port
 
 if TYPE_CHECKING:
@@ -120,8 +121,8 @@ class CommandTable:
             return self._refused(broker, session, request, Err("bad-args", f"{error}; usage: {command.usage}"))
         try:
             result = command.handler(broker, session, **values)
-        except Refused as refused:
-            result = Err(refused.code, refused.text)
+        except (DomainError, Refused) as error:
+            result = reply_for(error)
         except Exception:
             result = self._failed(Failure(), command)
         if not isinstance(result, Reply):  # a Deferred (isinstance on Deferred, an ABC, is slow)
@@ -150,7 +151,7 @@ class CommandTable:
         return confirmed
 
     def _failed(self, failure: Failure, command: Command) -> Reply:
-        if failure.check(Refused):
-            return Err(failure.value.code, failure.value.text)
+        if failure.check(DomainError, Refused):
+            return reply_for(failure.value)
         log.failure("{verb} failed", failure, verb=command.verb, category="ERROR")
         return INTERNAL_ERROR
