@@ -11,6 +11,7 @@ with ``* ``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -173,6 +174,9 @@ class Data(Reply):
 
     payload: bytes
     label: str = ""
+    undelivered: Callable[[], object] | None = None
+    """Called by a front end that cannot deliver the reply (too big for its datagrams): what the
+    command took for it is given back (a received message returns to the head of its queue)."""
 
     def header(self, tag: bytes | None = None) -> bytes:
         """The ``DATA`` line that precedes the payload."""
