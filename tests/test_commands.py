@@ -130,6 +130,27 @@ class BindingTests(SynchronousTestCase):
         self.assertRaises(ValueError, CommandTable, [commands])
 
 
+class HandlerSignatureTests(SynchronousTestCase):
+    """The table refuses a handler whose parameters do not match the verb's declared arguments."""
+
+    def test_mismatch_refused(self) -> None:
+        """A misnamed, missing or extra parameter stops the verb from being declared."""
+        for handler in (
+            lambda broker, session, text: Ok(),
+            lambda broker, session: Ok(),
+            lambda broker, session, queue, message, extra: Ok(),
+        ):
+            commands = CommandSet()
+            declare = commands.verb("SEND", Arg("queue"), Text("message"), summary="s")
+            self.assertRaises(TypeError, declare, handler)
+
+    def test_match_accepted(self) -> None:
+        """Parameters named broker, session, then the declared arguments in order, are accepted."""
+        commands = CommandSet()
+        commands.verb("SEND", Arg("queue"), Text("message"), summary="s")(lambda broker, session, queue, message: Ok())
+        self.assertEqual([c.verb for c in commands.commands], ["SEND"])
+
+
 class Recorder:
     """Stands in for the table's RefusalLog: records what it is told."""
 

@@ -7,6 +7,7 @@ Each system declares its verbs in a :class:`CommandSet` (see ``msgsvc.dispatch.v
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -106,6 +107,15 @@ class Command:
     """Where a literal for this verb is streamed; by default it is collected in memory."""
     errors: tuple[str, ...] | None = None
     """The error codes (SPEC section 6) the verb itself can answer with, for HELP; None: not declared."""
+
+    def __post_init__(self) -> None:
+        """Refuse a handler whose parameters are not ``broker, session`` and the declared arguments, in order."""
+        declared = ["broker", "session", *(param.name for param in self.params)]
+        actual = list(inspect.signature(self.handler).parameters)
+        if actual != declared:
+            raise TypeError(
+                f"{self.verb}: the handler takes ({', '.join(actual)}), the verb declares ({', '.join(declared)})"
+            )
 
     @property
     def usage(self) -> str:
