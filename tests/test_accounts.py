@@ -19,7 +19,7 @@ from msgsvc.domain.accounts.passwords import dummy_hash, hash_password, verify_p
 from msgsvc.domain.accounts.realm import IForumUser, ScryptChecker, UnknownUser
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW
 from msgsvc.domain.broker import Broker
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import AuthFailed, DomainError, Exists, InUse, NotLoggedIn, NoUser
 from msgsvc.store import open_stores
 from msgsvc.store.interfaces import Account
 from msgsvc.store.memory import MemoryAccountStore
@@ -41,11 +41,11 @@ def result_of(d: Deferred):
     return results[0]
 
 
-def refusal_of(d: Deferred) -> tuple[str, str]:
-    """The (code, text) a Deferred failed with; it must have failed with Refused."""
+def refusal_of(d: Deferred) -> tuple[type[DomainError], str]:
+    """The (error type, text) a Deferred failed with; it must have failed with a DomainError."""
     failure = result_of(d)
-    failure.trap(Refused)
-    return failure.value.code, failure.value.text
+    failure.trap(DomainError)
+    return type(failure.value), failure.value.text
 
 
 class HashingTests(TestCase):
@@ -157,8 +157,8 @@ class AccountsTests(TestCase):
     def test_register_existing(self) -> None:
         """REGISTER of a taken name, ignoring case, is ERR exists."""
         self.register(self.session(40001))
-        code, _ = refusal_of(self.accounts.register(self.session(40002), "Alice", "x"))
-        self.assertEqual(code, "exists")
+        kind, _ = refusal_of(self.accounts.register(self.session(40002), "Alice", "x"))
+        self.assertIs(kind, Exists)
 
     def test_register_name_of_guest(self) -> None:
         """REGISTER of a name a guest uses succeeds: the account takes the name, the guest is left without one."""
@@ -190,16 +190,16 @@ class AccountsTests(TestCase):
     def test_login_unknown_and_wrong(self) -> None:
         """LOGIN as nobody is no-user; with a wrong password, auth."""
         self.register(self.session(40001))
-        self.assertEqual(refusal_of(self.accounts.login(self.session(40002), "bob", "pw"))[0], "no-user")
+        self.assertEqual(refusal_of(self.accounts.login(self.session(40002), "bob", "pw"))[0], NoUser)
         self.assertEqual(
-            refusal_of(self.accounts.login(self.session(40003), "alice", "no")), ("auth", "Invalid password")
+            refusal_of(self.accounts.login(self.session(40003), "alice", "no")), (AuthFailed, "Invalid password")
         )
 
     def test_single_login(self) -> None:
         """An account logged in elsewhere is in-use, with the spec's text."""
         self.register(self.session(40001))
         refusal = refusal_of(self.accounts.login(self.session(40002), "ALICE", "pw"))
-        self.assertEqual(refusal, ("in-use", "alice has already logged in"))
+        self.assertEqual(refusal, (InUse, "alice has already logged in"))
 
     def test_released_on_close(self) -> None:
         """Closing the session logs the account out so it can log in again."""
@@ -212,8 +212,8 @@ class AccountsTests(TestCase):
         """A session already logged in cannot LOGIN or REGISTER again."""
         session = self.session()
         self.register(session)
-        self.assertEqual(refusal_of(self.accounts.login(session, "alice", "pw"))[0], "in-use")
-        self.assertEqual(refusal_of(self.accounts.register(session, "other", "pw"))[0], "in-use")
+        self.assertEqual(refusal_of(self.accounts.login(session, "alice", "pw"))[0], InUse)
+        self.assertEqual(refusal_of(self.accounts.register(session, "other", "pw"))[0], InUse)
 
     def test_login_name_held_by_guest(self) -> None:
         """LOGIN whose name a guest holds (named before the account existed) takes the name from the guest."""
@@ -250,7 +250,7 @@ class AccountsTests(TestCase):
         pending = self.accounts.login(session, "alice", "pw")
         self.broker.close_session(session)
         hashing.callback(None)
-        self.assertEqual(refusal_of(pending)[0], "not-logged-in")
+        self.assertEqual(refusal_of(pending)[0], NotLoggedIn)
         self.assertIsNone(self.accounts.realm.user_of(session))
 
     def test_commands_wait_for_running_login(self) -> None:
@@ -300,10 +300,10 @@ class AccountsTests(TestCase):
         limit = self.broker.config.login_limit
         for n in range(limit):
             session = self.session(41000, f"127.0.0.{n + 1}")
-            self.assertEqual(refusal_of(self.accounts.login(session, "alice", "bad"))[0], "auth")
+            self.assertEqual(refusal_of(self.accounts.login(session, "alice", "bad"))[0], AuthFailed)
             self.broker.close_session(session)
         refusal = refusal_of(self.accounts.login(self.session(42000, "127.0.0.200"), "alice", "pw"))
-        self.assertEqual(refusal, ("auth", "too many failed logins from 127.0.0.0/24; try again in 60 seconds"))
+        self.assertEqual(refusal, (AuthFailed, "too many failed logins from 127.0.0.0/24; try again in 60 seconds"))
         self.assertEqual(result_of(self.accounts.login(self.session(42001, "10.1.1.1"), "alice", "pw")), "alice")
         self.broker.close_session(self.broker.sessions[-1])
         self.clock.advance(LOGIN_WINDOW)

@@ -1,16 +1,16 @@
 """Tests for the broker's client registry: cap, names, shutdown."""
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import TestCase
 
 from msgsvc.domain.broker import SHUTDOWN_GRACE
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import NameTaken
 from tests.helpers import FakeClient, make_broker
 
 
-class RegistryTests(SynchronousTestCase):
+class RegistryTests(TestCase):
     """Admitting and releasing clients."""
 
-    def test_cap(self):
+    def test_cap(self) -> None:
         """The cap admits max_clients clients; a leaving one frees its slot."""
         broker = make_broker(max_clients=3)
         sessions = [broker.open_session(FakeClient()) for _ in range(3)]
@@ -18,24 +18,24 @@ class RegistryTests(SynchronousTestCase):
         broker.close_session(sessions[0])
         self.assertIsNotNone(broker.open_session(FakeClient()))
 
-    def test_no_cap(self):
+    def test_no_cap(self) -> None:
         """max_clients 0 means no cap."""
         broker = make_broker(max_clients=0)
         self.assertTrue(all(broker.open_session(FakeClient()) for _ in range(100)))
 
-    def test_one_off_sessions_take_no_slot(self):
+    def test_one_off_sessions_take_no_slot(self) -> None:
         """A lone datagram's context does not count toward the cap."""
         broker = make_broker(max_clients=1)
         broker.one_off_session(FakeClient())
         self.assertIsNotNone(broker.open_session(FakeClient()))
 
-    def test_ids_increase(self):
+    def test_ids_increase(self) -> None:
         """Every client of a run gets a new id."""
         broker = make_broker(max_clients=0)
         ids = [broker.open_session(FakeClient()).id for _ in range(3)]
         self.assertEqual(ids, [1, 2, 3])
 
-    def test_close_is_idempotent(self):
+    def test_close_is_idempotent(self) -> None:
         """Closing twice releases once."""
         broker = make_broker()
         session = broker.open_session(FakeClient())
@@ -44,19 +44,19 @@ class RegistryTests(SynchronousTestCase):
         self.assertEqual(broker.sessions, [])
 
 
-class NameTests(SynchronousTestCase):
+class NameTests(TestCase):
     """Client names are unique among connected clients, ignoring case."""
 
-    def test_unique_ignoring_case(self):
+    def test_unique_ignoring_case(self) -> None:
         """A name held by another client is refused whatever its case."""
         broker = make_broker()
         alice = broker.open_session(FakeClient())
         broker.chat.set_name(alice, "Alice")
         other = broker.open_session(FakeClient())
-        error = self.assertRaises(Refused, broker.chat.set_name, other, "ALICE")
-        self.assertEqual(error.code, "name-taken")
+        error = self.assertRaises(NameTaken, broker.chat.set_name, other, "ALICE")
+        self.assertEqual(error.text, "ALICE is already in use")
 
-    def test_name_freed_on_leave_and_rename(self):
+    def test_name_freed_on_leave_and_rename(self) -> None:
         """Renaming or leaving frees the old name."""
         broker = make_broker()
         alice = broker.open_session(FakeClient())
@@ -69,10 +69,10 @@ class NameTests(SynchronousTestCase):
         self.assertIs(broker.chat.named("Alicia"), alice)
 
 
-class ShutdownTests(SynchronousTestCase):
+class ShutdownTests(TestCase):
     """Stopping the service."""
 
-    def test_everyone_hears_bye(self):
+    def test_everyone_hears_bye(self) -> None:
         """Every client is closed with reason 'shutdown'; shutdown ends when all are gone."""
         broker = make_broker()
         clients = [FakeClient(), FakeClient()]
@@ -85,7 +85,7 @@ class ShutdownTests(SynchronousTestCase):
         self.successResultOf(done)
         self.assertIsNone(broker.open_session(FakeClient()))
 
-    def test_gives_up_after_grace(self):
+    def test_gives_up_after_grace(self) -> None:
         """Clients that do not go are not waited for forever."""
         broker = make_broker()
         broker.open_session(FakeClient())

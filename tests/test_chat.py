@@ -3,7 +3,7 @@
 import os
 
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import TestCase
 
 from msgsvc.client import Event
 from msgsvc.transports.tcp import CHUNK
@@ -12,7 +12,7 @@ from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_dir
 ALICE_UDP = ("127.0.0.1", 51001)
 
 
-class ChatCase(SynchronousTestCase):
+class ChatCase(TestCase):
     """A broker with a files directory, and helpers to connect named clients."""
 
     def setUp(self):

@@ -1,90 +1,93 @@
 """Tests for the command table: argument binding, errors, HELP."""
 
-from twisted.internet.defer import fail
-from twisted.trial.unittest import SynchronousTestCase
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.trial.unittest import TestCase
 
 from msgsvc.dispatch import help
 from msgsvc.dispatch.commands import Arg, CommandSet, Text
 from msgsvc.dispatch.table import CommandTable
 from msgsvc.dispatch.verbs import build_table
-from msgsvc.domain.errors import Refused
-from msgsvc.protocol.wire import Data, Err, Ok, parse_request
+from msgsvc.domain.errors import NoMessage
+from msgsvc.protocol.wire import Data, Err, Ok, Request, parse_request
 from tests.helpers import FakeClient, make_broker
+from tests.test_errors import SPEC_CODES
 
-SPEC_ERROR_CODES = {
-    *"unknown-command bad-args line-too-long too-big too-long full empty no-name name-taken no-file".split(),
-    *"not-logged-in no-user auth in-use exists no-thread no-msg not-owner tls-required internal".split(),
-}
-"""The error codes of SPEC section 6, copied here so the test does not depend on the spec's location."""
+SPEC_ERROR_CODES = frozenset(SPEC_CODES)
+"""The error codes of the specification."""
 
 
-def request(line: bytes, literal: bytes | None = None):
+def request(line: bytes, literal: bytes | None = None) -> Request:
+    """The request a line parses to, carrying ``literal``."""
     parsed = parse_request(line)
     parsed.literal = literal
     return parsed
 
 
-class BindingTests(SynchronousTestCase):
+class BindingTests(TestCase):
     """How a request's arguments reach the handler."""
 
-    def setUp(self):
-        self.calls = []
+    def setUp(self) -> None:
+        self.calls: list[tuple[Any, Any]] = []
         commands = CommandSet()
         record = self.calls.append
 
         @commands.verb("PUT", Arg("queue", optional=True, default="default", prefix="@"), Text("text"), summary="s")
-        def put(broker, session, queue, text):
+        def put(broker: Any, session: Any, queue: str, text: bytes) -> Ok:
             record((queue, text))
             return Ok()
 
         @commands.verb("NUM", Arg("n", int), Arg("m", int, optional=True, default=7), summary="s")
-        def num(broker, session, n, m):
+        def num(broker: Any, session: Any, n: int, m: int) -> Ok:
             record((n, m))
             return Ok()
 
         @commands.verb("BOOM", summary="s")
-        def boom(broker, session):
+        def boom(broker: Any, session: Any) -> Ok:
             raise ZeroDivisionError()
 
         @commands.verb("NOPE", summary="s")
-        def nope(broker, session):
-            return fail(Refused("no-msg", "none here"))
+        def nope(broker: Any, session: Any) -> Deferred[Ok]:
+            return fail(NoMessage("none here"))
 
         self.table = CommandTable([commands])
 
-    def dispatch(self, line: bytes, literal: bytes | None = None):
+    def dispatch(self, line: bytes, literal: bytes | None = None) -> Any:
         return self.table.dispatch(make_broker(), None, request(line, literal))
 
-    def test_text_after_single_space(self):
+    def test_text_after_single_space(self) -> None:
         """Text starts after exactly one space and keeps inner, leading and trailing spaces."""
         self.dispatch(b"PUT  a  b ")
         self.dispatch(b"PUT @q  x")
         self.assertEqual(self.calls, [("default", b" a  b "), ("q", b" x")])
 
-    def test_missing_text_is_empty(self):
+    def test_missing_text_is_empty(self) -> None:
         """A missing text argument is the empty text."""
         self.dispatch(b"PUT")
         self.dispatch(b"PUT @q")
         self.assertEqual(self.calls, [("default", b""), ("q", b"")])
 
-    def test_literal_fills_last_argument(self):
+    def test_literal_fills_last_argument(self) -> None:
         """A literal is the last argument, binary bytes included."""
         self.dispatch(b"PUT @q", literal=b"\r\n\x00")
         self.assertEqual(self.calls, [("q", b"\r\n\x00")])
 
-    def test_literal_with_extra_words(self):
+    def test_literal_with_extra_words(self) -> None:
         """Words left over beside a literal are refused."""
         reply = self.dispatch(b"PUT hello", literal=b"x")
         self.assertEqual(reply.code, "bad-args")
         self.assertEqual(self.calls, [])
 
-    def test_converted_and_optional(self):
+    def test_converted_and_optional(self) -> None:
         """Arguments are converted; optional ones take their default."""
         self.dispatch(b"NUM 3")
         self.dispatch(b"NUM  4  5")
         self.assertEqual(self.calls, [(3, 7), (4, 5)])
 
-    def test_bad_args(self):
+    def test_bad_args(self) -> None:
         """Missing, unconvertible, non-ASCII or extra arguments get ERR bad-args with the usage."""
         for line in (b"NUM", b"NUM x", b"NUM \xff", b"NUM 1 2 3"):
             reply = self.dispatch(line)
@@ -92,28 +95,28 @@ class BindingTests(SynchronousTestCase):
             self.assertIn("usage: NUM <n> [m]", reply.text)
         self.assertEqual(self.calls, [])
 
-    def test_unknown_command(self):
+    def test_unknown_command(self) -> None:
         """Unknown verbs get ERR unknown-command naming the verb safely."""
         reply = self.dispatch(b"FROB\x00 x")
         self.assertEqual(reply.code, "unknown-command")
         self.assertIn("FROB\\x00", reply.text)
 
-    def test_bad_tag(self):
+    def test_bad_tag(self) -> None:
         """A malformed tag gets ERR bad-args."""
         self.assertEqual(self.dispatch(b"#bad! NUM 1").code, "bad-args")
 
-    def test_handler_exception_is_internal(self):
+    def test_handler_exception_is_internal(self) -> None:
         """A bug in a handler becomes ERR internal and is logged."""
         reply = self.dispatch(b"BOOM")
         self.assertEqual(reply.code, "internal")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
-    def test_refused_in_deferred(self):
-        """A Refused raised inside a Deferred becomes its ERR reply."""
+    def test_refused_in_deferred(self) -> None:
+        """A domain error failing a Deferred becomes its ERR reply."""
         reply = self.successResultOf(self.dispatch(b"NOPE"))
         self.assertEqual((reply.code, reply.text), ("no-msg", "none here"))
 
-    def test_help_lists_every_verb(self):
+    def test_help_lists_every_verb(self) -> None:
         """HELP is generated from the table: every verb with its usage and summary, under its system."""
         reply = self.dispatch(b"HELP")
         self.assertIsInstance(reply, Data)
@@ -122,7 +125,7 @@ class BindingTests(SynchronousTestCase):
         self.assertEqual((lines[0], lines[2]), ("== general", "== other"))
         self.assertIn("\r\nPUT [@queue] <text>", reply.payload.decode())
 
-    def test_duplicate_verbs_refused(self):
+    def test_duplicate_verbs_refused(self) -> None:
         """Defining a verb twice is a programming error caught at start-up."""
         commands = CommandSet()
         commands.verb("PING", summary="a")(lambda broker, session: Ok())
@@ -130,7 +133,7 @@ class BindingTests(SynchronousTestCase):
         self.assertRaises(ValueError, CommandTable, [commands])
 
 
-class HandlerSignatureTests(SynchronousTestCase):
+class HandlerSignatureTests(TestCase):
     """The table refuses a handler whose parameters do not match the verb's declared arguments."""
 
     def test_mismatch_refused(self) -> None:
@@ -161,7 +164,7 @@ class Recorder:
         self.refusals.append((who, code, text))
 
 
-class RefusalLogTests(SynchronousTestCase):
+class RefusalLogTests(TestCase):
     """Requests the table refuses as malformed are reported to the table's refusal log."""
 
     def setUp(self) -> None:
@@ -192,7 +195,7 @@ class RefusalLogTests(SynchronousTestCase):
         self.assertEqual(self.table.refusals.refusals[0][0], "udp [::1]:7")
 
 
-class HelpTests(SynchronousTestCase):
+class HelpTests(TestCase):
     """HELP of the real table: verbs grouped by system; HELP <verb> in detail."""
 
     def setUp(self) -> None:
@@ -264,7 +267,7 @@ class HelpTests(SynchronousTestCase):
         self.assertEqual(self.help(b"HELP SEND RECV").code, "bad-args")
 
     def test_every_verb_declares_its_errors(self) -> None:
-        """Every verb declares the error codes it can answer with, all of them from SPEC section 6."""
+        """Every verb declares the error codes it can answer with, all of them from the specification."""
         self.assertEqual(help.ERROR_CODES, SPEC_ERROR_CODES)
         self.assertLessEqual(set(help.COMMON_ERRORS), SPEC_ERROR_CODES)
         for system in self.table.help.systems:

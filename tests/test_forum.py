@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import replace
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
+from msgsvc.domain.broker import Broker
 from msgsvc.domain.forum import Forum, post_number, safe_name
 from msgsvc.store.blobs import FileStore
+from msgsvc.store.interfaces import NoThread
 from msgsvc.transports.udp import MAX_DATAGRAM
-from tests.helpers import TcpHarness, UdpHarness, temp_path
+from tests.helpers import TcpHarness, UdpHarness, run_now, temp_path
 from tests.test_accounts import forum_broker, result_of
 
 HOSTILE_NAMES = [b"..", b".", b"/etc", b"a/b", b"a\\b", b".hidden", b"x" * 65, b"caf\xc3\xa9", b"nul\x00"]
@@ -388,6 +394,32 @@ class FileTests(ForumTestCase):
         self.alice.send(b"DWN t empty\n")
         self.assertEqual(self.alice.output(), b"DATA 0 empty\r\n\r\n")
 
+    def test_file_store_cannot_keep(self) -> None:
+        """A file store failing to keep an upload is ERR internal, logged once, with nothing left behind."""
+
+        def failing_keep(part: object) -> str:
+            raise OSError("disk full")
+
+        self.patch(self.broker.forum.files, "keep", failing_keep)
+        self.assertEqual(
+            (self.alice.command(b"UPD t f {3}\nabc").code, self.alice.command(b"PING").text), ("internal", "PONG")
+        )
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(self.files_on_disk(), [])
+        self.assertEqual(self.alice.command(b"RDT t").payload, b"")
+
+    def test_file_store_cannot_begin(self) -> None:
+        """A file store unable to take a streamed upload: the literal is read, the UPD is ERR internal, logged once."""
+
+        def failing_begin() -> object:
+            raise OSError("no space")
+
+        self.patch(self.broker.forum.files, "begin", failing_begin)
+        reply = self.alice.command(b"UPD t f {3}\nabc")
+        self.assertEqual((reply.code, reply.text), ("internal", "internal error; it has been logged"))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(self.alice.command(b"PING").text, "PONG")
+
 
 class UdpTests(ForumTestCase):
     """The forum over UDP sessions."""
@@ -520,3 +552,67 @@ class SqliteThreadTests(_OnSqlite, ThreadTests):
 
 class SqliteFileTests(_OnSqlite, FileTests):
     """FileTests on the SQLite store."""
+
+
+class AnswersAtOnce:
+    """Wraps a store so that every operation answers with its value, or raises, as a synchronous store may."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Callable[..., object]:
+        operation = getattr(self._store, name)
+
+        def at_once(*args: object) -> object:
+            answer = operation(*args)
+            if not isinstance(answer, Deferred):
+                return answer
+            outcome = result_of(answer)
+            if isinstance(outcome, Failure):
+                outcome.raiseException()
+            return outcome
+
+        return at_once
+
+
+def answering_at_once(broker: Broker) -> Broker:
+    """A new broker over ``broker``'s stores, its tweet, account and forum stores answering at once."""
+    stores = broker.stores
+    at_once = replace(
+        stores,
+        tweets=AnswersAtOnce(stores.tweets),
+        accounts=AnswersAtOnce(stores.accounts),
+        forum=AnswersAtOnce(stores.forum),
+    )
+    return Broker(at_once, broker.config, broker.clock, run_now)
+
+
+class _AtOnce:
+    """Runs a forum test class on stores that answer at once (values, and exceptions raised)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.broker = answering_at_once(self.broker)
+
+
+class AtOnceStoreTests(TestCase):
+    """The fixture itself: the wrapped stores answer with values and raise their refusals."""
+
+    def test_values_and_raises(self) -> None:
+        """A wrapped forum store answers a value, not a Deferred, and raises NoThread."""
+        forum = answering_at_once(forum_broker()).stores.forum
+        self.assertIs(forum.create_thread("t", "alice"), True)
+        self.assertEqual(forum.titles(), ["t"])
+        self.assertRaises(NoThread, forum.entries, "nope")
+
+
+class AtOnceLoginTests(_AtOnce, LoginTests):
+    """LoginTests on stores answering at once."""
+
+
+class AtOnceThreadTests(_AtOnce, ThreadTests):
+    """ThreadTests on stores answering at once."""
+
+
+class AtOnceFileTests(_AtOnce, FileTests):
+    """FileTests on stores answering at once."""

@@ -14,6 +14,7 @@ from msgsvc.domain.microblog import hashtags
 from msgsvc.store.interfaces import ITweetStore, Tweet
 from msgsvc.store.memory import MemoryTweetStore
 from tests.helpers import TcpHarness, UdpHarness, make_broker, run_cli, serve_for_test
+from tests.test_forum import answering_at_once
 
 EMPTY = b"DATA 13 last\r\nEmpty Message\r\n"
 
@@ -381,3 +382,20 @@ class TweetCliTests(TestCase):
         out, err, code = await self.tweet("-u", "127.0.0.1", self.port)
         self.assertEqual((out, code), ("", 2))
         self.assertIn("-u takes a", err)
+
+
+class _AtOnce:
+    """Runs a microblog test class on a tweet store that answers at once (values, not Deferreds)."""
+
+    def setUp(self) -> None:
+        self.broker = answering_at_once(make_broker())
+        self.client = TcpHarness(self.broker)
+        self.client.output()
+
+
+class AtOnceTweetTests(_AtOnce, TweetTests):
+    """TweetTests on a tweet store answering at once."""
+
+
+class AtOnceTaggedTests(_AtOnce, TaggedTests):
+    """TaggedTests on a tweet store answering at once."""

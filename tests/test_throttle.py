@@ -8,7 +8,7 @@ from twisted.trial.unittest import TestCase
 
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle, prefix_of
 from msgsvc.domain.broker import Broker
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import AuthFailed, Exists, NoUser
 from msgsvc.domain.session import Session
 from tests.helpers import FakeClient, TcpHarness
 from tests.test_accounts import forum_broker, refusal_of, result_of
@@ -52,7 +52,7 @@ class ThrottleTests(TestCase):
 
     def refusal(self, host: str) -> str:
         """The text begin() is refused with."""
-        return self.assertRaises(Refused, self.throttle.begin, host).text
+        return self.assertRaises(AuthFailed, self.throttle.begin, host).text
 
     def test_prefix_shares_the_limit(self) -> None:
         """Attempts from different addresses of one /24 add up; another /24 is unaffected."""
@@ -113,7 +113,7 @@ class ThrottleTests(TestCase):
             for _ in range(3):
                 throttle.end(throttle.begin(f"10.{n // 256}.{n % 256}.1"), counted=True)
         self.assertEqual(throttle.prefixes, 50)
-        self.assertRaises(Refused, throttle.begin, "10.7.207.1")
+        self.assertRaises(AuthFailed, throttle.begin, "10.7.207.1")
         self.clock.advance(LOGIN_WINDOW)
         throttle.end(throttle.begin("10.200.0.1"), counted=True)
         self.assertEqual(throttle.prefixes, 1)
@@ -139,25 +139,25 @@ class LoginLimitTests(TestCase):
     def test_one_slash_24(self) -> None:
         """Failed logins from three addresses of a /24 refuse the fourth address, even with the right password."""
         for host in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
-            self.assertEqual(refusal_of(self.login(host, "bad")), ("auth", "Invalid password"))
+            self.assertEqual(refusal_of(self.login(host, "bad")), (AuthFailed, "Invalid password"))
         refusal = refusal_of(self.login("192.0.2.4", "pw"))
-        self.assertEqual(refusal, ("auth", "too many failed logins from 192.0.2.0/24; try again in 60 seconds"))
+        self.assertEqual(refusal, (AuthFailed, "too many failed logins from 192.0.2.0/24; try again in 60 seconds"))
         self.assertEqual(result_of(self.login("198.51.100.1", "pw")), "alice")
 
     def test_ipv6_and_global(self) -> None:
         """IPv6 clients are limited per /56; failures everywhere add up to login_limit_global."""
         for host in ("2001:db8:0:1::1", "2001:db8:0:2::1", "2001:db8:0:3::1"):
-            self.assertEqual(refusal_of(self.login(host, "bad"))[0], "auth")
+            self.assertEqual(refusal_of(self.login(host, "bad"))[0], AuthFailed)
         self.assertIn("from 2001:db8::/56", refusal_of(self.login("2001:db8:0:4::1", "pw"))[1])
         for host in ("203.0.113.1", "198.51.100.1"):
             self.assertEqual(refusal_of(self.login(host, "bad"))[1], "Invalid password")
         refusal = refusal_of(self.login("192.0.2.1", "pw"))
-        self.assertEqual(refusal, ("auth", "too many failed logins on this server; try again in 60 seconds"))
+        self.assertEqual(refusal, (AuthFailed, "too many failed logins on this server; try again in 60 seconds"))
 
     def test_unknown_users_count(self) -> None:
         """Logins as nobody count as failures too (no-user), so names cannot be probed without limit."""
         for _ in range(3):
-            self.assertEqual(refusal_of(self.accounts.login(self.session("192.0.2.1"), "nobody", "x"))[0], "no-user")
+            self.assertEqual(refusal_of(self.accounts.login(self.session("192.0.2.1"), "nobody", "x"))[0], NoUser)
         self.assertIn("too many failed logins", refusal_of(self.login("192.0.2.1", "pw"))[1])
 
     def test_over_tcp(self) -> None:
@@ -191,7 +191,9 @@ class RegisterLimitTests(TestCase):
         for host in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
             result_of(self.register(host))
         refusal = refusal_of(self.register("192.0.2.4", "late"))
-        self.assertEqual(refusal, ("auth", "too many accounts registered from 192.0.2.0/24; try again in 3600 seconds"))
+        self.assertEqual(
+            refusal, (AuthFailed, "too many accounts registered from 192.0.2.0/24; try again in 3600 seconds")
+        )
         self.assertFalse(result_of(self.broker.forum.is_account("late")))
         result_of(self.register("198.51.100.1"))
         self.clock.advance(REGISTER_WINDOW / 2)
@@ -204,13 +206,15 @@ class RegisterLimitTests(TestCase):
         for n in range(5):
             result_of(self.register(f"10.0.{n}.1"))
         refusal = refusal_of(self.register("10.0.9.1"))
-        self.assertEqual(refusal, ("auth", "too many accounts registered on this server; try again in 3600 seconds"))
+        self.assertEqual(
+            refusal, (AuthFailed, "too many accounts registered on this server; try again in 3600 seconds")
+        )
 
     def test_refused_registrations_do_not_count(self) -> None:
         """A REGISTER refused (exists) creates nothing and does not use up the limit."""
         result_of(self.register("192.0.2.1", "taken"))
         for _ in range(5):
-            self.assertEqual(refusal_of(self.register("192.0.2.1", "taken"))[0], "exists")
+            self.assertEqual(refusal_of(self.register("192.0.2.1", "taken"))[0], Exists)
         result_of(self.register("192.0.2.1"))
         result_of(self.register("192.0.2.1"))
 
@@ -219,7 +223,7 @@ class RegisterLimitTests(TestCase):
         hashing: Deferred[None] = Deferred()
         self.accounts.run_in_thread = lambda function, *args: hashing.addCallback(lambda _: function(*args))
         burst = [self.register("192.0.2.1") for _ in range(5)]
-        self.assertEqual([refusal_of(d)[0] for d in burst[3:]], ["auth", "auth"])
+        self.assertEqual([refusal_of(d)[0] for d in burst[3:]], [AuthFailed, AuthFailed])
         hashing.callback(None)
         self.assertEqual([result_of(d) for d in burst[:3]], ["user0", "user1", "user2"])
 

@@ -1,5 +1,10 @@
 # -*- test-case-name: tests.test_errors -*-
-"""The one table from the domain's error types to the wire's error codes (SPEC section 6)."""
+"""The one table from the domain's error types to the wire's error codes (docs/protocol.md, "Error codes").
+
+Every code of the protocol is produced by a domain error type in :data:`CODES`,
+or by what :data:`FRAMING_CODES` names (or both); ``tests/test_errors.py`` checks
+that and that every code is documented.
+"""
 
 from __future__ import annotations
 
@@ -28,11 +33,13 @@ CODES: dict[type[errors.DomainError], str] = {
 
 FRAMING_CODES = {
     "unknown-command": "no such verb: the command table refuses it before any handler runs",
-    "bad-args": "also arguments that do not bind to the verb's parameters",
+    "bad-args": "also arguments that do not bind to the verb's parameters, and a malformed tag",
     "line-too-long": "a command line over --max-line, refused by the front end's framing",
-    "too-big": "also a literal over its verb's limit, refused by the front end's framing",
-    "internal": "a bug: any other exception, logged with its traceback",
+    "too-big": "also a literal over its verb's limit, unfinished input over the server's budget, "
+    "or a reply too large for one UDP datagram, refused by the front end",
+    "full": "also the client cap, answered by the front end to a new connection or UDP session",
     "tls-required": "LOGIN/REGISTER off-host without TLS (not produced yet: TLS listeners are still to come)",
+    "internal": "any other exception (a bug, a store or disk that fails), logged with its traceback; a failed commit",
 }
 """Codes (also) produced outside the domain, and by what."""
 

@@ -25,7 +25,7 @@ ERROR_CODES = frozenset(
     """unknown-command bad-args line-too-long too-big too-long full empty no-name name-taken no-file
     not-logged-in no-user auth in-use exists no-thread no-msg not-owner tls-required internal""".split()
 )
-"""Every error code of the protocol (SPEC section 6); a verb may declare only these."""
+"""Every error code of the protocol (docs/protocol.md, "Error codes"); a verb may declare only these."""
 
 COMMON_ERRORS = ("bad-args", "internal", "line-too-long", "too-big")
 """Codes any command may get: wrong arguments, a server bug, an over-long line, a literal over

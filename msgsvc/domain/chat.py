@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import InvalidRequest, NameTaken, NoName
 from msgsvc.domain.events import Chat, Event, Join, Leave
 from msgsvc.domain.session import Session
 
@@ -36,9 +36,9 @@ class ChatRoom:
         """Name a client; the others hear ``* JOIN`` (and ``* LEAVE`` of its old name)."""
         holder = self._members.get(name.casefold())
         if holder is not None and holder is not session:
-            raise Refused("name-taken", f"{name} is already in use")
+            raise NameTaken(f"{name} is already in use")
         if not session.lasting:
-            raise Refused("bad-args", "a name needs a connection or UDP session")
+            raise InvalidRequest("a name needs a connection or UDP session")
         old = session.name
         if old == name:
             return
@@ -55,7 +55,7 @@ class ChatRoom:
         A guest holding the name (any other client: the realm refuses a second
         login to the account before this) loses it: every named client, the
         guest included, hears ``* LEAVE <name>``, and the guest has no name
-        (its SAY is ``ERR no-name``) until it picks another. Then the account's
+        (its SAY fails with NoName) until it picks another. Then the account's
         client takes the name as :meth:`set_name` does (the others hear ``* JOIN``).
         """
         holder = self._members.get(name.casefold())
@@ -74,7 +74,7 @@ class ChatRoom:
     def say(self, session: Session, text: str) -> None:
         """Broadcast ``* CHAT <name> <text>`` to every other named client."""
         if session.name is None:
-            raise Refused("no-name", "choose a name first: NAME <name>")
+            raise NoName("choose a name first: NAME <name>")
         session.sent += 1
         self._broadcast(Chat(session.name, text), session)
 

@@ -17,7 +17,7 @@ class DomainError(Exception):
 
 
 class InvalidRequest(DomainError):
-    """The arguments are well-formed but the request makes no sense (nothing to say, a name without a session)."""
+    """The verb's rules refuse an argument: empty or multi-line text, a count over a limit, a name without a session."""
 
 
 class TooBig(DomainError):
@@ -25,7 +25,7 @@ class TooBig(DomainError):
 
 
 class TooLong(DomainError):
-    """A microblog message over 150 characters."""
+    """A text over its length limit: a microblog message over 150 characters, a forum post over --max-line bytes."""
 
 
 class Full(DomainError):
@@ -49,7 +49,7 @@ class NoFile(DomainError):
 
 
 class NotLoggedIn(DomainError):
-    """Forum verbs need a login."""
+    """Forum verbs need a login (or the client left before its login or new account was complete)."""
 
 
 class NoUser(DomainError):

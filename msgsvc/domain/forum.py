@@ -4,8 +4,11 @@
 State lives behind :class:`~msgsvc.store.interfaces.IForumStore` (threads and
 messages, atomic check-and-change), :class:`~msgsvc.store.interfaces.IAccountStore`
 (see :mod:`msgsvc.domain.accounts.service`) and a :class:`~msgsvc.store.blobs.FileStore`
-(upload bytes; streamed uploads arrive through :mod:`msgsvc.domain.uploads`). Every
-failure is a :class:`~msgsvc.domain.errors.Refused` carrying the spec's error code.
+(upload bytes; streamed uploads arrive through :mod:`msgsvc.domain.uploads`). A store
+may answer at once or later (:mod:`msgsvc.store.answers`). Expected failures are the
+types of :mod:`msgsvc.domain.errors` (the store's refusals translated into them); a file
+store that cannot write is not one: its exception is left to fail the command, which
+the command table logs with its traceback and answers as an internal error.
 """
 
 from __future__ import annotations
@@ -13,16 +16,16 @@ from __future__ import annotations
 import re
 from typing import Any, BinaryIO
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.config import Config
+from msgsvc.domain import errors
 from msgsvc.domain.accounts.realm import Naming, ThreadRunner
 from msgsvc.domain.accounts.service import Accounts
-from msgsvc.domain.errors import Refused
 from msgsvc.domain.session import Session
 from msgsvc.domain.text import one_line
 from msgsvc.domain.uploads import DiscardingSink, PendingUpload, PendingUploads, RefusedUpload, UploadSink
@@ -51,15 +54,15 @@ def post_number(text: str) -> int:
 
 
 def post_text(raw: bytes, limit: int) -> str:
-    """A message's text: non-empty UTF-8 on one line, at most ``limit`` bytes; Refused otherwise."""
+    """A message's text: non-empty UTF-8 on one line (else InvalidRequest), at most ``limit`` bytes (else TooLong)."""
     if not raw:
-        raise Refused("bad-args", "the message text is empty")
+        raise errors.InvalidRequest("the message text is empty")
     if len(raw) > limit:
-        raise Refused("too-long", f"message exceeds {limit} bytes")
+        raise errors.TooLong(f"message exceeds {limit} bytes")
     try:
         return one_line(raw)
     except ValueError as error:
-        raise Refused("bad-args", f"the message text {error}") from None
+        raise errors.InvalidRequest(f"the message text {error}") from None
 
 
 class Forum:
@@ -103,7 +106,7 @@ class Forum:
     @staticmethod
     def _created(created: bool, title: str) -> None:
         if not created:
-            raise Refused("exists", f"Thread {title} exists")
+            raise errors.Exists(f"Thread {title} exists")
 
     def titles(self, session: Session) -> Deferred[list[str]]:
         """Every thread title, oldest first."""
@@ -157,17 +160,16 @@ class Forum:
     def upload_sink(self, session: Session) -> UploadSink | DiscardingSink:
         """Where an UPD literal goes: a part file, or nowhere when it will be refused anyway."""
         if not self.accounts.may_be_logged_in(session):
-            return DiscardingSink(RefusedUpload("not-logged-in", "log in before uploading"))
+            return DiscardingSink(RefusedUpload(errors.NotLoggedIn("log in before uploading")))
         try:
             return UploadSink(self.files.begin(), session, self.pending_uploads)
-        except OSError:
-            log.failure("cannot create an upload file", category="ERROR")
-            return DiscardingSink(RefusedUpload("internal", "the server cannot store files now; it has been logged"))
+        except OSError as error:  # the UPD handler raises it: logged with its traceback, answered as internal
+            return DiscardingSink(RefusedUpload(error))
 
     def upload(self, session: Session, title: str, file: str, data: Any) -> Deferred[int]:
         """Store an upload (a streamed PendingUpload, or bytes from the command line); fires with its size."""
         if isinstance(data, RefusedUpload):
-            raise Refused(data.code, data.text)
+            raise data.error
         part = data.claim() if isinstance(data, PendingUpload) else None
         d = self.accounts.user(session).addCallback(self._keep, part, data, title, file)
         if part is not None:
@@ -177,25 +179,20 @@ class Forum:
     def _keep(self, user: str, part: PartFile | None, data: Any, title: str, file: str) -> Deferred[int]:
         if part is None:
             if len(data) > self._config.max_upload:
-                raise Refused("too-big", f"file exceeds the {self._config.max_upload}-byte upload limit")
+                raise errors.TooBig(f"file exceeds the {self._config.max_upload}-byte upload limit")
             part = self.files.begin()
             part.write(data)
         if part.size > self._config.max_upload:
             part.discard()
-            raise Refused("too-big", f"file exceeds the {self._config.max_upload}-byte upload limit")
+            raise errors.TooBig(f"file exceeds the {self._config.max_upload}-byte upload limit")
         size = part.size
-        # Keeping a blob syncs it to disk on a durable store: done off the event loop.
-        kept = self._run_in_thread(self.files.keep, part).addErrback(self._not_kept)
+        # Keeping a blob syncs it to disk on a durable store: done off the event loop. If that
+        # fails (OSError), the failure goes on to the command table, which logs it.
+        kept = self._run_in_thread(self.files.keep, part)
         return kept.addCallback(self._record_upload, user, title, file, size)
 
-    @staticmethod
-    def _not_kept(failure: Failure) -> None:
-        failure.trap(OSError)
-        log.failure("cannot store an uploaded file", failure, category="ERROR")
-        raise Refused("internal", "the server could not store the file; it has been logged")
-
     def _record_upload(self, blob: str, user: str, title: str, file: str, size: int) -> Deferred[int]:
-        d = self.store.add_upload(title, Upload(user, file, blob))
+        d = maybeDeferred(self.store.add_upload, title, Upload(user, file, blob))
         d.addCallbacks(self._uploaded, self._upload_refused, (user, title, file, size), None, (blob, title, file))
         return d
 
@@ -227,20 +224,20 @@ class Forum:
 
     def _open(self, upload: Upload | None, title: str, file: str) -> tuple[int, BinaryIO]:
         if upload is None:
-            raise Refused("no-file", f"{file} has not been uploaded to {title}")
+            raise errors.NoFile(f"{file} has not been uploaded to {title}")
         return self.files.open(upload.blob)
 
     @staticmethod
     def _refuse(failure: Failure, title: str, number: int | None = None, file: str | None = None) -> Failure:
-        """Turn the store's refusals into the spec's errors; anything else passes."""
+        """Turn the store's refusals into domain errors; anything else passes."""
         if failure.check(NoThread):
-            raise Refused("no-thread", f"Thread {title} does not exist")
+            raise errors.NoThread(f"Thread {title} does not exist")
         if failure.check(NoMessage):
-            raise Refused("no-msg", f"Thread {title} has no message {number}")
+            raise errors.NoMessage(f"Thread {title} has no message {number}")
         if failure.check(NotOwner):
             if number is None:
-                raise Refused("not-owner", f"Thread {title} was created by another user")
-            raise Refused("not-owner", f"Message {number} in {title} belongs to another user")
+                raise errors.NotOwner(f"Thread {title} was created by another user")
+            raise errors.NotOwner(f"Message {number} in {title} belongs to another user")
         if failure.check(FileExists):
-            raise Refused("exists", f"{file} has already been uploaded to {title}")
+            raise errors.Exists(f"{file} has already been uploaded to {title}")
         return failure

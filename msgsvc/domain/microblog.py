@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from msgsvc.domain import events
 from msgsvc.domain.session import Session
+from msgsvc.store.answers import deferred
 from msgsvc.store.interfaces import ITweetStore, Tweet
 
 log = Logger()
@@ -78,7 +79,7 @@ class Microblog:
         """Store a message (already checked); once stored, tell its followers. Fires with its id."""
         author = session.display_name or ANONYMOUS  # a guest posts as ~name, never as an account
         tags = hashtags(text)
-        return self._store.post(author, text, tags).addCallback(self._posted, session, author, text, tags)
+        return deferred(self._store.post(author, text, tags)).addCallback(self._posted, session, author, text, tags)
 
     def _posted(self, tweet_id: int, session: Session, author: str, text: str, tags: frozenset[str]) -> int:
         log.info(
@@ -108,11 +109,11 @@ class Microblog:
 
     def last(self) -> Deferred[Tweet | None]:
         """The most recent message, or None."""
-        return self._store.last()
+        return deferred(self._store.last())
 
     def tagged(self, tag: str, limit: int) -> Deferred[list[Tweet]]:
         """Up to ``limit`` newest messages with hashtag ``tag`` (lower-case), newest first."""
-        return self._store.tagged(tag, limit)
+        return deferred(self._store.tagged(tag, limit))
 
     def follow(self, session: Session, tag: str) -> bool:
         """Send ``session`` the messages with ``tag`` (or ALL); False if it already did."""

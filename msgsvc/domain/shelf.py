@@ -8,7 +8,7 @@ import re
 import stat
 from typing import BinaryIO
 
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import NoFile
 
 _SERVABLE_NAME = re.compile(r"[!-~]{1,255}\Z")
 NO_FILE = "File path is invalid"
@@ -47,14 +47,14 @@ class FileShelf:
         return sorted(found)
 
     def open(self, name: str) -> tuple[int, FileSource]:
-        """The file's size and a source for its bytes; Refused("no-file") for anything not servable."""
+        """The file's size and a source for its bytes; NoFile for anything not servable."""
         path = self._path(name)
         if path is None:
-            raise Refused("no-file", NO_FILE)
+            raise NoFile(NO_FILE)
         try:
             file = open(path, "rb")
         except OSError:
-            raise Refused("no-file", NO_FILE) from None
+            raise NoFile(NO_FILE) from None
         size = os.fstat(file.fileno()).st_size
         return size, FileSource(file)
 

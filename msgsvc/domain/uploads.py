@@ -92,11 +92,14 @@ class PendingUploads:
 
 
 class RefusedUpload:
-    """What a sink that did not store the literal hands the UPD handler: the reason why."""
+    """What a sink that did not store the literal hands the UPD handler: why, as the exception the handler raises.
 
-    def __init__(self, code: str, text: str) -> None:
-        self.code = code
-        self.text = text
+    A :class:`~msgsvc.domain.errors.DomainError` (the client is not logged in),
+    or the error that kept the file store from taking the bytes (an OSError).
+    """
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 class UploadSink:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred
 
 from msgsvc.dispatch.commands import Arg, CommandSet, Text
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import InvalidRequest, NameTaken
 from msgsvc.domain.text import chat_name, one_line
 from msgsvc.protocol.wire import Data, Ok, StreamedData, listing
 
@@ -32,7 +32,7 @@ def name(broker: Broker, session: Session, name: str) -> Deferred[Ok]:
     def decide(is_account: bool) -> Ok:
         own = session.account is not None and session.account.casefold() == name.casefold()
         if is_account and not own:
-            raise Refused("name-taken", f"{name} is a forum account; LOGIN {name} <password> to use it")
+            raise NameTaken(f"{name} is a forum account; LOGIN {name} <password> to use it")
         broker.chat.set_name(session, name)
         return Ok(f"Your name is set as: {name}")
 
@@ -44,9 +44,9 @@ def say(broker: Broker, session: Session, text: bytes) -> Ok:
     try:
         line = one_line(text)
     except ValueError as error:
-        raise Refused("bad-args", f"chat text {error}") from None
+        raise InvalidRequest(f"chat text {error}") from None
     if not line.strip():
-        raise Refused("bad-args", "nothing to say")
+        raise InvalidRequest("nothing to say")
     broker.chat.say(session, line)
     return Ok(f"{line} ACK")
 

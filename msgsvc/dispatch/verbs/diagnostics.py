@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from msgsvc.dispatch.commands import Arg, CommandSet, Text
 from msgsvc.domain.diagnostics import MAX_INTERVAL_MS, PatternSource
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import InvalidRequest, TooBig
 from msgsvc.protocol.wire import Data, Ok, StreamedData
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def echo(broker: Broker, session: Session, text: bytes) -> Data:
 def gen(broker: Broker, session: Session, n: int) -> StreamedData:
     limit = broker.config.max_gen
     if n > limit:
-        raise Refused("too-big", f"GEN is limited to {limit} bytes (--max-gen)")
+        raise TooBig(f"GEN is limited to {limit} bytes (--max-gen)")
     return StreamedData(n, "gen", PatternSource(n))
 
 
@@ -67,9 +67,7 @@ def gen(broker: Broker, session: Session, n: int) -> StreamedData:
 def stream(broker: Broker, session: Session, interval: int, count: int) -> Ok:
     limit = broker.config.stream_limit
     if count > limit:
-        raise Refused(
-            "bad-args", f"count must be at most {limit} (--stream-limit); usage: STREAM <interval-ms> <count>"
-        )
+        raise InvalidRequest(f"count must be at most {limit} (--stream-limit); usage: STREAM <interval-ms> <count>")
     replaced = broker.diagnostics.stream(session, interval, count)
     text = f"streaming {count} packets every {interval} ms"
     if replaced is not None:

@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from msgsvc.dispatch.commands import Arg, CommandSet, Text
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import DomainError, InvalidRequest, TooLong
 from msgsvc.domain.microblog import ALL, MAX_CHARACTERS, describe, hashtag
 from msgsvc.domain.text import one_line
 from msgsvc.protocol.wire import Data, Ok, listing
@@ -40,10 +40,10 @@ def tagged_count(text: str) -> int:
     return int(text)
 
 
-def _refuse(session, code: str, text: str, why: str) -> Refused:
-    """A refused TWEET, logged in the ERROR category like the original's rule violations."""
+def _refused(session: Session, error: DomainError, why: str) -> DomainError:
+    """``error``, once the refused TWEET is logged in the ERROR category (like the original's rule violations)."""
     log.warn("{client} tweet refused: {why}", client=describe(session), why=why, category="ERROR")
-    return Refused(code, text)
+    return error
 
 
 @commands.verb(
@@ -53,14 +53,9 @@ def tweet(broker: Broker, session: Session, text: bytes) -> Deferred:
     try:
         message = one_line(text)
     except ValueError as error:
-        raise _refuse(session, "bad-args", f"a message {error}", str(error)) from None
+        raise _refused(session, InvalidRequest(f"a message {error}"), str(error)) from None
     if len(message) > MAX_CHARACTERS:
-        raise _refuse(
-            session,
-            "too-long",
-            f"message exceeds {MAX_CHARACTERS} characters",
-            f"{len(message)} characters",
-        )
+        raise _refused(session, TooLong(f"message exceeds {MAX_CHARACTERS} characters"), f"{len(message)} characters")
     return broker.microblog.post(session, message).addCallback(lambda tweet_id: Ok(f"{tweet_id} posted"))
 
 
@@ -97,7 +92,7 @@ def tagged(broker: Broker, session: Session, tag: str, k: int) -> Deferred:
 def follow(broker: Broker, session: Session, tag: str) -> Ok:
     microblog = broker.microblog
     if microblog.following(session) >= MAX_FOLLOWS:
-        raise Refused("bad-args", f"a client may follow at most {MAX_FOLLOWS} hashtags")
+        raise InvalidRequest(f"a client may follow at most {MAX_FOLLOWS} hashtags")
     microblog.follow(session, tag)
     return Ok("following all messages" if tag == ALL else f"following #{tag}")
 

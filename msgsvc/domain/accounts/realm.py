@@ -24,8 +24,9 @@ from twisted.internet.threads import deferToThread
 from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.domain.accounts import passwords
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import InUse, NotLoggedIn
 from msgsvc.domain.session import Session
+from msgsvc.store.answers import deferred
 from msgsvc.store.interfaces import Account, IAccountStore
 
 ThreadRunner = Callable[..., Deferred]
@@ -65,7 +66,7 @@ class ScryptChecker:
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:
         """Fires with the account name as registered; fails with UnknownUser or UnauthorizedLogin."""
         secret = credentials.password
-        return self._store.get_account(credentials.username).addCallback(self._verify, secret)
+        return deferred(self._store.get_account(credentials.username)).addCallback(self._verify, secret)
 
     def _verify(self, account: Account | None, secret: str) -> Deferred[str]:
         record = self._dummy if account is None else account.password_hash
@@ -98,7 +99,7 @@ class ForumRealm:
         self._by_session: dict[Session, ForumUser] = {}
 
     def requestAvatar(self, avatarId: str, mind: Session, *interfaces: Any) -> tuple[Any, ForumUser, Callable]:
-        """Log ``avatarId`` in on the session ``mind``; Refused ``in-use`` if it already is somewhere.
+        """Log ``avatarId`` in on the session ``mind``; InUse if it (or the session) already is logged in.
 
         The session takes the account's name (``ChatRoom.claim``): a guest
         holding that name loses it, since accounts own their names.
@@ -107,12 +108,12 @@ class ForumRealm:
             raise NotImplementedError("the forum realm only gives IForumUser avatars")
         session = mind
         if not session.open:
-            raise Refused("not-logged-in", "the client left before the login completed")
+            raise NotLoggedIn("the client left before the login completed")
         current = self._by_session.get(session)
         if current is not None:
-            raise Refused("in-use", f"this client is already logged in as {current.name}")
+            raise InUse(f"this client is already logged in as {current.name}")
         if avatarId.casefold() in self._by_name:
-            raise Refused("in-use", f"{avatarId} has already logged in")
+            raise InUse(f"{avatarId} has already logged in")
         session.account = avatarId
         self._names.claim(session, avatarId)
         user = ForumUser(avatarId, session)

@@ -49,8 +49,9 @@ from msgsvc.domain.accounts.realm import (
     UnknownUser,
 )
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import AuthFailed, Exists, InUse, NotLoggedIn, NoUser
 from msgsvc.domain.session import Session
+from msgsvc.store.answers import deferred
 from msgsvc.store.interfaces import Account, IAccountStore
 
 log = Logger()
@@ -83,7 +84,10 @@ class Accounts:
         """Accounts created (or being created) per hour, per prefix and in all."""
         self._logouts: dict[Session, Callable[[], None]] = {}
         self._registering: set[str] = set()
-        """Case-folded names of the accounts being registered now."""
+        """Case-folded names whose REGISTER runs now (from its checks until it is stored or fails).
+
+        A second REGISTER of such a name fails with Exists, and ``is_account`` counts them, so NAME refuses them.
+        """
 
     @property
     def run_in_thread(self) -> ThreadRunner:
@@ -95,7 +99,7 @@ class Accounts:
         self.checker.run_in_thread = runner
 
     def user(self, session: Session) -> Deferred[str]:
-        """The session's account name; fails with Refused ``not-logged-in``.
+        """The session's account name; fails with NotLoggedIn.
 
         Commands pipelined after a LOGIN only run once it has settled (see
         ``Session.hold``), so they see its outcome.
@@ -105,7 +109,7 @@ class Accounts:
     def _current(self, session: Session) -> str:
         user = self.realm.user_of(session)
         if user is None:
-            raise Refused("not-logged-in", "log in first: LOGIN <user> <password> or REGISTER <user> <password>")
+            raise NotLoggedIn("log in first: LOGIN <user> <password> or REGISTER <user> <password>")
         return user.name
 
     def may_be_logged_in(self, session: Session) -> bool:
@@ -116,7 +120,7 @@ class Accounts:
         """Whether ``name`` (ignoring case) is a registered account, or one being registered."""
         if name.casefold() in self._registering:
             return succeed(True)
-        return self._store.get_account(name).addCallback(lambda account: account is not None)
+        return deferred(self._store.get_account(name)).addCallback(lambda account: account is not None)
 
     def login(self, session: Session, name: str, secret: str) -> Deferred[str]:
         """Log in through the portal; fires with the account name as registered."""
@@ -140,7 +144,9 @@ class Accounts:
         Fires with (added, already present); present accounts keep their password.
         """
         accounts = [Account(name, passwords.hash_password(secret, self._cost)) for name, secret in pairs]
-        added = gatherResults([self._store.add_account(account) for account in accounts], consumeErrors=True)
+        added = gatherResults(
+            [maybeDeferred(self._store.add_account, account) for account in accounts], consumeErrors=True
+        )
         return added.addCallback(lambda results: (sum(results), len(results) - sum(results)))
 
     # -- internals ---------------------------------------------------------------
@@ -155,7 +161,7 @@ class Accounts:
     def _check_not_logged_in(self, session: Session) -> None:
         current = self.realm.user_of(session)
         if current is not None:
-            raise Refused("in-use", f"this client is already logged in as {current.name}")
+            raise InUse(f"this client is already logged in as {current.name}")
 
     def _login(self, session: Session, name: str, secret: str) -> Deferred[str]:
         self._check_not_logged_in(session)
@@ -176,38 +182,38 @@ class Accounts:
         self.login_throttle.end(key, counted=bool(bad))
         if bad is UnknownUser:
             log.info("login as unknown user {user} from {host}", user=name, host=host, category="GENERAL")
-            raise Refused("no-user", f"there is no user {name}; REGISTER {name} <password> creates one")
+            raise NoUser(f"there is no user {name}; REGISTER {name} <password> creates one")
         if bad is UnauthorizedLogin:
             log.info("wrong password for {user} from {host}", user=name, host=host, category="GENERAL")
-            raise Refused("auth", "Invalid password")
+            raise AuthFailed("Invalid password")
         return failure
 
     def _register(self, session: Session, name: str, secret: str) -> Deferred[str]:
         self._check_not_logged_in(session)
         folded = name.casefold()
         if folded in self._registering:
-            raise Refused("exists", f"the user {name} already exists")
+            raise Exists(f"the user {name} already exists")
         key = self.register_throttle.begin(session.peer[0])
         self._registering.add(folded)
-        created = self._store.get_account(name)
+        created = maybeDeferred(self._store.get_account, name)
         created.addCallback(self._hash_new, name, secret)
         created.addCallback(self._store_new, session, name)
         return created.addBoth(self._registered, folded, key)
 
     def _hash_new(self, existing: Account | None, name: str, secret: str) -> Deferred[str]:
         if existing is not None:
-            raise Refused("exists", f"the user {existing.name} already exists")
+            raise Exists(f"the user {existing.name} already exists")
         # A guest holding the name does not stop the account: the realm takes the name from it.
         return self.run_in_thread(passwords.hash_password, secret, self._cost)
 
     def _store_new(self, record: str, session: Session, name: str) -> Deferred[str]:
         if not session.open:
-            raise Refused("not-logged-in", "the client left before the account was created")
-        return self._store.add_account(Account(name, record)).addCallback(self._enter_new, session, name)
+            raise NotLoggedIn("the client left before the account was created")
+        return deferred(self._store.add_account(Account(name, record))).addCallback(self._enter_new, session, name)
 
     def _enter_new(self, added: bool, session: Session, name: str) -> str:
         if not added:
-            raise Refused("exists", f"the user {name} already exists")
+            raise Exists(f"the user {name} already exists")
         log.info("forum user {user} registered from {host}", user=name, host=session.peer[0], category="GENERAL")
         _, user, logout = self.realm.requestAvatar(name, session, IForumUser)
         self._logouts[session] = logout

@@ -22,7 +22,7 @@ from collections import deque
 
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import AuthFailed
 
 IPV4_PREFIX = 24
 IPV6_PREFIX = 56
@@ -52,7 +52,7 @@ def prefix_of(host: str) -> str:
 class Throttle:
     """At most ``limit`` counted-or-running attempts per prefix, and ``global_limit`` in all, per ``window`` seconds.
 
-    ``begin(host)`` before an attempt (Refused ``auth`` when over a limit),
+    ``begin(host)`` before an attempt (AuthFailed when over a limit),
     ``end(key, counted)`` once its outcome is known. A limit of 0 is no limit.
     """
 
@@ -75,7 +75,7 @@ class Throttle:
     def begin(self, host: str) -> str:
         """An attempt from ``host`` starts; returns the key to pass to :meth:`end`.
 
-        Raises Refused ``auth`` saying when to try again if the prefix, or the
+        Raises AuthFailed saying when to try again if the prefix, or the
         server as a whole, has reached its limit.
         """
         key = prefix_of(host)
@@ -84,11 +84,11 @@ class Throttle:
             self._forget_expired(now)
             wait = self._wait(self._counted.get(key, ()), self._running.get(key, 0), self._limit, now)
             if wait is not None:
-                raise Refused("auth", f"too many {self._what} from {key}; try again in {wait} seconds")
+                raise AuthFailed(f"too many {self._what} from {key}; try again in {wait} seconds")
         if self._global_limit:
             wait = self._wait(self._all, self._all_running, self._global_limit, now)
             if wait is not None:
-                raise Refused("auth", f"too many {self._what} on this server; try again in {wait} seconds")
+                raise AuthFailed(f"too many {self._what} on this server; try again in {wait} seconds")
         if self._limit:
             self._running[key] = self._running.get(key, 0) + 1
         self._all_running += 1
