@@ -5,29 +5,38 @@
 until ``ACK`` deletes it; a reservation that ends otherwise (``NACK``, its time
 to run is over, its holder leaves) puts the message back at the head of its
 queue, or into ``<queue>.dead`` once it has been reserved ``max_deliveries`` times.
+A message taken for a reply that could not be delivered is given back as if
+never taken.
+
+The store may answer at once or later (:mod:`msgsvc.store.answers`). An answer
+given at once is used at once, so with the memory and SQLite stores a
+message's path builds no Deferred.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.python.failure import Failure
+from twisted.logger import Logger
 
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import NoMessage
+from msgsvc.domain.queue_waiters import MAX_SESSIONLESS_WAITERS as MAX_SESSIONLESS_WAITERS
+from msgsvc.domain.queue_waiters import Waiter, WaitingReceivers
 from msgsvc.domain.session import Session
-from msgsvc.store.interfaces import IQueueStore, Message, MessageTooBig
+from msgsvc.store.answers import Answer, then
+from msgsvc.store.interfaces import IQueueStore, Message, QueueStats
+
+log = Logger()
 
 DEAD_SUFFIX = ".dead"
-MAX_SESSIONLESS_WAITERS = 256
-"""Waiting RECV/RESERVE datagrams from addresses without a UDP session (they hold no client slot)."""
 MAX_COUNTED_QUEUES = 10_000
 """Queues whose counters QSTAT remembers; the least recently used are forgotten beyond that."""
 
 Taken = Message | None | Deferred[Message | None]
-"""What a take returns: at once when a message is ready or nobody waits, else a Deferred."""
+"""What a take returns: at once when the store answers at once and nobody must wait, else a Deferred."""
 
 
 def dead_letter_queue(queue: str) -> str:
@@ -36,22 +45,20 @@ def dead_letter_queue(queue: str) -> str:
 
 
 def holder_of(session: Session) -> object:
-    """Who holds a reservation: the client, or for a lone datagram its address."""
-    return session if session.lasting else ("udp", session.peer)
+    """Who holds a reservation: the client, or for a one-off request its address on its front end."""
+    return session if session.lasting else (session.transport_name, session.peer)
 
 
-@dataclass(eq=False)
-class _Waiter:
-    """A receiver waiting for a message on one queue."""
+def _in_background(answer: Answer[None]) -> None:
+    """A change no client waits for: a store failure is logged."""
+    if answer is not None:
+        answer.addErrback(lambda failure: log.failure("queue store failed", failure, category="ERROR"))
 
-    session: Session
-    queue: str
-    max_bytes: int | None
-    reserve: bool
-    result: Deferred[Message | None] = field(default_factory=Deferred)
-    timer: IDelayedCall | None = None
-    done: bool = False
-    """Answered, expired, or its client left: it must take nothing more."""
+
+def _with_dead_letters(dead: QueueStats | None, figures: dict[str, int]) -> dict[str, int]:
+    if dead is not None:
+        figures["dead"] = dead.ready + dead.delayed
+    return figures
 
 
 @dataclass(eq=False)
@@ -80,56 +87,76 @@ class QueueService:
         self._clock = clock
         self._ttr = ttr
         self._max_deliveries = max_deliveries
-        self._waiting: dict[str, deque[_Waiter]] = {}
-        self._waiters_of: dict[Session, set[_Waiter]] = {}
+        self._receivers = WaitingReceivers(clock, self._fetch, self._hand_over, self._put_back)
+        self._waiting = self._receivers.lines
+        """The queues receivers wait on (SEND looks here before waking anyone)."""
         self._reservations: dict[int, _Reservation] = {}
         self._reserved_by: dict[object, set[int]] = {}
         self._counters: OrderedDict[str, Counters] = OrderedDict()
-        self._sessionless_waiters = 0
+
+    @property
+    def _waiters_of(self) -> dict[Session, set[Waiter]]:
+        """The receivers each client has waiting (tests look)."""
+        return self._receivers.of_session
+
+    @property
+    def _sessionless_waiters(self) -> int:
+        """Receivers waiting for one-off requests (tests look)."""
+        return self._receivers.sessionless
 
     # -- sending and taking --------------------------------------------------
 
-    def send(self, queue: str, payload: bytes) -> int:
-        """Store a message and hand it to the longest waiter, if one waits; returns its id."""
+    def send(self, queue: str, payload: bytes) -> Answer[int]:
+        """Store a message and hand it to the longest waiter, if one waits; answers its id."""
         message_id = self._store.enqueue(queue, payload, self._clock.seconds())
-        self.counters(queue).sent += 1
+        if not isinstance(message_id, int):
+            return message_id.addCallback(self._sent, queue)
+        self.counters(queue).sent += 1  # as _sent does, without a call: this is every message's path
         if queue in self._waiting:
-            self._wake(queue)
+            self._receivers.wake(queue)
         return message_id
 
-    def receive(self, session: Session, queue: str, wait: float, max_bytes: int | None) -> Taken:
+    def _sent(self, message_id: int, queue: str) -> int:
+        self.counters(queue).sent += 1
+        if queue in self._waiting:
+            self._receivers.wake(queue)
+        return message_id
+
+    def receive(self, session: Session, queue: str, wait: float) -> Taken:
         """Remove the oldest ready message; if there is none, wait up to ``wait`` seconds for one.
 
-        Returns the message, or None when there is none and ``wait`` is 0, or
-        else a Deferred that fires with the message or with None when nothing
-        arrived in time. Raises (or the Deferred fails with) MessageTooBig,
-        removing nothing, when the oldest message exceeds ``max_bytes``.
+        Answers the message, or None when there is none and ``wait`` is 0 (or
+        when nothing arrived in time): at once, or through a Deferred.
         """
-        return self._take(session, queue, wait, max_bytes, reserve=False)
+        return self._take(session, queue, wait, False)
 
-    def reserve(self, session: Session, queue: str, wait: float, max_bytes: int | None) -> Taken:
+    def reserve(self, session: Session, queue: str, wait: float) -> Taken:
         """As :meth:`receive`, but the message stays stored, hidden, until acknowledged."""
-        return self._take(session, queue, wait, max_bytes, reserve=True)
+        return self._take(session, queue, wait, True)
 
-    def _take(self, session: Session, queue: str, wait: float, max_bytes: int | None, reserve: bool) -> Taken:
-        message = self._fetch(queue, max_bytes, reserve)
+    def _take(self, session: Session, queue: str, wait: float, reserve: bool) -> Taken:
+        now = self._clock.seconds()
+        message = self._store.reserve(queue, now) if reserve else self._store.dequeue(queue, now)
+        if message is None:
+            return self._receivers.join(session, queue, wait, reserve) if wait > 0 and session.open else None
+        if isinstance(message, Message):
+            return self._hand_over(message, session, queue, reserve)
+        return message.addCallback(self._fetched, session, queue, wait, reserve)
+
+    def _fetched(self, message: Message | None, session: Session, queue: str, wait: float, reserve: bool) -> Taken:
+        """A take the store answered later."""
         if message is not None:
             return self._hand_over(message, session, queue, reserve)
         if wait <= 0 or not session.open:
             return None
-        if not session.lasting:
-            if self._sessionless_waiters >= MAX_SESSIONLESS_WAITERS:
-                raise Refused("full", "too many clients without a session are waiting; try again later")
-            self._sessionless_waiters += 1
-        waiter = _Waiter(session, queue, max_bytes, reserve)
-        waiter.timer = self._clock.callLater(wait, self._finish, waiter, None)
-        self._waiting.setdefault(queue, deque()).append(waiter)
-        self._waiters_of.setdefault(session, set()).add(waiter)
-        return waiter.result
+        waiting = self._receivers.join(session, queue, wait, reserve)
+        self._receivers.wake(queue)  # a message sent while the store answered found nobody waiting yet
+        return waiting
 
-    def _fetch(self, queue: str, max_bytes: int | None, reserve: bool) -> Message | None:
-        take = self._store.reserve if reserve else self._store.dequeue
-        return take(queue, max_bytes, self._clock.seconds())
+    def _fetch(self, queue: str, reserve: bool) -> Answer[Message | None]:
+        if reserve:
+            return self._store.reserve(queue, self._clock.seconds())
+        return self._store.dequeue(queue, self._clock.seconds())
 
     def _hand_over(self, message: Message, session: Session, queue: str, reserve: bool) -> Message | None:
         """Give a taken message to its receiver, or put it back if the receiver has gone."""
@@ -141,55 +168,75 @@ class QueueService:
         self.counters(queue).received += 1
         return message
 
-    def _put_back(self, message: Message, queue: str, reserve: bool) -> None:
-        """Undo a take whose receiver is gone: the message is first in line again."""
-        if reserve:
-            self._store.release(message.id, self._clock.seconds())
-        else:
-            self._store.restore(queue, message)
-        self._wake(queue)
+    def give_back(self, queue: str, message: Message, reserved: bool) -> None:
+        """A message whose reply could not be delivered is first in line again, as if never taken.
+
+        A reserved one's reservation ends (unless it has ended already), and
+        is not counted as a delivery; a receiver waiting on the queue gets it.
+        """
+        if reserved:
+            reservation = self._reservations.get(message.id)
+            if reservation is None or reservation.message is not message:
+                return
+            self._forget(reservation)
+        counters = self.counters(queue)
+        counters.received = max(0, counters.received - 1)
+        self._put_back(message, queue, reserved)
+
+    def _put_back(self, message: Message, queue: str, reserved: bool) -> None:
+        """Undo a take: the message is first in line again, and receivers waiting on its queue are served."""
+        answer = self._store.unreserve(message.id) if reserved else self._store.give_back(queue, message)
+        _in_background(self._then_wake(answer, queue))
+
+    def _then_wake(self, answer: Answer[None], queue: str) -> Answer[None]:
+        """Serve the receivers waiting on ``queue`` once the store has made its change."""
+        if answer is None:
+            self._receivers.wake(queue)
+            return None
+        return answer.addCallback(lambda _: self._receivers.wake(queue))
 
     # -- reservations ------------------------------------------------------
 
     def _hold(self, message: Message, queue: str, holder: object) -> None:
-        timer = self._clock.callLater(self._ttr, self._end_reservation, message.id, 0.0)
+        timer = self._clock.callLater(self._ttr, self._expire, message.id)
         self._reservations[message.id] = _Reservation(message, queue, holder, timer)
         self._reserved_by.setdefault(holder, set()).add(message.id)
 
-    def acknowledge(self, session: Session, message_id: int) -> None:
-        """Delete a message this client has reserved; Refused("no-msg") otherwise."""
+    def acknowledge(self, session: Session, message_id: int) -> Answer[None]:
+        """Delete a message this client has reserved (NoMessage otherwise); answers once the store has."""
         reservation = self._reservation_of(session, message_id)
         self._forget(reservation)
         self.counters(reservation.queue).acked += 1
-        self._store.acknowledge(message_id)
+        return self._store.acknowledge(message_id)
 
-    def give_back(self, session: Session, message_id: int, delay: float) -> None:
-        """NACK: the reserved message is ready again at the head of its queue after ``delay`` seconds."""
+    def nack(self, session: Session, message_id: int, delay: float) -> Answer[None]:
+        """The reserved message is ready again at the head of its queue after ``delay`` seconds."""
         self._reservation_of(session, message_id)
-        self._end_reservation(message_id, delay)
+        return self._end_reservation(message_id, delay)
 
     def _reservation_of(self, session: Session, message_id: int) -> _Reservation:
         reservation = self._reservations.get(message_id)
         if reservation is None or reservation.holder != holder_of(session):
-            raise Refused("no-msg", f"you hold no reservation of message {message_id}")
+            raise NoMessage(f"you hold no reservation of message {message_id}")
         return reservation
 
-    def _end_reservation(self, message_id: int, delay: float) -> None:
+    def _expire(self, message_id: int) -> None:
+        _in_background(self._end_reservation(message_id, 0.0))
+
+    def _end_reservation(self, message_id: int, delay: float) -> Answer[None]:
         """A reservation ends without ACK: back to the head of the queue, or to the dead letters."""
         reservation = self._reservations[message_id]
         self._forget(reservation)
         queue = reservation.queue
         if reservation.message.deliveries >= self._max_deliveries:
-            dead = dead_letter_queue(queue)
-            self._store.move(message_id, dead, self._clock.seconds())
-            self._wake(dead)
-            return
+            queue = dead_letter_queue(queue)
+            return self._then_wake(self._store.move(message_id, queue, self._clock.seconds()), queue)
         self.counters(queue).redelivered += 1
-        self._store.release(message_id, self._clock.seconds() + delay)
-        if delay > 0:
-            self._clock.callLater(delay, self._wake, queue)
-        else:
-            self._wake(queue)
+        released = self._store.release(message_id, self._clock.seconds() + delay)
+        if delay <= 0:
+            return self._then_wake(released, queue)
+        self._clock.callLater(delay, self._receivers.wake, queue)
+        return released
 
     def _forget(self, reservation: _Reservation) -> None:
         del self._reservations[reservation.message.id]
@@ -202,7 +249,7 @@ class QueueService:
 
     # -- reporting ---------------------------------------------------------
 
-    def depths(self) -> list[tuple[str, int]]:
+    def depths(self) -> Answer[list[tuple[str, int]]]:
         """Every queue with ready or delayed messages, and how many."""
         return self._store.depths()
 
@@ -217,71 +264,37 @@ class QueueService:
             self._counters.move_to_end(queue)
         return counters
 
-    def stats(self, queue: str) -> dict[str, int]:
-        """QSTAT's figures for one queue."""
+    def stats(self, queue: str) -> Answer[dict[str, int]]:
+        """QSTAT's figures for one queue, with the counters as they are when the store answers."""
         now = self._clock.seconds()
-        stats = self._store.stats(queue, now)
-        dead = self._store.stats(dead_letter_queue(queue), now)
+        dead = dead_letter_queue(queue)
+        dead_stats = None if dead == queue else self._store.stats(dead, now)
+        return then(self._store.stats(queue, now), self._figures, dead_stats, queue, now)
+
+    def _figures(
+        self, stats: QueueStats, dead: Answer[QueueStats | None], queue: str, now: float
+    ) -> Answer[dict[str, int]]:
         counters = self._counters.get(queue) or Counters()
         oldest = stats.oldest_enqueued_at
-        return {
+        figures = {
             "ready": stats.ready,
             "reserved": stats.reserved,
             "sent": counters.sent,
             "received": counters.received,
             "acked": counters.acked,
             "redelivered": counters.redelivered,
-            "dead": 0 if dead_letter_queue(queue) == queue else dead.ready + dead.delayed,
+            "dead": 0,
             "oldest-age-ms": 0 if oldest is None else max(0, round((now - oldest) * 1000)),
             "delayed": stats.delayed,
         }
+        return then(dead, _with_dead_letters, figures)
 
     # -- clients leaving ---------------------------------------------------
 
     def session_closed(self, session: Session) -> None:
         """A client left: its waiting takes end empty-handed; its reservations are released."""
-        for waiter in list(self._waiters_of.get(session, ())):
-            self._finish(waiter, None)
+        self._receivers.session_closed(session)
         if session.lasting:
             # newest first, so that the oldest ends up first in line
             for message_id in sorted(self._reserved_by.get(session, ()), reverse=True):
-                self._end_reservation(message_id, delay=0.0)
-
-    # -- waiting receivers -------------------------------------------------
-
-    def _wake(self, queue: str) -> None:
-        """Hand ready messages to the receivers waiting on ``queue``, the longest waiting first."""
-        waiters = self._waiting.get(queue)
-        while waiters:
-            waiter = waiters[0]  # in line, so neither answered nor expired, and its client is here
-            try:
-                message = self._fetch(queue, waiter.max_bytes, waiter.reserve)
-            except MessageTooBig:
-                self._finish(waiter, Failure())
-                continue
-            if message is None:
-                return
-            self._finish(waiter, self._hand_over(message, waiter.session, queue, waiter.reserve))
-
-    def _finish(self, waiter: _Waiter, outcome: Message | Failure | None) -> None:
-        if waiter.done:
-            return
-        waiter.done = True
-        if not waiter.session.lasting:
-            self._sessionless_waiters -= 1
-        if waiter.timer is not None and waiter.timer.active():
-            waiter.timer.cancel()
-        line = self._waiting.get(waiter.queue)
-        if line is not None and waiter in line:  # expired or left: it leaves the line
-            line.remove(waiter)
-            if not line:
-                del self._waiting[waiter.queue]
-        others = self._waiters_of.get(waiter.session)
-        if others is not None:
-            others.discard(waiter)
-            if not others:
-                del self._waiters_of[waiter.session]
-        if isinstance(outcome, Failure):
-            waiter.result.errback(outcome)
-        else:
-            waiter.result.callback(outcome)
+                _in_background(self._end_reservation(message_id, delay=0.0))

@@ -1,18 +1,21 @@
 """Store answers: a store operation may answer at once (a value) or later (a Deferred).
 
-The memory and SQLite stores answer at once, so a message's path builds no
-Deferred; a networked store answers later. The domain takes both, through
-:func:`deferred` where it chains on the answer, or by testing for a Deferred
-on its hot paths.
+The memory and SQLite queue stores answer at once, so a message's path builds
+no Deferred; a networked store answers later. The domain takes both, through
+:func:`deferred` or :func:`then` where it chains on the answer, or by testing
+the answer's type on its hot paths (a test for the expected value's own type:
+``isinstance`` against Deferred, an abstract class, costs several times more).
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 Answer = T | Deferred[T]
 """What a store operation returns: the value, or a Deferred firing with it."""
@@ -21,3 +24,10 @@ Answer = T | Deferred[T]
 def deferred(answer: Answer[T]) -> Deferred[T]:
     """The answer as a Deferred (an already-fired one for a value)."""
     return answer if isinstance(answer, Deferred) else succeed(answer)
+
+
+def then(answer: Answer[T], callback: Callable[..., Answer[U]], *args: Any) -> Answer[U]:
+    """``callback(value, *args)``: at once for a value, once it fires for a Deferred (which then carries the result)."""
+    if isinstance(answer, Deferred):
+        return answer.addCallback(callback, *args)
+    return callback(answer, *args)

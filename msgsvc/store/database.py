@@ -103,7 +103,11 @@ class Database:
         self._connection.executemany(sql, rows)
 
     def changed(self) -> None:
-        """A change is waiting in memory for the next commit (see :meth:`before_commit`)."""
+        """Something changed: have the grouped commit run at the end of this reactor turn (once per turn).
+
+        :meth:`write` calls it; a store that keeps a change in memory until the
+        commit (see :meth:`before_commit`) calls it itself.
+        """
         if self._commit_call is None:
             self._commit_call = self._clock.callLater(0, self.commit)
             self.pending = True
@@ -119,7 +123,10 @@ class Database:
             self._in_transaction = True
 
     def confirm(self, value: Any) -> Any:
-        """``value`` itself when nothing is waiting to commit, else a Deferred firing with it after the commit."""
+        """``value`` itself when nothing waits to commit, else a Deferred firing with it after the commit.
+
+        If that commit fails, the Deferred fails with its error.
+        """
         if not self.pending:
             return value
         result: Deferred = Deferred()
@@ -127,8 +134,10 @@ class Database:
         return result
 
     def when_committed(self, callback: Callable[[Exception | None], None]) -> None:
-        """Call ``callback(None)`` after the commit of the changes made so far (at once if there are none),
-        or ``callback(error)`` if that commit fails."""
+        """Call ``callback(None)`` once the changes made so far are committed, or ``callback(error)`` if that fails.
+
+        With nothing waiting to commit, the callback runs at once.
+        """
         if self.pending:
             self._waiting.append(callback)
         else:

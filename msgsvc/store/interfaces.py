@@ -1,12 +1,20 @@
 """The store interfaces: what the broker asks of wherever state lives.
 
-Most operations return a Deferred so a store may be in memory, on disk or
-across the network. The queue store is the exception: it sits on every
-message's path, and both of its stores answer at once (memory, or one
-statement on a local SQLite file), so it answers synchronously and spares each
-message the cost of Deferreds. A change is visible to later operations as soon
-as it is made (or its Deferred fires); whether it is durable yet is told by
-the stores' :class:`IDurability`, which holds replies until it is.
+The contract every store operation keeps: it answers with an
+:data:`~msgsvc.store.answers.Answer`, which is either the value itself, when
+the store has it at once, or a Deferred that fires with the value (or fails)
+when the answer comes later. So a store may live in memory, on disk or across
+the network, and callers take both: :func:`~msgsvc.store.answers.deferred`
+turns an answer into a Deferred where the caller chains on it, and hot paths
+test for the value's own type first. An expected failure (``NoThread``...) is
+raised at once or fails the Deferred. The memory and SQLite queue stores
+answer at once, so a message's path builds no Deferred; the memory and SQLite
+tweet, account and forum stores answer with already-fired Deferreds.
+
+Operations take effect in the order they are called, also when they answer
+later. A change is visible to later operations as soon as it is made (or its
+Deferred fires); whether it is durable yet is told by the stores'
+:class:`IDurability`, which holds replies until it is.
 """
 
 from __future__ import annotations
@@ -15,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface, implementer
+
+from msgsvc.store.answers import Answer
 
 
 class IDurability(Interface):
@@ -77,14 +86,6 @@ class QueueStats:
     """When the oldest ready message was sent, or None."""
 
 
-class MessageTooBig(Exception):
-    """The head message is larger than the receiver can take; it stays queued."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
-
-
 class IQueueStore(Interface):
     """Named FIFO queues of messages, with reservations for at-least-once delivery.
 
@@ -93,37 +94,40 @@ class IQueueStore(Interface):
     *reserved* (invisible until acknowledged or released). A store reopened
     after a crash has no reservations: reserved messages are ready again.
     Times (``now``, ``ready_at``) are seconds since the epoch from the caller's clock.
-    Every operation completes before it returns (see the module docstring).
+    Each operation answers with a value or a Deferred (see the module docstring).
+    Callers on a message's path test the value's type rather than test for a
+    Deferred, so an answer given at once is exactly what the signature says:
+    an ``int`` id, a ``Message`` or None, or None for operations answering nothing.
     """
 
-    def enqueue(queue: str, payload: bytes, now: float) -> int:
-        """Append a message to ``queue``; returns its new id."""
+    def enqueue(queue: str, payload: bytes, now: float) -> Answer[int]:
+        """Append a message to ``queue``; answers its new id."""
 
-    def dequeue(queue: str, max_bytes: int | None, now: float) -> Message | None:
-        """Remove and return the oldest ready message, or None if there is none.
+    def dequeue(queue: str, now: float) -> Answer[Message | None]:
+        """Remove the oldest ready message and answer it, or None if there is none."""
 
-        Raises MessageTooBig, changing nothing, if it is larger than ``max_bytes``.
-        """
+    def reserve(queue: str, now: float) -> Answer[Message | None]:
+        """Reserve the oldest ready message (its ``deliveries`` counted) and answer it, or None."""
 
-    def reserve(queue: str, max_bytes: int | None, now: float) -> Message | None:
-        """Reserve the oldest ready message (its ``deliveries`` counted), or None; MessageTooBig as dequeue."""
-
-    def acknowledge(message_id: int) -> None:
+    def acknowledge(message_id: int) -> Answer[None]:
         """Delete a reserved message."""
 
-    def release(message_id: int, ready_at: float) -> None:
+    def release(message_id: int, ready_at: float) -> Answer[None]:
         """A reserved message goes back to the head of its queue, ready from ``ready_at``."""
 
-    def move(message_id: int, queue: str, now: float) -> None:
+    def move(message_id: int, queue: str, now: float) -> Answer[None]:
         """A reserved message goes to the tail of another queue, ready."""
 
-    def restore(queue: str, message: Message) -> None:
-        """Put a removed message back at the head of its queue."""
+    def unreserve(message_id: int) -> Answer[None]:
+        """Undo a reservation that delivered nothing: the message is ready at the head, its delivery uncounted."""
 
-    def depths() -> list[tuple[str, int]]:
+    def give_back(queue: str, message: Message) -> Answer[None]:
+        """Undo a dequeue that delivered nothing: ``message`` is ready again at the head of ``queue``."""
+
+    def depths() -> Answer[list[tuple[str, int]]]:
         """Every queue holding ready or delayed messages, with their number, sorted by name."""
 
-    def stats(queue: str, now: float) -> QueueStats:
+    def stats(queue: str, now: float) -> Answer[QueueStats]:
         """Counts for one queue."""
 
 
@@ -139,16 +143,16 @@ class Tweet:
 class ITweetStore(Interface):
     """Microblog messages, with an index from each hashtag to the messages that carry it."""
 
-    def post(author: str, text: str, tags: frozenset[str]) -> Deferred[int]:
+    def post(author: str, text: str, tags: frozenset[str]) -> Answer[int]:
         """Store a message and index it under each of ``tags`` (lower-case, without ``#``).
 
-        Fires with its new id, greater than every id before it.
+        Answers its new id, greater than every id before it.
         """
 
-    def last() -> Deferred[Tweet | None]:
+    def last() -> Answer[Tweet | None]:
         """The most recent message, or None when nothing was ever posted."""
 
-    def tagged(tag: str, limit: int) -> Deferred[list[Tweet]]:
+    def tagged(tag: str, limit: int) -> Answer[list[Tweet]]:
         """Up to ``limit`` newest messages indexed under ``tag``, newest first.
 
         Costs in proportion to ``limit``, not to the number of messages stored.
@@ -166,11 +170,11 @@ class Account:
 class IAccountStore(Interface):
     """Forum accounts, unique by name ignoring case; passwords only as hashes."""
 
-    def get_account(name: str) -> Deferred[Account | None]:
+    def get_account(name: str) -> Answer[Account | None]:
         """The account called ``name`` (ignoring case), or None."""
 
-    def add_account(account: Account) -> Deferred[bool]:
-        """Store a new account; fires with False, storing nothing, if the name is taken."""
+    def add_account(account: Account) -> Answer[bool]:
+        """Store a new account; answers False, storing nothing, if the name is taken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,32 +222,32 @@ class IForumStore(Interface):
     clients cannot slip between the check and the change.
     """
 
-    def create_thread(title: str, creator: str) -> Deferred[bool]:
-        """Create an empty thread; fires with False, changing nothing, if the title exists."""
+    def create_thread(title: str, creator: str) -> Answer[bool]:
+        """Create an empty thread; answers False, changing nothing, if the title exists."""
 
-    def titles() -> Deferred[list[str]]:
+    def titles() -> Answer[list[str]]:
         """Every thread title, oldest thread first."""
 
-    def add_post(title: str, user: str, text: str) -> Deferred[int]:
-        """Append a message; fires with its number. Fails with NoThread."""
+    def add_post(title: str, user: str, text: str) -> Answer[int]:
+        """Append a message; answers its number. Fails with NoThread."""
 
-    def edit_post(title: str, number: int, user: str, text: str) -> Deferred[None]:
+    def edit_post(title: str, number: int, user: str, text: str) -> Answer[None]:
         """Replace the text of message ``number``. Fails with NoThread, NoMessage or NotOwner."""
 
-    def delete_post(title: str, number: int, user: str) -> Deferred[None]:
+    def delete_post(title: str, number: int, user: str) -> Answer[None]:
         """Delete message ``number``; later messages renumber. Fails with NoThread, NoMessage or NotOwner."""
 
-    def entries(title: str) -> Deferred[list[Post | Upload]]:
+    def entries(title: str) -> Answer[list[Post | Upload]]:
         """The thread's messages and uploads in posting order. Fails with NoThread."""
 
-    def add_upload(title: str, upload: Upload) -> Deferred[None]:
+    def add_upload(title: str, upload: Upload) -> Answer[None]:
         """Record a file whose bytes are already in the file store. Fails with NoThread or FileExists."""
 
-    def find_upload(title: str, file: str) -> Deferred[Upload | None]:
+    def find_upload(title: str, file: str) -> Answer[Upload | None]:
         """The upload called ``file`` in the thread, or None. Fails with NoThread."""
 
-    def remove_thread(title: str, user: str) -> Deferred[list[str]]:
-        """Delete the thread with its messages and uploads; fires with the uploads' blob keys.
+    def remove_thread(title: str, user: str) -> Answer[list[str]]:
+        """Delete the thread with its messages and uploads; answers the uploads' blob keys.
 
         Fails with NoThread or NotOwner (only the creator may remove a thread).
         """

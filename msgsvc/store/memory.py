@@ -9,8 +9,10 @@ from dataclasses import dataclass, field, replace
 from itertools import count
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from msgsvc.store.blobs import FileStore
 from msgsvc.store.interfaces import (
     Account,
     FileExists,
@@ -19,7 +21,6 @@ from msgsvc.store.interfaces import (
     IQueueStore,
     ITweetStore,
     Message,
-    MessageTooBig,
     NoMessage,
     NoThread,
     NotOwner,
@@ -28,6 +29,20 @@ from msgsvc.store.interfaces import (
     Tweet,
     Upload,
 )
+from msgsvc.store.registry import Stores
+
+
+def open_stores(url: str, clock: IReactorTime) -> Stores:
+    """The stores of ``--store memory``: nothing outlives the process."""
+    files = FileStore(None)
+    return Stores(
+        queues=MemoryQueueStore(),
+        tweets=MemoryTweetStore(),
+        accounts=MemoryAccountStore(),
+        forum=MemoryForumStore(),
+        files=files,
+        close=files.close,
+    )
 
 
 @dataclass(slots=True)
@@ -67,13 +82,13 @@ class MemoryQueueStore:
         found.ready.append(message)
         return message.id
 
-    def dequeue(self, queue: str, max_bytes: int | None, now: float) -> Message | None:
-        return self._take(queue, max_bytes, now, reserve=False)
+    def dequeue(self, queue: str, now: float) -> Message | None:
+        return self._take(queue, now, reserve=False)
 
-    def reserve(self, queue: str, max_bytes: int | None, now: float) -> Message | None:
-        return self._take(queue, max_bytes, now, reserve=True)
+    def reserve(self, queue: str, now: float) -> Message | None:
+        return self._take(queue, now, reserve=True)
 
-    def _take(self, name: str, max_bytes: int | None, now: float, reserve: bool) -> Message | None:
+    def _take(self, name: str, now: float, reserve: bool) -> Message | None:
         queue = self._queues.get(name)
         if queue is None:
             return None
@@ -81,8 +96,6 @@ class MemoryQueueStore:
             queue.promote(now)
         if not queue.ready:
             return None
-        if max_bytes is not None and len(queue.ready[0].payload) > max_bytes:
-            raise MessageTooBig(len(queue.ready[0].payload))
         message = queue.ready.popleft()
         if reserve:
             message = replace(message, deliveries=message.deliveries + 1)
@@ -103,7 +116,11 @@ class MemoryQueueStore:
         _, message = self._unreserve(message_id)
         self._queue(queue).ready.append(message)
 
-    def restore(self, queue: str, message: Message) -> None:
+    def unreserve(self, message_id: int) -> None:
+        name, message = self._unreserve(message_id)
+        self._queue(name).ready.appendleft(replace(message, deliveries=message.deliveries - 1))
+
+    def give_back(self, queue: str, message: Message) -> None:
         self._queue(queue).ready.appendleft(message)
 
     def depths(self) -> list[tuple[str, int]]:

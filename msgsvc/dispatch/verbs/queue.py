@@ -1,23 +1,28 @@
 # -*- test-case-name: tests.test_queues -*-
-"""Queue verbs: SEND, RECV, QUEUES, and reliable delivery: RESERVE, ACK, NACK, QSTAT."""
+"""Queue verbs: SEND, RECV, QUEUES, and reliable delivery: RESERVE, ACK, NACK, QSTAT.
+
+The queue system may answer at once or later (a Deferred); a verb replies at
+once when it can, so a message's path builds no Deferred with the memory and
+SQLite stores.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
 
 from msgsvc.dispatch.commands import Arg, CommandSet, Text
-from msgsvc.domain.errors import Refused
+from msgsvc.domain.errors import Empty, TooBig
 from msgsvc.protocol.converters import message_id, queue_name, wait_seconds
 from msgsvc.protocol.wire import Data, Ok, listing
-from msgsvc.store.interfaces import Message, MessageTooBig
+from msgsvc.store.answers import Answer, then
+from msgsvc.store.interfaces import Message
 
 if TYPE_CHECKING:
     from msgsvc.domain.broker import Broker
-    from msgsvc.domain.queues import Taken
+    from msgsvc.domain.queues import QueueService
     from msgsvc.domain.session import Session
 
 commands = CommandSet("queue", "FIFO message queues; RESERVE and ACK for at-least-once delivery")
@@ -28,11 +33,14 @@ EMPTY = "Error - no messages in queue."
 
 
 @commands.verb("SEND", QUEUE, Text("message"), summary="queue a message (the text, or a literal)", errors=("too-big",))
-def send(broker: Broker, session: Session, queue: str, message: bytes) -> Ok:
+def send(broker: Broker, session: Session, queue: str, message: bytes) -> Ok | Deferred[Ok]:
     limit = broker.config.max_message
     if len(message) > limit:
-        raise Refused("too-big", f"message of {len(message)} bytes exceeds the {limit}-byte limit")
-    return Ok(f"{broker.queues.send(queue, message)} queued {len(message)} bytes")
+        raise TooBig(f"message of {len(message)} bytes exceeds the {limit}-byte limit")
+    sent = broker.queues.send(queue, message)
+    if isinstance(sent, int):
+        return Ok(f"{sent} queued {len(message)} bytes")
+    return sent.addCallback(lambda message_id: Ok(f"{message_id} queued {len(message)} bytes"))
 
 
 @commands.verb(
@@ -43,7 +51,11 @@ def send(broker: Broker, session: Session, queue: str, message: bytes) -> Ok:
     errors=("empty", "too-big", "full"),
 )
 def recv(broker: Broker, session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
-    return _deliver(broker.queues.receive, session, queue, wait)
+    service = broker.queues
+    taken = service.receive(session, queue, wait)
+    if taken is None or isinstance(taken, Message):  # (cheaper than asking whether it is a Deferred, an ABC)
+        return _delivered(taken, service, queue, False)
+    return taken.addCallback(_delivered, service, queue, False)  # once a message arrives or the wait is over
 
 
 @commands.verb(
@@ -54,13 +66,16 @@ def recv(broker: Broker, session: Session, queue: str, wait: float) -> Data | De
     errors=("empty", "too-big", "full"),
 )
 def reserve(broker: Broker, session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
-    return _deliver(broker.queues.reserve, session, queue, wait)
+    service = broker.queues
+    taken = service.reserve(session, queue, wait)
+    if taken is None or isinstance(taken, Message):
+        return _delivered(taken, service, queue, True)
+    return taken.addCallback(_delivered, service, queue, True)
 
 
 @commands.verb("ACK", Arg("id", message_id), summary="delete a message you reserved", errors=("no-msg",))
-def ack(broker: Broker, session: Session, id: int) -> Ok:
-    broker.queues.acknowledge(session, id)
-    return Ok()
+def ack(broker: Broker, session: Session, id: int) -> Ok | Deferred[Ok]:
+    return _ok(broker.queues.acknowledge(session, id))
 
 
 @commands.verb(
@@ -70,43 +85,42 @@ def ack(broker: Broker, session: Session, id: int) -> Ok:
     summary="give a reserved message back: first in line again (after the delay)",
     errors=("no-msg",),
 )
-def nack(broker: Broker, session: Session, id: int, delay: float) -> Ok:
-    broker.queues.give_back(session, id, delay)
-    return Ok()
+def nack(broker: Broker, session: Session, id: int, delay: float) -> Ok | Deferred[Ok]:
+    return _ok(broker.queues.nack(session, id, delay))
 
 
 @commands.verb("QSTAT", QUEUE, summary="a queue's figures: ready, reserved, sent, received, acked, ...", errors=())
-def qstat(broker: Broker, session: Session, queue: str) -> Data:
-    figures = broker.queues.stats(queue)
-    return Data(listing([f"{key} {value}" for key, value in figures.items()]), queue)
+def qstat(broker: Broker, session: Session, queue: str) -> Data | Deferred[Data]:
+    return then(broker.queues.stats(queue), _figures, queue)
 
 
 @commands.verb("QUEUES", summary="list non-empty queues with their depth", errors=())
-def queues(broker: Broker, session: Session) -> Data:
-    return Data(listing([f"{name} {depth}" for name, depth in broker.queues.depths()]), "queues")
+def queues(broker: Broker, session: Session) -> Data | Deferred[Data]:
+    return then(broker.queues.depths(), _depths)
 
 
-def _deliver(take: Callable[..., Taken], session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
-    """Take a message for the client: the reply now, or once a message arrives or the wait is over."""
-    try:
-        taken = take(session, queue, wait, session.client.max_payload)
-    except MessageTooBig as error:
-        raise _too_big(error) from None
-    if taken is None or isinstance(taken, Message):  # (cheaper than asking whether it is a Deferred, an ABC)
-        return _delivered(taken)
-    return taken.addCallbacks(_delivered, _too_big_failure)
-
-
-def _delivered(message: Message | None) -> Data:
+def _delivered(message: Message | None, service: QueueService, queue: str, reserved: bool) -> Data:
+    """The message as a DATA reply; a front end that cannot deliver it gives it back (once)."""
     if message is None:
-        raise Refused("empty", EMPTY)
-    return Data(message.payload, str(message.id))
+        raise Empty(EMPTY)
+    return Data(message.payload, str(message.id), partial(_give_back, [service, queue, message, reserved]))
 
 
-def _too_big(error: MessageTooBig) -> Refused:
-    return Refused("too-big", f"the oldest message ({error.size} bytes) does not fit one datagram; use TCP")
+def _give_back(taken: list[Any]) -> None:
+    """A reply's ``undelivered``: the message goes back to its queue, the first time only."""
+    if taken:
+        service, queue, message, reserved = taken
+        taken.clear()
+        service.give_back(queue, message, reserved)
 
 
-def _too_big_failure(failure: Failure) -> Failure:
-    failure.trap(MessageTooBig)
-    raise _too_big(failure.value)
+def _ok(done: Answer[None]) -> Ok | Deferred[Ok]:
+    return Ok() if done is None else done.addCallback(lambda _: Ok())
+
+
+def _figures(figures: dict[str, int], queue: str) -> Data:
+    return Data(listing([f"{key} {value}" for key, value in figures.items()]), queue)
+
+
+def _depths(depths: list[tuple[str, int]]) -> Data:
+    return Data(listing([f"{name} {depth}" for name, depth in depths]), "queues")

@@ -1,0 +1,98 @@
+# -*- test-case-name: tests.test_store_registry -*-
+"""The kinds of store, by the scheme of their ``--store`` URL (``memory``, ``sqlite:PATH``, ...).
+
+A kind of store registers its scheme, how its URL reads (for help and error
+texts) and its opener: a function ``(url, clock) -> Stores``, or the
+``"module:function"`` name of one, imported only when a store of that kind is
+opened (so a store whose client library is not installed costs nothing until
+it is asked for). Adding a kind of store is one module and one registration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import import_module
+
+from twisted.internet.interfaces import IReactorTime
+
+from msgsvc.store.blobs import FileStore
+from msgsvc.store.interfaces import (
+    IAccountStore,
+    IDurability,
+    IForumStore,
+    Immediate,
+    IQueueStore,
+    ITweetStore,
+    StoreError,
+)
+
+
+@dataclass(frozen=True)
+class Stores:
+    """One store per kind of state, all from the same ``--store`` URL."""
+
+    queues: IQueueStore
+    tweets: ITweetStore
+    accounts: IAccountStore
+    forum: IForumStore
+    files: FileStore
+    """Uploaded forum files (the memory store's live in a temporary directory)."""
+    close: Callable[[], None]
+    """Commit what is pending and release the stores (at shutdown)."""
+    durability: IDurability = field(default_factory=Immediate)
+    """When the changes made so far are durable, for holding replies until they are."""
+
+
+Opener = Callable[[str, IReactorTime], Stores]
+"""Opens the stores a URL names; raises StoreError with a one-line reason if they cannot be used."""
+
+
+@dataclass(frozen=True)
+class _Kind:
+    usage: str
+    opener: Opener | str
+    takes_argument: bool
+
+
+_kinds: dict[str, _Kind] = {}
+
+
+def register(scheme: str, opener: Opener | str, usage: str, takes_argument: bool = True) -> None:
+    """Open URLs of ``scheme`` with ``opener``; ``usage`` shows how they read (``sqlite:PATH``).
+
+    With ``takes_argument`` a URL is ``<scheme>:<something>``, else exactly ``<scheme>``.
+    """
+    _kinds[scheme] = _Kind(usage, opener, takes_argument)
+
+
+def unregister(scheme: str) -> None:
+    """Forget a kind of store (for tests that registered one)."""
+    del _kinds[scheme]
+
+
+def store_urls() -> str:
+    """How the URLs of every registered kind read, for help and error texts."""
+    return ", ".join(kind.usage for kind in _kinds.values())
+
+
+def check_store_url(url: str) -> None:
+    """Raise StoreError unless ``url`` names a kind of store msgsvc has."""
+    _kind_of(url)
+
+
+def open_stores(url: str, clock: IReactorTime) -> Stores:
+    """Open the stores a ``--store`` URL names; StoreError with a one-line reason if they cannot be used."""
+    opener = _kind_of(url).opener
+    if isinstance(opener, str):
+        module, _, name = opener.partition(":")
+        opener = getattr(import_module(module), name)
+    return opener(url, clock)
+
+
+def _kind_of(url: str) -> _Kind:
+    scheme, colon, argument = url.partition(":")
+    kind = _kinds.get(scheme)
+    if kind is None or not (argument if kind.takes_argument else not colon):
+        raise StoreError(f"unsupported store {url!r}; use one of: {store_urls()}")
+    return kind
