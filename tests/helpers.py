@@ -58,7 +58,6 @@ class FakeClient:
 
     transport_name: str = "tcp"
     peer: tuple[str, int] = ("127.0.0.1", 40000)
-    max_payload: int | None = None
     events: list[bytes] = field(default_factory=list)
     closed_with: str | None = None
 

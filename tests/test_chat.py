@@ -256,10 +256,10 @@ class FileTests(ChatCase):
         harness.protocol.makeConnection(transport)  # rewire onto a transport that fills up
         transport.clear()
         harness.send(b"GET big.bin\n")
-        self.assertTrue(harness.protocol._output_paused)
+        self.assertTrue(harness.protocol.replies.output_paused)
         self.assertLessEqual(len(transport.value()), 64 * 1024 + CHUNK + 100)
         total = len(transport.value())
-        while harness.protocol._output_paused:
+        while harness.protocol.replies.output_paused:
             transport.clear()
             harness.protocol.resumeProducing()
             total += len(transport.value())

@@ -2,8 +2,8 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from msgsvc.dispatch.pipeline import MAX_EVENT_BACKLOG
 from msgsvc.domain.queues import MAX_SESSIONLESS_WAITERS
-from msgsvc.transports.tcp import MAX_EVENT_BACKLOG
 from tests.helpers import TcpHarness, UdpHarness, make_broker
 
 
@@ -17,7 +17,7 @@ class ReleaseTests(SynchronousTestCase):
         for i in range(1000):
             tcp.send(b"RECV @q%d 0.01\n" % i)
             broker.clock.advance(0.02)
-        self.assertEqual((broker.queues._waiting, broker.queues._waiters_of), ({}, {}))
+        self.assertEqual((broker.queues.receivers.lines, broker.queues.receivers.of_session), ({}, {}))
 
     def test_departed_waiters_leave_the_line(self):
         """A client that leaves while waiting is answered and forgotten."""
@@ -25,7 +25,7 @@ class ReleaseTests(SynchronousTestCase):
         tcp = TcpHarness(broker)
         tcp.send(b"RECV @q 60\n")
         tcp.disconnect()
-        self.assertEqual((broker.queues._waiting, broker.queues._waiters_of), ({}, {}))
+        self.assertEqual((broker.queues.receivers.lines, broker.queues.receivers.of_session), ({}, {}))
         self.assertEqual(broker.clock.getDelayedCalls(), [])
 
     def test_gone_clients_keep_no_buffers(self):
@@ -55,7 +55,7 @@ class ReleaseTests(SynchronousTestCase):
         tcp.send(b"RECV 3600\nSEND {99999999}\n")
         for _ in range(200):
             tcp.send(b"x" * 65536)
-        self.assertEqual(len(tcp.protocol._slots), 2)
+        self.assertEqual(tcp.protocol.replies.pending, 2)
         self.assertEqual(tcp.transport.producerState, "paused")
 
 
@@ -70,9 +70,9 @@ class BoundTests(SynchronousTestCase):
             udp.send(b"RECV @q 3600", ("127.0.0.9", 1000 + i))
         refused = udp.received(("127.0.0.9", 1000 + MAX_SESSIONLESS_WAITERS))
         self.assertEqual(refused[0].code, "full")
-        self.assertEqual(sum(map(len, broker.queues._waiters_of.values())), MAX_SESSIONLESS_WAITERS)
+        self.assertEqual(sum(map(len, broker.queues.receivers.of_session.values())), MAX_SESSIONLESS_WAITERS)
         broker.clock.advance(3600)
-        self.assertEqual(broker.queues._sessionless_waiters, 0)
+        self.assertEqual(broker.queues.receivers.sessionless, 0)
 
     def test_events_held_behind_a_body_are_bounded(self):
         """A client that stops reading in the middle of a GEN is cut off before its held events grow large."""
@@ -84,7 +84,7 @@ class BoundTests(SynchronousTestCase):
 
         def filling_write(data):
             write(data)
-            if len(slow.transport.value()) > 300_000 and not slow.protocol._output_paused:
+            if len(slow.transport.value()) > 300_000 and not slow.protocol.replies.output_paused:
                 slow.protocol.pauseProducing()  # what a real socket does when the client stops reading
 
         slow.transport.write = filling_write
@@ -92,5 +92,5 @@ class BoundTests(SynchronousTestCase):
         author = TcpHarness(broker, port=2)
         for _ in range(20000):
             author.send(b"TWEET " + b"x" * 140 + b"\n")
-        self.assertLessEqual(slow.protocol._held_bytes, MAX_EVENT_BACKLOG)
+        self.assertLessEqual(slow.protocol.replies.held_bytes, MAX_EVENT_BACKLOG)
         self.assertTrue(slow.transport.disconnected)

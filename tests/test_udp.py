@@ -9,8 +9,8 @@ from msgsvc.dispatch.commands import CommandSet, Text
 from msgsvc.dispatch.table import CommandTable
 from msgsvc.dispatch.verbs import build_table, general, queue
 from msgsvc.domain.events import Chat
-from msgsvc.protocol.wire import Err, Ok
-from msgsvc.transports import udp as udp_module
+from msgsvc.protocol import framing
+from msgsvc.protocol.wire import Data, Err, Ok
 from msgsvc.transports.udp import CACHE_ENTRY_OVERHEAD, MAX_DATAGRAM, ReplyCache
 from tests.helpers import TcpHarness, UdpHarness, make_broker
 from tests.test_commands import Recorder
@@ -291,6 +291,35 @@ class RefusalTests(SynchronousTestCase):
         self.assertEqual(self.table.refusals.refusals, [])
 
 
+class UndeliveredTests(SynchronousTestCase):
+    """A reply too large for one datagram gives back what its command took."""
+
+    def setUp(self) -> None:
+        self.given_back: list[str] = []
+        commands = CommandSet()
+        big = b"x" * MAX_DATAGRAM
+        commands.verb("BIG", summary="s")(
+            lambda broker, session: Data(big, "1", undelivered=lambda: self.given_back.append("big"))
+        )
+        commands.verb("FITS", summary="s")(
+            lambda broker, session: Data(b"y", "2", undelivered=lambda: self.given_back.append("fits"))
+        )
+        self.udp = UdpHarness(make_broker(), CommandTable([general.commands, commands]))
+
+    def test_too_big_gives_back(self) -> None:
+        """The sender gets ERR too-big with the hint to use TCP; the reply's undelivered hook runs once."""
+        self.udp.send(b"#b BIG", ALICE)
+        (datagram,) = self.udp.datagrams(ALICE)
+        size = len(b"#b DATA %d 1\r\n" % MAX_DATAGRAM) + MAX_DATAGRAM + 2
+        self.assertEqual(datagram, b"#b ERR too-big a %d-byte reply does not fit one datagram; use TCP\r\n" % size)
+        self.assertEqual(self.given_back, ["big"])
+
+    def test_delivered_keeps(self) -> None:
+        """A reply that fits is sent, and nothing is given back."""
+        self.assertEqual(self.udp.command(b"FITS", ALICE).payload, b"y")
+        self.assertEqual(self.given_back, [])
+
+
 class Exploding(Err):
     """A reply whose encoding fails: a bug in the server."""
 
@@ -340,7 +369,7 @@ class SafetyNetTests(SynchronousTestCase):
         def broken(line: bytes) -> None:
             raise RuntimeError("parser bug")
 
-        self.patch(udp_module, "parse_request", broken)
+        self.patch(framing, "parse_request", broken)
         self.udp.send(b"PING", ALICE)
         self.assertEqual(self.udp.datagrams(ALICE), [b"ERR internal internal error; it has been logged\r\n"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

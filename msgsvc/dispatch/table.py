@@ -1,9 +1,11 @@
 # -*- test-case-name: tests.test_commands -*-
 """The command table: joins the verb sets, dispatches every request, turns every failure into ``ERR``.
 
-Both transports (and any later one) dispatch through the same table, which
-binds a request's arguments to the handler's parameters, maps the domain's
-errors to replies, and says whether a reply must wait for the commit.
+Every front end looks a request up once (:meth:`CommandTable.prepare`, whose
+:class:`Plan` tells the framing how large a literal may be and where it goes)
+and dispatches it through the same table, which binds the request's
+arguments to the handler's parameters, maps the domain's errors to replies,
+and says whether a reply must wait for the commit.
 """
 
 from __future__ import annotations
@@ -47,6 +49,33 @@ class Unconfirmed:
     reply: Reply
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the table does with requests of one verb (see :meth:`CommandTable.prepare`)."""
+
+    command: Command | None
+    """None for a verb the table does not know."""
+    refused: bool = False
+    """The request is refused whatever it holds (an unknown verb, or a bad tag): its literal is skipped."""
+    remembers_client: bool = False
+    """Running the request makes the server keep the client: a front end that otherwise handles requests
+    one-off (UDP) opens a lasting session for it (``Command.remembers_client``, unless refused)."""
+
+    def literal_limit(self, config: Config) -> int:
+        """The largest literal the request may carry (``--max-message`` for an unknown verb)."""
+        return self.command.literal_limit(config) if self.command is not None else config.max_message
+
+    def literal_sink(self, broker: Broker, session: Session | None) -> LiteralSink | None:
+        """A new sink for the request's literal when its verb streams literals, else None (kept in memory)."""
+        if self.refused or self.command.literal_sink is None:
+            return None
+        return self.command.literal_sink(broker, session)
+
+
+REFUSED = Plan(None, refused=True)
+"""The plan of a verb the table does not know."""
+
+
 def settled(result: Deferred[Reply]) -> Reply | None:
     """The reply of a Deferred that has already fired with one (as the memory store's do), else None.
 
@@ -81,26 +110,30 @@ class CommandTable:
                 if verb in self._by_verb:
                     raise ValueError(f"verb {verb} defined twice")
                 self._by_verb[verb] = command
+        self._plans = {verb: Plan(command, False, command.remembers_client) for verb, command in self._by_verb.items()}
+        self._bad_tag_plans = {verb: Plan(command, refused=True) for verb, command in self._by_verb.items()}
         self.help.index([(s.system, s.description, s.commands) for s in sets], self._by_verb)
 
     def lookup(self, verb: str) -> Command | None:
-        """The command for an upper-case verb or alias, if there is one."""
+        """The command for an upper-case verb or alias, if there is one (front ends use :meth:`prepare`)."""
         return self._by_verb.get(verb)
 
-    def literal_limit(self, verb: str, config: Config) -> int:
-        """The largest literal the verb accepts (``--max-message`` for unknown verbs)."""
-        command = self._by_verb.get(verb)
-        return command.literal_limit(config) if command else config.max_message
+    def prepare(self, request: Request) -> Plan:
+        """What the table will do with ``request``: the one look-up of its verb, for framing and :meth:`dispatch`.
 
-    def literal_sink(self, request: Request, broker: Broker, session: Session) -> LiteralSink | None:
-        """A sink for the request's literal when its verb streams literals, else None."""
-        command = self._by_verb.get(request.verb)
-        if command is None or command.literal_sink is None or request.bad_tag:
-            return None
-        return command.literal_sink(broker, session)
+        The plan says how large a literal the request may carry and where it
+        goes, and whether the verb keeps the client. Plans are made once per
+        verb (and per verb behind a bad tag), so preparing a request allocates
+        nothing.
+        """
+        if request.bad_tag:
+            return self._bad_tag_plans.get(request.verb, REFUSED)
+        return self._plans.get(request.verb, REFUSED)
 
-    def dispatch(self, broker: Broker, session: Session, request: Request) -> Reply | Unconfirmed | Deferred[Reply]:
-        """Run one request; always yields a reply, never raises.
+    def dispatch(
+        self, broker: Broker, session: Session, request: Request, plan: Plan | None = None
+    ) -> Reply | Unconfirmed | Deferred[Reply]:
+        """Run one request (as ``plan``, its :meth:`prepare`, says); always yields a reply, never raises.
 
         The reply comes back as it is when it is ready and nothing waits to be
         committed (no Deferred to build and fire: this is every message's
@@ -111,10 +144,12 @@ class CommandTable:
         """
         if session is not None and session.held:
             held = session.settled()
-            return held.addCallback(lambda _: self.awaitable(self.dispatch(broker, session, request), broker))
-        command = self._by_verb.get(request.verb)
-        if command is None or request.bad_tag:
+            return held.addCallback(lambda _: self.awaitable(self.dispatch(broker, session, request, plan), broker))
+        if plan is None:
+            plan = self.prepare(request)
+        if plan.refused:
             return self._refused(broker, session, request)
+        command = plan.command
         try:
             values = command.bind(request.args, request.literal)
         except ValueError as error:

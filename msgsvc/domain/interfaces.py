@@ -10,9 +10,8 @@ from msgsvc.domain.events import Event
 class IClient(Interface):
     """A connected client as the broker sees it, whatever its transport."""
 
-    transport_name = Attribute("'tcp' or 'udp'.")
+    transport_name = Attribute("The front end's name, as STATUS and WHO show it ('tcp', 'udp').")
     peer = Attribute("The client's (host, port).")
-    max_payload = Attribute("Largest payload one reply may carry, or None for no limit.")
 
     def send_event(event: Event) -> None:
         """Tell the client of an event; its front end encodes it."""

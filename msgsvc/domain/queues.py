@@ -24,7 +24,7 @@ from twisted.logger import Logger
 
 from msgsvc.domain.errors import NoMessage
 from msgsvc.domain.queue_waiters import MAX_SESSIONLESS_WAITERS as MAX_SESSIONLESS_WAITERS
-from msgsvc.domain.queue_waiters import Waiter, WaitingReceivers
+from msgsvc.domain.queue_waiters import WaitingReceivers
 from msgsvc.domain.session import Session
 from msgsvc.store.answers import Answer, then
 from msgsvc.store.interfaces import IQueueStore, Message, QueueStats
@@ -87,22 +87,13 @@ class QueueService:
         self._clock = clock
         self._ttr = ttr
         self._max_deliveries = max_deliveries
-        self._receivers = WaitingReceivers(clock, self._fetch, self._hand_over, self._put_back)
-        self._waiting = self._receivers.lines
+        self.receivers = WaitingReceivers(clock, self._fetch, self._hand_over, self._put_back)
+        """The receivers waiting for a message, by queue and by client."""
+        self._waiting = self.receivers.lines
         """The queues receivers wait on (SEND looks here before waking anyone)."""
         self._reservations: dict[int, _Reservation] = {}
         self._reserved_by: dict[object, set[int]] = {}
         self._counters: OrderedDict[str, Counters] = OrderedDict()
-
-    @property
-    def _waiters_of(self) -> dict[Session, set[Waiter]]:
-        """The receivers each client has waiting (tests look)."""
-        return self._receivers.of_session
-
-    @property
-    def _sessionless_waiters(self) -> int:
-        """Receivers waiting for one-off requests (tests look)."""
-        return self._receivers.sessionless
 
     # -- sending and taking --------------------------------------------------
 
@@ -113,13 +104,13 @@ class QueueService:
             return message_id.addCallback(self._sent, queue)
         self.counters(queue).sent += 1  # as _sent does, without a call: this is every message's path
         if queue in self._waiting:
-            self._receivers.wake(queue)
+            self.receivers.wake(queue)
         return message_id
 
     def _sent(self, message_id: int, queue: str) -> int:
         self.counters(queue).sent += 1
         if queue in self._waiting:
-            self._receivers.wake(queue)
+            self.receivers.wake(queue)
         return message_id
 
     def receive(self, session: Session, queue: str, wait: float) -> Taken:
@@ -138,7 +129,7 @@ class QueueService:
         now = self._clock.seconds()
         message = self._store.reserve(queue, now) if reserve else self._store.dequeue(queue, now)
         if message is None:
-            return self._receivers.join(session, queue, wait, reserve) if wait > 0 and session.open else None
+            return self.receivers.join(session, queue, wait, reserve) if wait > 0 and session.open else None
         if isinstance(message, Message):
             return self._hand_over(message, session, queue, reserve)
         return message.addCallback(self._fetched, session, queue, wait, reserve)
@@ -149,8 +140,8 @@ class QueueService:
             return self._hand_over(message, session, queue, reserve)
         if wait <= 0 or not session.open:
             return None
-        waiting = self._receivers.join(session, queue, wait, reserve)
-        self._receivers.wake(queue)  # a message sent while the store answered found nobody waiting yet
+        waiting = self.receivers.join(session, queue, wait, reserve)
+        self.receivers.wake(queue)  # a message sent while the store answered found nobody waiting yet
         return waiting
 
     def _fetch(self, queue: str, reserve: bool) -> Answer[Message | None]:
@@ -191,9 +182,9 @@ class QueueService:
     def _then_wake(self, answer: Answer[None], queue: str) -> Answer[None]:
         """Serve the receivers waiting on ``queue`` once the store has made its change."""
         if answer is None:
-            self._receivers.wake(queue)
+            self.receivers.wake(queue)
             return None
-        return answer.addCallback(lambda _: self._receivers.wake(queue))
+        return answer.addCallback(lambda _: self.receivers.wake(queue))
 
     # -- reservations ------------------------------------------------------
 
@@ -235,7 +226,7 @@ class QueueService:
         released = self._store.release(message_id, self._clock.seconds() + delay)
         if delay <= 0:
             return self._then_wake(released, queue)
-        self._clock.callLater(delay, self._receivers.wake, queue)
+        self._clock.callLater(delay, self.receivers.wake, queue)
         return released
 
     def _forget(self, reservation: _Reservation) -> None:
@@ -293,7 +284,7 @@ class QueueService:
 
     def session_closed(self, session: Session) -> None:
         """A client left: its waiting takes end empty-handed; its reservations are released."""
-        self._receivers.session_closed(session)
+        self.receivers.session_closed(session)
         if session.lasting:
             # newest first, so that the oldest ends up first in line
             for message_id in sorted(self._reserved_by.get(session, ()), reverse=True):

@@ -21,7 +21,6 @@ class _Departed:
 
     transport_name = "gone"
     peer = ("", 0)
-    max_payload = None
 
     def send_event(self, event: Event) -> None:
         """Nobody to tell."""

@@ -14,7 +14,8 @@ stream stays in step).
 from __future__ import annotations
 
 from msgsvc.dispatch.commands import LiteralSink
-from msgsvc.dispatch.table import CommandTable
+from msgsvc.dispatch.pipeline import ReplyPipeline
+from msgsvc.dispatch.table import CommandTable, Plan
 from msgsvc.domain.broker import Broker
 from msgsvc.domain.session import Session
 from msgsvc.protocol.wire import CRLF, Request
@@ -24,9 +25,10 @@ from msgsvc.transports.input_budget import InputBudget
 class PendingLiteral:
     """The literal of one request, as far as it has arrived."""
 
-    def __init__(self, request: Request, sink: LiteralSink | None, keep: bool, budget: InputBudget) -> None:
+    def __init__(self, request: Request, plan: Plan, sink: LiteralSink | None, keep: bool, budget: InputBudget) -> None:
         """``keep``: collect the bytes in memory (when there is no sink); otherwise they are dropped."""
         self.request = request
+        self.plan = plan
         self.sink = sink
         self.keep = keep and sink is None
         self.budget = budget
@@ -101,16 +103,16 @@ def after_literal(expected: bytes, data: bytes) -> tuple[bytes, bytes]:
 class LiteralReading:
     """Mixin for a LineReceiver: reads the literal announced by a command line, then runs the command.
 
-    The host provides ``broker``, ``table``, ``session``, ``budget``, the
-    ``_closing`` and ``_progress`` flags, ``_execute(request)`` and
-    ``_over_budget(tag)`` (the reply to a literal the budget could not hold).
+    The host provides ``broker``, ``table``, ``session``, ``budget``,
+    ``replies`` (its pipeline), the ``_progress`` flag and ``_over_budget(tag)``
+    (the reply to a literal the budget could not hold).
     """
 
     broker: Broker
     table: CommandTable
     session: Session | None
     budget: InputBudget
-    _closing: bool
+    replies: ReplyPipeline
     _progress: bool
 
     def _init_literals(self) -> None:
@@ -123,12 +125,11 @@ class LiteralReading:
         """What is held in memory of the literal being read."""
         return self._literal.parts if self._literal is not None else []
 
-    def _read_literal(self, request: Request) -> None:
-        """Read the literal ``request`` announces (its size already checked), then run the request."""
+    def _read_literal(self, request: Request, plan: Plan) -> None:
+        """Read the literal ``request`` announces (its size already checked against ``plan``), then run it."""
         self.setRawMode()
-        refused_anyway = request.bad_tag or self.table.lookup(request.verb) is None
-        sink = self.table.literal_sink(request, self.broker, self.session)
-        self._literal = PendingLiteral(request, sink, not refused_anyway, self.budget)
+        sink = plan.literal_sink(self.broker, self.session)
+        self._literal = PendingLiteral(request, plan, sink, not plan.refused, self.budget)
         if self._literal.complete:
             self._literal_complete()
 
@@ -148,9 +149,12 @@ class LiteralReading:
         literal, self._literal = self._literal, None
         self._after_literal = CRLF
         request = literal.finish()
+        if self.replies.closing:
+            return
         if request is not None:
-            self._execute(request)
-        elif not self._closing:
+            self._progress = True
+            self.replies.deliver(self.table.dispatch(self.broker, self.session, request, literal.plan), request.tag)
+        else:
             self._over_budget(literal.request.tag)
 
     def _drop_literal(self) -> None:
@@ -158,9 +162,6 @@ class LiteralReading:
         if self._literal is not None:
             self._literal.abort()
             self._literal = None
-
-    def _execute(self, request: Request) -> None:
-        raise NotImplementedError
 
     def _over_budget(self, tag: bytes | None) -> None:
         raise NotImplementedError

@@ -1,23 +1,23 @@
 # -*- test-case-name: tests.test_tcp,tests.test_lifecycle,tests.test_input_budget -*-
-"""The TCP front end: frames lines and literals, keeps replies in order, applies flow control.
+"""The TCP front end (TLS too: the same protocol on an ``ssl:`` endpoint): frames lines and literals.
 
-It parses nothing beyond framing: every request goes to the shared command
-table, every reply comes back as a :class:`msgsvc.protocol.wire.Reply` (written by
-:class:`msgsvc.transports.tcp_replies.ReplyPipeline`).
+It parses nothing beyond framing: every request is prepared and dispatched by
+the shared command table, and every result goes to the connection's
+:class:`~msgsvc.dispatch.pipeline.ReplyPipeline`, which keeps replies in
+order, waits for commits, streams bodies and holds events. The connection is
+the pipeline's sink: it writes to the transport, pauses and resumes reading,
+and closes.
 
-A connection ends in one of two ways. ``_end`` closes once what has been
+A connection ends in one of two ways. ``end`` closes once what has been
 written is sent; it first unregisters the connection as the transport's push
 producer, since a transport never closes while its producer is paused (it
-would wait for the producer to finish). ``_abort`` drops the connection at
+would wait for the producer to finish). ``abort`` drops the connection at
 once: for a client that has stopped reading, which nothing else would free.
 Idle means no progress: no command completed, no literal bytes arrived, and
 nothing of our output taken; a client that waits for a reply of ours is not idle.
 """
 
 from __future__ import annotations
-
-import functools
-from collections.abc import Callable
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory
@@ -28,16 +28,16 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msgsvc import __version__
-from msgsvc.dispatch.table import INTERNAL_ERROR, CommandTable
+from msgsvc.dispatch.pipeline import CHUNK, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES, ReplyPipeline
+from msgsvc.dispatch.table import CommandTable
 from msgsvc.domain.broker import Broker
-from msgsvc.domain.events import Bye
+from msgsvc.domain.events import Event
 from msgsvc.domain.interfaces import IClient
 from msgsvc.domain.session import Session
-from msgsvc.protocol.events import encode_event
-from msgsvc.protocol.wire import CRLF, FULL, Err, Request, parse_request
+from msgsvc.protocol.framing import line_too_long, literal_too_big
+from msgsvc.protocol.wire import CRLF, FULL, Err, parse_request
 from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.literals import LiteralReading
-from msgsvc.transports.tcp_replies import CHUNK, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES, ReplyPipeline
 
 __all__ = ["CHUNK", "GREETING", "MAX_EVENT_BACKLOG", "MAX_PENDING_REPLIES", "Connection", "ConnectionFactory"]
 
@@ -48,26 +48,12 @@ OVER_BUDGET = Err("too-big", "the server holds too much unfinished input right n
 """The reply to a literal skipped because all clients together hold --max-pending-input of unfinished input."""
 
 
-def _guarded(method: Callable[..., None]) -> Callable[..., None]:
-    """An entry point (from the transport or a Deferred) whose unexpected exception becomes ERR internal."""
-
-    @functools.wraps(method)
-    def guarded(self: Connection, *args: object) -> None:
-        try:
-            method(self, *args)
-        except Exception:
-            self._internal_error(Failure())
-
-    return guarded
-
-
 @implementer(IClient, IPushProducer, IHalfCloseableProtocol)
-class Connection(ReplyPipeline, LiteralReading, LineReceiver, TimeoutMixin):
-    """One TCP client."""
+class Connection(LiteralReading, LineReceiver, TimeoutMixin):
+    """One TCP client; the sink of its reply pipeline."""
 
     delimiter = b"\n"
     transport_name = "tcp"
-    max_payload = None
 
     def __init__(
         self, broker: Broker, table: CommandTable, clock: IReactorTime, budget: InputBudget | None = None
@@ -79,16 +65,10 @@ class Connection(ReplyPipeline, LiteralReading, LineReceiver, TimeoutMixin):
         self.MAX_LENGTH = broker.config.max_line + 1  # room for the CR we strip
         self.budget = budget if budget is not None else InputBudget(broker.config.max_pending_input)
         self.session: Session | None = None
-        self._init_replies()
+        self.replies = ReplyPipeline(self, broker.durability)
         self._init_literals()
-        self._pause_reasons: set[str] = set()
         self._producing = False
         """Registered as the transport's push producer."""
-        self._closing = False
-        """Nothing more is run: QUIT, a closing error, or the connection is ending."""
-        self._ending = False
-        """The transport was told to close (``_end`` or ``_abort``)."""
-        self._failed = False
         self._progress = False
         """Whether the data being handled completed a command or brought literal bytes (resets the idle timer)."""
 
@@ -102,10 +82,10 @@ class Connection(ReplyPipeline, LiteralReading, LineReceiver, TimeoutMixin):
     def connectionMade(self) -> None:
         self.session = self.broker.open_session(self)
         if self.session is None:
-            self._closing = self._ending = True
-            self.transport.write(FULL.encode())
-            self.transport.loseConnection()
+            self.write(FULL.encode())
+            self.replies.end()
             return
+        self.replies.client_id = self.session.id
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # replies are small and awaited: never hold one back (Nagle)
         self.transport.registerProducer(self, True)
@@ -115,76 +95,57 @@ class Connection(ReplyPipeline, LiteralReading, LineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
-        self._closing = self._ending = True
         self._producing = False
-        self._discard_replies()
+        self.replies.lost()
         self.clearLineBuffer()
         self._drop_literal()
         if self.session is not None:
             self.broker.close_session(self.session)
 
-    @_guarded
     def readConnectionLost(self) -> None:
         """The client finished sending (``nc -N``): answer what it sent, then close."""
-        self._input_ended = True
-        self._flush()
+        self.replies.input_ended()
 
     def writeConnectionLost(self) -> None:
         """The client stopped reading; connectionLost follows."""
 
     def timeoutConnection(self) -> None:
         """No progress for --idle-timeout: nothing read from the client, nor taken by it."""
-        if self._ending or self._stalled:  # it does not read: a BYE would not reach it, nor may one cut a payload
+        replies = self.replies
+        if replies.ended or replies.stalled:  # it does not read: a BYE would not reach it, nor may one cut a payload
             log.info("client {id} stopped reading; disconnecting", id=self.session.id, category="CONNECTION")
-            self._abort()
-        elif self._slots:
+            replies.abort()
+        elif replies.pending:
             self.resetTimeout()  # not idle: it waits for a reply of ours (RECV with a wait, a commit)
         else:
             self.close("idle-timeout")
 
+    # -- IClient -------------------------------------------------------------
+
+    def send_event(self, event: Event) -> None:
+        self.replies.send_event(event)
+
     def close(self, reason: str) -> None:
-        """IClient: say ``* BYE <reason>`` and close (at once if a payload is being written)."""
-        if self._ending:
-            return
-        if self._body is not None:  # a BYE cannot go inside a payload
-            self._abort()
-            return
-        self.transport.write(encode_event(Bye(reason)))
-        self._end()
-
-    def _end(self) -> None:
-        """Close once what has been written is sent; a paused push producer must not hold the close back."""
-        if self._ending:
-            return
-        self._closing = self._ending = True
-        self._drop_literal()
-        if self._producing:
-            self._producing = False
-            self.transport.unregisterProducer()
-        self.transport.loseConnection()
-        self.resetTimeout()  # the client has --idle-timeout to read the last replies, then it is cut off
-
-    def _abort(self) -> None:
-        self._closing = self._ending = True
-        self._drop_literal()
-        self.transport.abortConnection()
+        """Say ``* BYE <reason>`` and close (at once if a payload is being written)."""
+        self.replies.bye(reason)
 
     # -- framing -----------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        if self._failed:
+        if self.replies.failed:
             return
         self._progress = False
         try:
             LineReceiver.dataReceived(self, data)
         except Exception:
-            self._internal_error(Failure())
+            self.replies.fail(Failure())
             return
         if self._progress:  # a command or literal bytes, not mere line bytes (which could trickle forever)
             self.resetTimeout()
 
     def lineReceived(self, line: bytes) -> None:
-        if self._closing:
+        replies = self.replies
+        if replies.closing:
             return
         if line.endswith(b"\r"):
             line = line[:-1]
@@ -194,89 +155,85 @@ class Connection(ReplyPipeline, LiteralReading, LineReceiver, TimeoutMixin):
         request = parse_request(line)
         if request is None:
             return
-        if request.literal_size is None:
-            self._execute(request)
+        plan = self.table.prepare(request)
+        size = request.literal_size
+        if size is None:
+            self._progress = True
+            replies.deliver(self.table.dispatch(self.broker, self.session, request, plan), request.tag)
             return
-        limit = self.table.literal_limit(request.verb, self.broker.config)
-        if request.literal_size > limit:
-            self._refuse(
-                Err("too-big", f"literal of {request.literal_size} bytes exceeds the {limit}-byte limit"), request.tag
-            )
+        limit = plan.literal_limit(self.broker.config)
+        if size > limit:
+            self._refuse(literal_too_big(size, limit), request.tag)
             return
-        self._read_literal(request)
+        self._read_literal(request, plan)
 
     def _over_budget(self, tag: bytes | None) -> None:
         """A literal was skipped: all clients together hold --max-pending-input of unfinished input."""
         self._log_refusal(OVER_BUDGET)
-        self._deliver(OVER_BUDGET, tag)
+        self.replies.deliver(OVER_BUDGET, tag)
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self._refuse(Err("line-too-long", f"command lines are limited to {self.broker.config.max_line} bytes"), None)
+        self._refuse(line_too_long(self.broker.config.max_line), None)
 
     def _refuse(self, error: Err, tag: bytes | None) -> None:
         """Send an error that leaves the stream unparseable, then close."""
-        if self._closing:  # the connection ends anyway; the error would never be sent
-            self.clearLineBuffer()
+        self.clearLineBuffer()
+        if self.replies.closing:  # the connection ends anyway; the error would never be sent
             return
         self._log_refusal(error)
-        self._closing_error(error, tag)
-
-    def _closing_error(self, error: Err, tag: bytes | None) -> None:
-        """Queue ``error`` behind the replies due, then close; nothing more is read."""
-        self.clearLineBuffer()
-        self._closing = True
-        if not self._ending:
-            LineReceiver.pauseProducing(self)  # nothing more is read from a connection that is closing
-        self._deliver(Err(error.code, error.text, closes=True), tag)
+        self.replies.closing_error(error, tag)
 
     def _log_refusal(self, error: Err) -> None:
         host, port = self.peer
         self.table.refusals.refused(f"tcp {host}:{port}", error.code, error.text)
 
-    def _internal_error(self, failure: Failure) -> None:
-        """A bug in framing or in writing replies: log it once, answer ERR internal after the replies due, close."""
-        if self._failed:
-            return
-        self._failed = True
+    # -- IPushProducer: the transport's buffer fills and drains ------------
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: the pipeline stops writing bodies and reading commands."""
+        self.replies.pause_output()
+
+    def resumeProducing(self) -> None:
+        """The transport drained: the client reads; the pipeline carries on."""
+        self.replies.resume_output()
+
+    def stopProducing(self) -> None:
+        """The connection is going away; connectionLost does the cleanup."""
+
+    # -- the pipeline's sink -------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    write_part = write
+
+    def pause_reading(self) -> None:
+        LineReceiver.pauseProducing(self)
+
+    def resume_reading(self) -> None:
+        LineReceiver.resumeProducing(self)
+
+    def end(self) -> None:
+        """Close once what has been written is sent; a paused push producer must not hold the close back."""
+        self._drop_literal()
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()
+        self.transport.loseConnection()
+        self.resetTimeout()  # the client has --idle-timeout to read the last replies, then it is cut off
+
+    def abort(self) -> None:
+        self._drop_literal()
+        self.transport.abortConnection()
+
+    def progress(self) -> None:
+        self.resetTimeout()
+
+    def log_failure(self, failure: Failure) -> None:
+        """A bug in framing or in writing replies: logged once; the half-read input is dropped."""
         log.failure("TCP connection to {peer} failed", failure, peer=self.peer, category="ERROR")
         self._drop_literal()
-        if self._ending:
-            return
-        try:
-            self._closing_error(INTERNAL_ERROR, None)
-        except Exception as error:  # the same bug again, most likely: its traceback is logged above
-            log.error("cannot answer ERR internal ({error!r}); dropping the connection", error=error, category="ERROR")
-            self._abort()
-
-    # -- replies, in order -------------------------------------------------
-
-    def _execute(self, request: Request) -> None:
-        if self._closing:
-            return
-        self._progress = True
-        self._deliver(self.table.dispatch(self.broker, self.session, request), request.tag)
-
-    _completed = _guarded(ReplyPipeline._completed)
-    _committed = _guarded(ReplyPipeline._committed)
-
-    # -- flow control ------------------------------------------------------
-
-    resumeProducing = _guarded(ReplyPipeline.resumeProducing)
-
-    def _output_progress(self) -> None:
-        if not self._ending:
-            self.resetTimeout()
-
-    def _pause_reading(self, reason: str) -> None:
-        if not self._pause_reasons and not self._ending:
-            LineReceiver.pauseProducing(self)
-        self._pause_reasons.add(reason)
-
-    def _resume_reading(self, reason: str) -> None:
-        if reason in self._pause_reasons:
-            self._pause_reasons.discard(reason)
-            if not self._pause_reasons and not self._closing:
-                LineReceiver.resumeProducing(self)
+        self.clearLineBuffer()
 
 
 class ConnectionFactory(Factory):

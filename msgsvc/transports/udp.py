@@ -1,41 +1,39 @@
 # -*- test-case-name: tests.test_udp -*-
-"""The UDP front end: one command per datagram, one reply datagram, sessions per address."""
+"""The UDP front end: one command per datagram, one reply datagram, sessions per address.
+
+A datagram is framed as a whole message (:mod:`msgsvc.protocol.framing`),
+prepared and dispatched by the shared command table, and answered on its own:
+it has no order to keep among other replies, so of the reply pipeline it uses
+only the commit wait (:func:`msgsvc.dispatch.pipeline.answer_alone`). What is
+particular to UDP stays here: the size of a datagram, and the hint to use TCP
+for a reply that does not fit one.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from msgsvc.dispatch.pipeline import answer_alone
 from msgsvc.dispatch.table import INTERNAL_ERROR, CommandTable
 from msgsvc.domain.broker import Broker
 from msgsvc.domain.events import Bye, Event
 from msgsvc.domain.interfaces import IClient
 from msgsvc.domain.session import Session
 from msgsvc.protocol.events import encode_event
-from msgsvc.protocol.wire import (
-    FULL,
-    Err,
-    Reply,
-    Request,
-    StreamedData,
-    host_port,
-    literal_too_big,
-    parse_request,
-)
+from msgsvc.protocol.framing import FramingError, message_literal, split_message
+from msgsvc.protocol.wire import FULL, Data, Err, Reply, StreamedData, host_port
 
 log = Logger()
 
 MAX_DATAGRAM = 65507
 """Largest UDP payload over IPv4."""
-DATA_HEADROOM = 64
-"""Bytes of a DATA reply that are not payload: tag, header line, CRLFs."""
 REPLY_CACHE_SECONDS = 60.0
 REPLY_CACHE_BYTES = 16 << 20
 CACHE_ENTRY_OVERHEAD = 256
@@ -44,13 +42,9 @@ CACHE_ENTRY_OVERHEAD = 256
 Address = tuple
 
 
-class _Refusal(Exception):
-    """A datagram that cannot be read as one command."""
-
-    def __init__(self, reply: Err, tag: bytes | None = None) -> None:
-        super().__init__(reply)
-        self.reply = reply
-        self.tag = tag
+def too_big(size: int) -> Err:
+    """The answer to a request whose reply does not fit one datagram."""
+    return Err("too-big", f"a {size}-byte reply does not fit one datagram; use TCP")
 
 
 @implementer(IClient)
@@ -58,7 +52,6 @@ class UdpClient:
     """A UDP peer as the broker sees it: events and replies go back as datagrams."""
 
     transport_name = "udp"
-    max_payload = MAX_DATAGRAM - DATA_HEADROOM
 
     def __init__(self, front_end: DatagramFrontEnd, address: Address) -> None:
         self.front_end = front_end
@@ -151,14 +144,19 @@ class DatagramFrontEnd(DatagramProtocol):
     def _receive(self, datagram: bytes, exchange: _Exchange) -> None:
         address = exchange.address
         try:
-            request, literal = self._parse(datagram)
-        except _Refusal as refusal:
+            request, rest = split_message(datagram, self.broker.config.max_line)
+            if request is None:
+                return
+            plan = self.table.prepare(request)
+            literal = None
+            if rest or request.literal_size is not None:  # more than one plain command line
+                limit = 0 if request.literal_size is None else plan.literal_limit(self.broker.config)
+                literal = message_literal(request, rest, limit)
+        except FramingError as refusal:
             error = refusal.reply
             self.table.refusals.refused(f"udp {host_port(address)}", error.code, error.text)
             exchange.replied = True
             self.send(error.encode(refusal.tag), address)
-            return
-        if request is None:
             return
         exchange.tag = request.tag
         if request.tag is not None:
@@ -176,8 +174,7 @@ class DatagramFrontEnd(DatagramProtocol):
             client.idle_timer.reset(self.broker.config.idle_timeout)
         else:
             client = UdpClient(self, address)
-            command = self.table.lookup(request.verb)
-            if command is not None and command.remembers_client and not request.bad_tag:
+            if plan.remembers_client:
                 client.session = self.broker.open_session(client)
                 if client.session is None:
                     exchange.client = client
@@ -192,16 +189,13 @@ class DatagramFrontEnd(DatagramProtocol):
                 client.session = self.broker.one_off_session(client)
         exchange.client = client
         if literal is not None:
-            sink = self.table.literal_sink(request, self.broker, client.session)
+            sink = plan.literal_sink(self.broker, client.session)
             if sink is not None:
                 sink.write(literal)
                 literal = sink.finish()
             request.literal = literal
-        result = self.table.awaitable(self.table.dispatch(self.broker, client.session, request), self.broker)
-        if isinstance(result, Deferred):
-            result.addCallback(self._answer, exchange).addErrback(self._failed, exchange)
-        else:
-            self._answer(result, exchange)
+        result = self.table.dispatch(self.broker, client.session, request, plan)
+        answer_alone(result, self.broker.durability, self._answer, self._failed, exchange)
 
     def _failed(self, failure: Failure, exchange: _Exchange) -> None:
         """A bug while handling a datagram: logged once; the sender gets ERR internal unless it got its reply."""
@@ -224,31 +218,6 @@ class DatagramFrontEnd(DatagramProtocol):
         except Exception:
             log.failure("cleaning up after a failed datagram", category="ERROR")
 
-    def _parse(self, datagram: bytes) -> tuple[Request | None, bytes | None]:
-        """The datagram's request and literal; raises _Refusal when it is not one command."""
-        line, _, rest = datagram.partition(b"\n")
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        limit = self.broker.config.max_line
-        if len(line) > limit:
-            raise _Refusal(Err("line-too-long", f"command lines are limited to {limit} bytes"))
-        request = parse_request(line)
-        if request is None:
-            return None, None
-        size = request.literal_size
-        if size is None:
-            if rest:
-                raise _Refusal(Err("bad-args", "one command per datagram"), request.tag)
-            return request, None
-        literal_limit = self.table.literal_limit(request.verb, self.broker.config)
-        if size > literal_limit:
-            raise _Refusal(literal_too_big(size, literal_limit), request.tag)
-        if len(rest) != size and rest[size:] not in (b"\n", b"\r\n"):
-            raise _Refusal(
-                Err("bad-args", f"the literal announced {size} bytes but the datagram holds {len(rest)}"), request.tag
-            )
-        return request, rest[:size]
-
     def _answer(self, reply: Reply, exchange: _Exchange) -> None:
         client = exchange.client
         data = self._encode(reply, exchange.tag)
@@ -265,12 +234,15 @@ class DatagramFrontEnd(DatagramProtocol):
 
     @staticmethod
     def _encode(reply: Reply, tag: bytes | None) -> bytes:
+        """The reply's datagram; ERR too-big instead when it does not fit one (what it took is given back)."""
         if isinstance(reply, StreamedData) and reply.size > MAX_DATAGRAM:
             reply.source.close()
-            reply = Err("too-big", f"a {reply.size}-byte reply does not fit one datagram; use TCP")
+            return too_big(reply.size).encode(tag)
         data = reply.encode(tag)
         if len(data) > MAX_DATAGRAM:
-            data = Err("too-big", f"a {len(data)}-byte reply does not fit one datagram; use TCP").encode(tag)
+            if isinstance(reply, Data) and reply.undelivered is not None:
+                reply.undelivered()  # e.g. the message goes back to the head of its queue
+            data = too_big(len(data)).encode(tag)
         return data
 
     def send(self, data: bytes, address: Address) -> None:
