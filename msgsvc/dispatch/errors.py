@@ -44,10 +44,8 @@ FRAMING_CODES = {
 """Codes (also) produced outside the domain, and by what."""
 
 
-def reply_for(error: errors.DomainError | errors.Refused) -> Err:
+def reply_for(error: errors.DomainError) -> Err:
     """The ``ERR`` reply for a domain error."""
-    if isinstance(error, errors.Refused):
-        return Err(error.code, error.text)
     for kind in type(error).__mro__:
         code = CODES.get(kind)
         if code is not None:

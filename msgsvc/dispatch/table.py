@@ -23,7 +23,7 @@ from msgsvc.dispatch import help
 from msgsvc.dispatch.commands import Arg, Command, CommandSet, LiteralSink
 from msgsvc.dispatch.errors import reply_for
 from msgsvc.dispatch.refusals import RefusalLog
-from msgsvc.domain.errors import DomainError, Refused
+from msgsvc.domain.errors import DomainError
 from msgsvc.protocol.wire import Err, Reply, Request, host_port
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class CommandTable:
             return self._refused(broker, session, request, Err("bad-args", f"{error}; usage: {command.usage}"))
         try:
             result = command.handler(broker, session, **values)
-        except (DomainError, Refused) as error:
+        except DomainError as error:
             result = reply_for(error)
         except Exception:
             result = self._failed(Failure(), command)
@@ -186,7 +186,7 @@ class CommandTable:
         return confirmed
 
     def _failed(self, failure: Failure, command: Command) -> Reply:
-        if failure.check(DomainError, Refused):
+        if failure.check(DomainError):
             return reply_for(failure.value)
         log.failure("{verb} failed", failure, verb=command.verb, category="ERROR")
         return INTERNAL_ERROR

@@ -78,12 +78,3 @@ class NoMessage(DomainError):
 
 class NotOwner(DomainError):
     """Only the author of a message, or the creator of a thread, may do that."""
-
-
-class Refused(Exception):
-    """A command failed in an expected way, with its wire code: being replaced by the DomainError types."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(code, text)
-        self.code = code
-        self.text = text
