@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
 from twisted.logger import ILogObserver, LogLevel, LogPublisher, formatEvent, globalLogPublisher
 from zope.interface import implementer
 
@@ -85,7 +86,8 @@ class EventLogService(MultiService):
         self.publisher.addObserver(self.observer)
         super().startService()
 
-    def stopService(self):
+    def stopService(self) -> Deferred[Any]:
+        """Stop the children (MultiService's DeferredList, firing once they have stopped), then stop logging."""
         return super().stopService().addBoth(self._stop_observing)
 
     def _stop_observing(self, result: Any) -> Any:

@@ -13,10 +13,11 @@ store and the port from the command's own process, so that the usual failures
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from msgsvc.dispatch.verbs import build_table
@@ -26,10 +27,13 @@ from msgsvc.transports.listeners import ListenerService, StartupError, startup_e
 from msgsvc.transports.tcp import ConnectionFactory
 from msgsvc.transports.udp import DatagramFrontEnd
 
+if TYPE_CHECKING:
+    from msgsvc.tap import Options
+
 log = Logger()
 
 
-def preflight(options: Any, reactor: Any) -> None:
+def preflight(options: Options, reactor: IReactorTime) -> None:
     """Open and close the store, bind and release the port; StartupError if either cannot be had.
 
     The daemon opens and binds them again for itself; this only tells the
@@ -67,7 +71,7 @@ class BrokerService(Service):
     def __init__(self, broker: Broker | None = None) -> None:
         self.broker = broker
 
-    def stopService(self) -> Deferred:
+    def stopService(self) -> Deferred[None]:
         super().stopService()
         broker = self.broker
         if broker is None:
@@ -85,7 +89,9 @@ class StartupService(Service):
     It is the first child: the listeners bind right after it.
     """
 
-    def __init__(self, options: Any, reactor, listeners: ListenerService, broker: BrokerService) -> None:
+    def __init__(
+        self, options: Options, reactor: IReactorTime, listeners: ListenerService, broker: BrokerService
+    ) -> None:
         self.options = options
         self.reactor = reactor
         self.listeners = listeners
@@ -115,7 +121,7 @@ class StartupService(Service):
         self.broker_service.broker = broker
 
 
-def _import_credentials(broker: Broker, options: Any) -> None:
+def _import_credentials(broker: Broker, options: Options) -> None:
     """Hash and store the ``--credentials`` accounts before the port opens; forget the plaintext."""
     pairs, options.credentials = options.credentials, []
     path = options["credentials"]

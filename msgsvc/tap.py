@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from twisted.application.service import IServiceCollection, MultiService
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -19,15 +21,19 @@ from msgsvc.transports.listeners import ListenerService, StartupError
 log = Logger()
 
 
-def _non_negative(kind: type) -> object:
-    def convert(text: str) -> int | float:
-        value = kind(text)
+class _NonNegative:
+    """An option's coerce function: ``kind(text)``, refusing a negative value (``coerceDoc`` goes in --help)."""
+
+    coerceDoc = "Must not be negative."
+
+    def __init__(self, kind: Callable[[str], int | float]) -> None:
+        self._kind = kind
+
+    def __call__(self, text: str) -> int | float:
+        value = self._kind(text)
         if value < 0:
             raise ValueError(f"must not be negative: {text}")
         return value
-
-    convert.coerceDoc = "Must not be negative."
-    return convert
 
 
 class Options(usage.Options):
@@ -45,12 +51,12 @@ class Options(usage.Options):
     optParameters = [
         ["port", "p", 55556, "TCP and UDP port number (0 picks a free one; the log says which).", int],
         ["interface", "i", "127.0.0.1", "Address to listen on (0.0.0.0 or :: for all)."],
-        ["max-clients", None, 3, "Cap on TCP connections plus UDP sessions; 0 = no cap.", _non_negative(int)],
+        ["max-clients", None, 3, "Cap on TCP connections plus UDP sessions; 0 = no cap.", _NonNegative(int)],
         ["idle-timeout", None, 600.0, "Seconds before an idle TCP connection or UDP session is closed.", float],
         ["max-message", None, 1048576, "Largest payload (message, literal) accepted, in bytes.", int],
         ["max-line", None, 8192, "Longest command line accepted, in bytes.", int],
         ["files", None, "data", "Directory served by LIST and GET."],
-        ["history", None, 1000, "Gone clients remembered for STATUS.", _non_negative(int)],
+        ["history", None, 1000, "Gone clients remembered for STATUS.", _NonNegative(int)],
         ["store", None, DEFAULT_STORE, f"Where state lives: {STORE_URLS} (relative to the working directory)."],
         ["ttr", None, 60.0, "Seconds a RESERVE holds a message before it is ready again.", float],
         ["max-deliveries", None, 5, "Reservations of one message before it moves to <queue>.dead.", int],
@@ -70,28 +76,28 @@ class Options(usage.Options):
             None,
             10,
             "Failed logins per minute from one /24 (IPv4) or /56 (IPv6); 0 = no limit.",
-            _non_negative(int),
+            _NonNegative(int),
         ],
         [
             "login-limit-global",
             None,
             100,
             "Failed logins per minute from everywhere together; 0 = no limit.",
-            _non_negative(int),
+            _NonNegative(int),
         ],
         [
             "register-limit",
             None,
             20,
             "Accounts registered per hour from one /24 or /56; 0 = no limit.",
-            _non_negative(int),
+            _NonNegative(int),
         ],
         [
             "register-limit-global",
             None,
             200,
             "Accounts registered per hour from everywhere; 0 = no limit.",
-            _non_negative(int),
+            _NonNegative(int),
         ],
         ["credentials", None, None, "Import forum accounts from a 'username password' file at start (stored hashed)."],
     ]
@@ -154,7 +160,7 @@ class Options(usage.Options):
         )
 
 
-def makeService(options: Options, reactor=None) -> IServiceCollection:
+def makeService(options: Options, reactor: IReactorTime | None = None) -> IServiceCollection:
     """The msgsvc application: one broker, served over TCP and UDP.
 
     twistd calls this before it daemonizes, so the store is opened and the
@@ -163,7 +169,9 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     the usual failures end the command at once with one line.
     """
     if reactor is None:
-        from twisted.internet import reactor
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
     try:
         preflight(options, reactor)
     except StartupError as error:
@@ -171,7 +179,7 @@ def makeService(options: Options, reactor=None) -> IServiceCollection:
     if not os.path.isdir(options["files"]):
         log.warn("--files {files}: no such directory; LIST will be empty", files=options["files"], category="ERROR")
     service = MultiService() if options["event-log"] is None else EventLogService(options["event-log"])
-    listeners = ListenerService(reactor, options["interface"], options["port"], None, None)
+    listeners = ListenerService(IReactorTCP(reactor), options["interface"], options["port"], None, None)
     listeners.setName("listeners")
     broker_service = BrokerService()
     broker_service.setName("broker")

@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, FirstError
+from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.cli.common import CliError, connect, farewell, run
-from msgsvc.client import Event, Reply, ServerError
+from msgsvc.cli.common import CliError, Commands, connect, farewell, run
+from msgsvc.client import Event, Reply, ServerError, TcpClient
 
 ReadLine = Callable[[str], Awaitable[str | None]]
 """Asks for one line with a prompt; None at end of input."""
@@ -63,7 +65,9 @@ def show(reply: Reply) -> str:
 class ChatSession:
     """One user's conversation: turns typed lines into commands and prints what comes back."""
 
-    def __init__(self, client, read_line: ReadLine, say: Callable[[str], None], ask_again: bool = False) -> None:
+    def __init__(
+        self, client: Commands, read_line: ReadLine, say: Callable[[str], None], ask_again: bool = False
+    ) -> None:
         self.client = client
         self.read_line = read_line
         self.say = say
@@ -151,20 +155,24 @@ def main(argv: list[str] | None = None) -> None:
         asyncioreactor.install()
     transport = "UDP" if args.udp else "TCP"
 
-    async def body(reactor) -> None:
+    async def body(reactor: IReactorTime) -> None:
         from msgsvc.cli.console import PlainConsole, TerminalConsole
 
         console = TerminalConsole() if interactive else PlainConsole(reactor)
         ended: Deferred[None] = Deferred()
 
-        def on_event(event: Event) -> None:
-            console.say(describe(event))
-            if event.name == "BYE" and not ended.called:
+        def end(_: object = None) -> None:
+            if not ended.called:
                 ended.callback(None)
 
+        def on_event(event: Event) -> None:
+            console.say(describe(event))
+            if event.name == "BYE":
+                end()
+
         client = await connect(reactor, args.host, args.port, transport, on_event)
-        if hasattr(client, "disconnected"):
-            client.disconnected.addCallback(lambda _: ended.called or ended.callback(None))
+        if isinstance(client, TcpClient):  # a UDP client is never disconnected
+            client.disconnected.addCallback(end)
         session = ChatSession(client, console.read_line, console.say, ask_again=interactive)
         try:
             await _until_ended(session.run(args.name), ended)
@@ -175,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     run("msgsvc-chat", body, args.host, args.port, transport)
 
 
-async def _until_ended(conversation, ended: Deferred[None]) -> None:
+async def _until_ended(conversation: Coroutine[Any, Any, None], ended: Deferred[None]) -> None:
     """Run the conversation; stop with an error if the server ends the session first."""
     talking = Deferred.fromCoroutine(conversation)
     try:

@@ -18,14 +18,15 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from twisted.internet import defer, error
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.python.failure import Failure
 
-from msgsvc.client import ServerError, UdpClient, connect_tcp, connect_udp
-from msgsvc.client.replies import Event
+from msgsvc.client import ServerError, TcpClient, UdpClient, connect_tcp, connect_udp
+from msgsvc.client.replies import Event, Reply
 
 TIMEOUT = 10.0
 """Seconds a CLI waits for the server before giving up."""
@@ -43,7 +44,15 @@ class Interrupted(Exception):
     """Ctrl-C read as a key (a line editor has the terminal in raw mode): end with INTERRUPTED."""
 
 
-def connect(reactor, host: str, port: int, transport: str, on_event: Callable[[Event], None] | None = None) -> Deferred:
+class Commands(Protocol):
+    """What a CLI asks of a client, whichever its transport: commands."""
+
+    def command(self, verb: str, *args: str, payload: bytes | None = None) -> Deferred[Reply]: ...
+
+
+def connect(
+    reactor: IReactorTime, host: str, port: int, transport: str, on_event: Callable[[Event], None] | None = None
+) -> Deferred[TcpClient] | Deferred[UdpClient]:
     """A client over ``transport`` ('TCP' or 'UDP')."""
     if transport == "UDP":
         return connect_udp(reactor, host, port, on_event, timeout=1.0, retries=3)
@@ -68,10 +77,15 @@ def explain(failure_value: BaseException, host: str, port: int, transport: str) 
     return f"{type(failure_value).__name__}: {failure_value}"
 
 
-def _within(reactor, deferred: Deferred, seconds: float) -> Deferred[None]:
+def _within(reactor: IReactorTime, deferred: Deferred[Any], seconds: float) -> Deferred[None]:
     """Fires when ``deferred`` does or after ``seconds``, whichever is first; ``deferred`` is left alone."""
     done: Deferred[None] = Deferred()
-    timer = reactor.callLater(seconds, lambda: done.called or done.callback(None))
+
+    def expired() -> None:
+        if not done.called:
+            done.callback(None)
+
+    timer = reactor.callLater(seconds, expired)
 
     def fired(result: object) -> object:
         if timer.active():
@@ -84,7 +98,7 @@ def _within(reactor, deferred: Deferred, seconds: float) -> Deferred[None]:
     return done
 
 
-async def farewell(reactor, client) -> None:
+async def farewell(reactor: IReactorTime, client: TcpClient | UdpClient) -> None:
     """Say QUIT and close the connection, within FAREWELL seconds in all; never fails."""
     deadline = reactor.seconds() + FAREWELL
     if isinstance(client, UdpClient):
@@ -99,13 +113,14 @@ async def farewell(reactor, client) -> None:
     quitting = client.command("QUIT")
     quitting.addErrback(lambda _: None)
     await _within(reactor, quitting, FAREWELL)
+    assert client.transport is not None  # connected: disconnected has not fired
     client.transport.loseConnection()
     await _within(reactor, client.disconnected, max(0.0, deadline - reactor.seconds()))
     if not client.disconnected.called:
-        client.transport.abortConnection()
+        client.abort()
 
 
-Body = Callable[[Any], Coroutine[Any, Any, None]]
+Body = Callable[[IReactorTime], Coroutine[Any, Any, None]]
 """A client's work: an async function of the reactor."""
 
 
@@ -127,8 +142,10 @@ def run(program: str, body: Body, host: str, port: int, transport: str) -> NoRet
         except error.ReactorNotRunning:
             pass
 
+    threads = IReactorThreads(reactor)  # the reactor itself: Twisted's type for it leaves IReactorThreads out
+
     def on_signal(signum: int, frame: object) -> None:
-        reactor.callFromThread(interrupted, signum)
+        threads.callFromThread(interrupted, signum)
 
     def interrupted(signum: int) -> None:
         nonlocal signalled
@@ -160,6 +177,7 @@ def run(program: str, body: Body, host: str, port: int, transport: str) -> NoRet
 
     def unexpected(failure: Failure) -> None:
         nonlocal status
+        assert failure.value is not None  # a Failure carries its exception
         sys.stderr.write(f"{program}: {explain(failure.value, host, port, transport)}\n")
         status = 1
 
@@ -172,7 +190,8 @@ def run(program: str, body: Body, host: str, port: int, transport: str) -> NoRet
         signal.signal(signum, on_signal)
     reactor.callWhenRunning(start)
     try:
-        reactor.run(installSignalHandlers=False)
+        # IReactorCore declares run() without parameters; every reactor's run takes installSignalHandlers.
+        reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
     except KeyboardInterrupt:  # not expected (SIGINT is handled above); never hang on the way out
         sys.stderr.flush()
         os._exit(INTERRUPTED)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from twisted.internet.interfaces import IReactorTime
+
 from msgsvc.cli.common import CliError, connect, run
 
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``msgsvc-client``."""
     args = parse_args(argv)
 
-    async def body(reactor) -> None:
+    async def body(reactor: IReactorTime) -> None:
         if args.mode == "send":
             try:
                 with open(args.file, "rb") as source:

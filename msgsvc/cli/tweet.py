@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+from twisted.internet.interfaces import IReactorTime
+
 from msgsvc.cli.common import TIMEOUT, connect, run
 
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     transport = "UDP" if args.udp else "TCP"
 
-    async def body(reactor) -> None:
+    async def body(reactor: IReactorTime) -> None:
         client = await connect(reactor, args.host, args.port, transport)
         if args.upload:
             # The message's exact bytes (as the shell passed them) go as a literal.

@@ -14,8 +14,8 @@ def encode_command(verb: str, *args: str, payload: bytes | None = None, tag: str
     is sent as a literal itself, so the server reads it as text.
     """
     if payload is None and args and _LITERAL_MARKER.search(" ".join([verb, *args])):
-        *args, last = args
-        payload = last.encode()
+        payload = args[-1].encode()
+        args = args[:-1]
     words = [verb, *args]
     if payload is not None:
         words.append(f"{{{len(payload)}}}")

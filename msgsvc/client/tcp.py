@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
+from twisted.internet import protocol
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 from twisted.internet.error import ConnectionLost, TimeoutError
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from msgsvc.client.replies import Event, ProtocolViolation, Reply, ReplyParser, ServerError
@@ -18,10 +20,22 @@ from msgsvc.client.requests import encode_command
 EventHandler = Callable[[Event], None]
 
 
-class TcpClient(Protocol):
+@runtime_checkable
+class StreamTransport(Protocol):
+    """What the client uses of its transport: a TCP one has it, and so has a test's StringTransport."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+
+class TcpClient(protocol.Protocol):
     """Sends commands and matches replies to them in order; ``greeting`` fires on the server's hello."""
 
-    def __init__(self, on_event: EventHandler | None = None, reactor=None, timeout: float | None = None) -> None:
+    def __init__(
+        self, on_event: EventHandler | None = None, reactor: IReactorTime | None = None, timeout: float | None = None
+    ) -> None:
+        """``reactor`` runs the ``timeout`` of commands (so it is needed with one)."""
         self.on_event = on_event or (lambda event: None)
         self.reactor = reactor
         self.timeout = timeout
@@ -31,27 +45,37 @@ class TcpClient(Protocol):
         self._parser = ReplyParser()
         self._waiting: deque[Deferred[Reply]] = deque([self.greeting])
 
+    def connectionMade(self) -> None:
+        transport: object = self.transport
+        assert isinstance(transport, StreamTransport)  # see StreamTransport
+        self._stream = transport
+
     def command(self, verb: str, *args: str, payload: bytes | None = None) -> Deferred[Reply]:
         """Send a command; fires with its Reply, or fails with ServerError on ``ERR`` or TimeoutError."""
         if self.disconnected.called:
             return fail(ConnectionLost("the connection is closed"))
         waiting: Deferred[Reply] = Deferred()
         self._waiting.append(waiting)
-        self.transport.write(encode_command(verb, *args, payload=payload))
+        self._stream.write(encode_command(verb, *args, payload=payload))
         if self.timeout is not None:
+            assert self.reactor is not None, "a command timeout needs a reactor"
             waiting.addTimeout(self.timeout, self.reactor, onTimeoutCancel=self._timed_out)
         return waiting
 
+    def abort(self) -> None:
+        """Drop the connection at once (nothing more can be matched, or a farewell took too long)."""
+        self._stream.abortConnection()
+
     def _timed_out(self, result: object, timeout: float) -> Failure:
         """A reply is overdue: later replies could no longer be matched, so the connection goes."""
-        self.transport.abortConnection()
+        self.abort()
         return Failure(TimeoutError(f"no reply within {timeout:g} seconds"))
 
     def dataReceived(self, data: bytes) -> None:
         try:
             items = self._parser.feed(data)
         except ProtocolViolation:
-            self.transport.abortConnection()
+            self.abort()
             return
         for item in items:
             if isinstance(item, Event):
@@ -65,7 +89,7 @@ class TcpClient(Protocol):
                 else:
                     waiting.callback(item)
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         waiting, self._waiting = self._waiting, deque()
         for pending in waiting:
             if not pending.called:
@@ -74,7 +98,7 @@ class TcpClient(Protocol):
 
 
 def connect_tcp(
-    reactor,
+    reactor: IReactorTime,
     host: str,
     port: int,
     on_event: EventHandler | None = None,
@@ -90,7 +114,7 @@ def connect_tcp(
     client = TcpClient(on_event, reactor, command_timeout)
 
     def silent(result: object, seconds: float) -> Failure:
-        client.transport.abortConnection()
+        client.abort()
         return Failure(TimeoutError(f"no greeting from {host}:{port} within {seconds:g} seconds"))
 
     async def connect() -> TcpClient:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import count
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.error import TimeoutError
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 
 from msgsvc.client.replies import Event, ProtocolViolation, Reply, ReplyParser, ServerError
@@ -39,7 +39,7 @@ class UdpClient(DatagramProtocol):
 
     def __init__(
         self,
-        reactor,
+        reactor: IReactorTime,
         host: str,
         port: int,
         on_event: EventHandler | None = None,
@@ -82,9 +82,10 @@ class UdpClient(DatagramProtocol):
             return
         attempt.tries_left -= 1
         attempt.timer = self.reactor.callLater(attempt.timeout, self._transmit, tag)
+        assert self.transport is not None  # listening
         self.transport.write(attempt.datagram, (self.host, self.port))
 
-    def datagramReceived(self, datagram: bytes, address) -> None:
+    def datagramReceived(self, datagram: bytes, address: tuple[str, int]) -> None:
         if (address[0], address[1]) != (self.host, self.port):
             return
         try:
@@ -98,6 +99,7 @@ class UdpClient(DatagramProtocol):
             attempt = self._pending.pop(item.tag or "", None)
             if attempt is None:
                 continue
+            assert attempt.timer is not None  # a pending attempt has been sent
             attempt.timer.cancel()
             if item.kind == "ERR":
                 attempt.result.errback(ServerError(item))
@@ -107,25 +109,36 @@ class UdpClient(DatagramProtocol):
     def close(self) -> Deferred[None]:
         """Stop listening; pending commands fail."""
         self._fail_all(TimeoutError("client closed"))
-        return maybeDeferred(self.transport.stopListening)
+        return maybeDeferred(self._stop_listening)
+
+    def _stop_listening(self) -> Deferred[None]:
+        assert self.transport is not None  # listening
+        stopped = self.transport.stopListening()
+        return succeed(None) if stopped is None else stopped
 
     def _fail_all(self, reason: Exception) -> None:
         pending, self._pending = self._pending, {}
         for attempt in pending.values():
+            assert attempt.timer is not None  # a pending attempt has been sent
             if attempt.timer.active():
                 attempt.timer.cancel()
             attempt.result.errback(reason)
 
 
 def connect_udp(
-    reactor, host: str, port: int, on_event: EventHandler | None = None, timeout: float = 1.0, retries: int = 3
+    reactor: IReactorTime,
+    host: str,
+    port: int,
+    on_event: EventHandler | None = None,
+    timeout: float = 1.0,
+    retries: int = 3,
 ) -> Deferred[UdpClient]:
     """Resolve ``host`` and open a UDP socket aimed at the server."""
 
     async def connect() -> UdpClient:
-        address = await reactor.resolve(host)
+        address = await IReactorCore(reactor).resolve(host)
         client = UdpClient(reactor, address, port, on_event, timeout, retries)
-        reactor.listenUDP(0, client, interface="::" if ":" in address else "", maxPacketSize=MAX_PACKET)
+        IReactorUDP(reactor).listenUDP(0, client, interface="::" if ":" in address else "", maxPacketSize=MAX_PACKET)
         return client
 
     return Deferred.fromCoroutine(connect())

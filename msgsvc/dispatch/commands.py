@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 
@@ -21,7 +21,16 @@ if TYPE_CHECKING:
     from msgsvc.domain.broker import Broker
     from msgsvc.domain.session import Session
 
-Handler = Callable[..., "Reply | Deferred[Reply]"]
+Handler = Callable[..., "Reply | Deferred[Any]"]
+"""A verb's handler: ``handler(broker, session, **arguments)`` answers a Reply, or a Deferred firing with one.
+
+Deferred is invariant (a ``Deferred[Ok]`` is no ``Deferred[Reply]``), so the
+table holds handlers with a Deferred of any result; :meth:`CommandSet.verb`
+checks that what a declared handler's Deferred fires with is a Reply.
+"""
+
+P = ParamSpec("P")
+R = TypeVar("R", bound=Reply)
 
 
 class LiteralSink(Protocol):
@@ -106,7 +115,7 @@ class Command:
     literal_sink: Callable[[Broker, Session], LiteralSink] | None = None
     """Where a literal for this verb is streamed; by default it is collected in memory."""
     errors: tuple[str, ...] | None = None
-    """The error codes (SPEC section 6) the verb itself can answer with, for HELP; None: not declared."""
+    """The error codes (docs/protocol.md) the verb itself can answer with, for HELP; None: not declared."""
 
     def __post_init__(self) -> None:
         """Refuse a handler whose parameters are not ``broker, session`` and the declared arguments, in order."""
@@ -159,10 +168,12 @@ class CommandSet:
         self.description = description
         self.commands: list[Command] = []
 
-    def verb(self, name: str, *params: Arg | Text, summary: str, **options: Any) -> Callable[[Handler], Handler]:
+    def verb(
+        self, name: str, *params: Arg | Text, summary: str, **options: Any
+    ) -> Callable[[Callable[P, R | Deferred[R]]], Callable[P, R | Deferred[R]]]:
         """Declare ``handler(broker, session, **arguments)`` as the verb ``name``."""
 
-        def register(handler: Handler) -> Handler:
+        def register(handler: Callable[P, R | Deferred[R]]) -> Callable[P, R | Deferred[R]]:
             self.commands.append(Command(name, handler, summary, params, **options))
             return handler
 

@@ -135,6 +135,7 @@ class StreamOutput:
     def _pump(self) -> bool:
         """Write the streamed body while the client keeps up; True once it is complete."""
         body = self._body
+        assert body is not None  # called only while a body is being written
         written = False
         while body.remaining and not self.output_paused:
             chunk = body.source.read(min(CHUNK, body.remaining))

@@ -172,10 +172,13 @@ class ReplyPipeline(StreamOutput):
         while not self.ended:
             if self._body is not None and not self._pump():
                 return
-            if not slots or slots[0].reply is None or slots[0].unconfirmed:
+            if not slots:
                 break
-            slot = slots.pop(0)
+            slot = slots[0]
             reply = slot.reply
+            if reply is None or slot.unconfirmed:
+                break
+            slots.pop(0)
             if reply.closes or isinstance(reply, StreamedData):
                 self._write_reply(reply, slot.tag)
             else:

@@ -25,7 +25,9 @@ class RefusalLog:
 
     def __init__(self, clock: IReactorTime | None = None, burst: int = BURST, period: float = PERIOD) -> None:
         if clock is None:
-            from twisted.internet import reactor as clock
+            from twisted.internet import reactor
+
+            clock = reactor
         self._clock = clock
         self._burst = burst
         self._period = period

@@ -67,9 +67,11 @@ class Plan:
 
     def literal_sink(self, broker: Broker, session: Session | None) -> LiteralSink | None:
         """A new sink for the request's literal when its verb streams literals, else None (kept in memory)."""
-        if self.refused or self.command.literal_sink is None:
+        command = self.command
+        if self.refused or command is None or command.literal_sink is None:
             return None
-        return self.command.literal_sink(broker, session)
+        assert session is not None  # a verb the table runs (not refused) runs for a client
+        return command.literal_sink(broker, session)
 
 
 REFUSED = Plan(None, refused=True)
@@ -131,7 +133,7 @@ class CommandTable:
         return self._plans.get(request.verb, REFUSED)
 
     def dispatch(
-        self, broker: Broker, session: Session, request: Request, plan: Plan | None = None
+        self, broker: Broker, session: Session | None, request: Request, plan: Plan | None = None
     ) -> Reply | Unconfirmed | Deferred[Reply]:
         """Run one request (as ``plan``, its :meth:`prepare`, says); always yields a reply, never raises.
 
@@ -141,15 +143,17 @@ class CommandTable:
         commit, or as a Deferred when it is not ready (already confirmed when
         it fires). A request waits while an earlier command of the same client
         holds it (a LOGIN being checked), so pipelined commands see its outcome.
+        ``session`` is None only where no client is involved (tests of verbs that need none).
         """
-        if session is not None and session.held:
-            held = session.settled()
+        if session is not None and (held := session.settled()) is not None:
             return held.addCallback(lambda _: self.awaitable(self.dispatch(broker, session, request, plan), broker))
         if plan is None:
             plan = self.prepare(request)
         if plan.refused:
             return self._refused(broker, session, request)
         command = plan.command
+        if command is None:  # only a refused plan has none
+            return self._refused(broker, session, request)
         try:
             values = command.bind(request.args, request.literal)
         except ValueError as error:
@@ -186,7 +190,7 @@ class CommandTable:
         return confirmed
 
     def _failed(self, failure: Failure, command: Command) -> Reply:
-        if failure.check(DomainError):
+        if isinstance(failure.value, DomainError):
             return reply_for(failure.value)
         log.failure("{verb} failed", failure, verb=command.verb, category="ERROR")
         return INTERNAL_ERROR

@@ -133,5 +133,6 @@ class Broker:
             self._grace.cancel()
         if self._sessions:
             log.warn("{n} clients still connected at shutdown", n=len(self._sessions), category="CONNECTION")
+        assert self._stopped is not None  # set by stop(), the only one to schedule this
         if not self._stopped.called:
             self._stopped.callback(None)

@@ -61,6 +61,7 @@ class ChatRoom:
         holder = self._members.get(name.casefold())
         if holder is not None and holder is not session:
             gone = holder.name
+            assert gone is not None  # a member is named
             del self._members[name.casefold()]
             holder.name = None
             log.info(

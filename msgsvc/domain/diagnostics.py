@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -63,7 +63,7 @@ class _Stream:
 
     session: Session
     count: int
-    loop: LoopingCall | None = None
+    loop: LoopingCall = field(init=False)  # set right after: it calls back with the stream
     sent: int = 0
 
 

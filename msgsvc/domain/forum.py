@@ -14,9 +14,9 @@ the command table logs with its traceback and answers as an internal error.
 from __future__ import annotations
 
 import re
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -28,8 +28,16 @@ from msgsvc.domain.accounts.realm import Naming, ThreadRunner
 from msgsvc.domain.accounts.service import Accounts
 from msgsvc.domain.session import Session
 from msgsvc.domain.text import one_line
-from msgsvc.domain.uploads import DiscardingSink, PendingUpload, PendingUploads, RefusedUpload, UploadSink
+from msgsvc.domain.uploads import (
+    DiscardingSink,
+    PendingUpload,
+    PendingUploads,
+    RefusedUpload,
+    UploadData,
+    UploadSink,
+)
 from msgsvc.store import Stores
+from msgsvc.store.answers import attempt
 from msgsvc.store.blobs import FileStore, PartFile
 from msgsvc.store.interfaces import FileExists, NoMessage, NoThread, NotOwner, Post, Upload
 
@@ -141,7 +149,7 @@ class Forum:
     def remove_thread(self, session: Session, title: str) -> Deferred[None]:
         """Remove a thread the user created, with its messages and files."""
         d = self.accounts.user(session).addCallback(lambda user: self.store.remove_thread(title, user))
-        return d.addCallbacks(self._removed, self._refuse, (title,), None, (title,))
+        return d.addCallbacks(self._removed, self._refuse, callbackArgs=(title,), errbackArgs=(title,))
 
     def _removed(self, blobs: list[str], title: str) -> Deferred[None]:
         log.info("forum thread {title} removed with {n} files", title=title, n=len(blobs), category="GENERAL")
@@ -166,7 +174,7 @@ class Forum:
         except OSError as error:  # the UPD handler raises it: logged with its traceback, answered as internal
             return DiscardingSink(RefusedUpload(error))
 
-    def upload(self, session: Session, title: str, file: str, data: Any) -> Deferred[int]:
+    def upload(self, session: Session, title: str, file: str, data: UploadData) -> Deferred[int]:
         """Store an upload (a streamed PendingUpload, or bytes from the command line); fires with its size."""
         if isinstance(data, RefusedUpload):
             raise data.error
@@ -176,8 +184,11 @@ class Forum:
             d.addErrback(self._drop_part, part)
         return d
 
-    def _keep(self, user: str, part: PartFile | None, data: Any, title: str, file: str) -> Deferred[int]:
+    def _keep(
+        self, user: str, part: PartFile | None, data: bytes | PendingUpload, title: str, file: str
+    ) -> Deferred[int]:
         if part is None:
+            assert isinstance(data, bytes)  # no part: the data came as bytes on the command line
             if len(data) > self._config.max_upload:
                 raise errors.TooBig(f"file exceeds the {self._config.max_upload}-byte upload limit")
             part = self.files.begin()
@@ -192,9 +203,13 @@ class Forum:
         return kept.addCallback(self._record_upload, user, title, file, size)
 
     def _record_upload(self, blob: str, user: str, title: str, file: str, size: int) -> Deferred[int]:
-        d = maybeDeferred(self.store.add_upload, title, Upload(user, file, blob))
-        d.addCallbacks(self._uploaded, self._upload_refused, (user, title, file, size), None, (blob, title, file))
-        return d
+        d = attempt(self.store.add_upload, title, Upload(user, file, blob))
+        return d.addCallbacks(
+            self._uploaded,
+            self._upload_refused,
+            callbackArgs=(user, title, file, size),
+            errbackArgs=(blob, title, file),
+        )
 
     @staticmethod
     def _uploaded(_: None, user: str, title: str, file: str, size: int) -> int:
@@ -220,7 +235,7 @@ class Forum:
     def download(self, session: Session, title: str, file: str) -> Deferred[tuple[int, BinaryIO]]:
         """The size of an uploaded file and an open stream of its bytes (the caller closes it)."""
         d = self.accounts.user(session).addCallback(lambda _: self.store.find_upload(title, file))
-        return d.addCallbacks(self._open, self._refuse, (title, file), None, (title,))
+        return d.addCallbacks(self._open, self._refuse, callbackArgs=(title, file), errbackArgs=(title,))
 
     def _open(self, upload: Upload | None, title: str, file: str) -> tuple[int, BinaryIO]:
         if upload is None:

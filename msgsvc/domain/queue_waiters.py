@@ -95,7 +95,9 @@ class WaitingReceivers:
                 return
             if not isinstance(message, Message):  # the store answers later
                 self._waking[queue] = False
-                message.addCallbacks(self._taken, self._failed, (waiter, queue), None, (waiter, queue))
+                message.addCallbacks(
+                    self._taken, self._failed, callbackArgs=(waiter, queue), errbackArgs=(waiter, queue)
+                )
                 return
             self._finish(waiter, self._hand_over(message, waiter.session, queue, waiter.reserve))
 

@@ -102,6 +102,10 @@ class RefusedUpload:
         self.error = error
 
 
+UploadData = bytes | PendingUpload | RefusedUpload
+"""What the UPD handler gets as its data: bytes from the command line, or what a sink made of a literal."""
+
+
 class UploadSink:
     """Streams an UPD literal into a part file of the file store (a LiteralSink)."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -88,16 +88,16 @@ class Database:
             _create(path)
         self._connection = _open(path)
 
-    def read(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+    def read(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Run a query; it sees changes not yet committed."""
         return self._connection.execute(sql, params)
 
-    def write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+    def write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Run a change inside the current grouped transaction (starting one if needed)."""
         self._begin()
         return self._connection.execute(sql, params)
 
-    def write_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+    def write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one change for many rows inside the current grouped transaction."""
         self._begin()
         self._connection.executemany(sql, rows)

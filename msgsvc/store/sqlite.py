@@ -66,6 +66,7 @@ class SqliteTweetStore:
     def post(self, author: str, text: str, tags: frozenset[str]) -> Deferred[int]:
         cursor = self._db.write("INSERT INTO tweets (author, text) VALUES (?, ?)", (author, text))
         tweet_id = cursor.lastrowid
+        assert tweet_id is not None  # set by a successful INSERT
         for tag in sorted(tags):
             self._db.write("INSERT INTO tweet_tags (tag, tweet_id) VALUES (?, ?)", (tag, tweet_id))
         return succeed(tweet_id)

@@ -14,16 +14,21 @@ twistd reports (see :mod:`msgsvc.tap`).
 from __future__ import annotations
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from msgsvc.store import answers
+
 log = Logger()
 
+UDP_MAX_PACKET = 8192
+"""Every reactor's default for ``listenUDP`` (passed because ``IReactorUDP`` declares no default)."""
 LISTEN_BACKLOG = 511
 """Connections the kernel queues before they are accepted (as Redis and nginx); Twisted's 50 drops bursts."""
 PORT_ATTEMPTS = 20
@@ -46,7 +51,9 @@ class ListenerService(Service):
     ``tcp`` and ``udp`` may be set after construction, as long as it is before the service starts.
     """
 
-    def __init__(self, reactor, interface: str, port: int, tcp: Factory | None, udp: DatagramProtocol | None):
+    def __init__(
+        self, reactor: IReactorTCP, interface: str, port: int, tcp: Factory | None, udp: DatagramProtocol | None
+    ) -> None:
         self.reactor = reactor
         self.interface = interface
         self.port = port
@@ -87,9 +94,13 @@ class ListenerService(Service):
         port = self.port
         if self.tcp is not None:
             self.listening.append(self._listen_tcp(port))
-            port = self.listening[0].getHost().port
+            port = _number(self.listening[0])
         if self.udp is not None:
-            self.listening.append(self.reactor.listenUDP(port, self.udp, interface=self.interface))
+            self.listening.append(
+                IReactorUDP(self.reactor).listenUDP(
+                    port, self.udp, interface=self.interface, maxPacketSize=UDP_MAX_PACKET
+                )
+            )
 
     def _listen_tcp(self, port: int) -> IListeningPort:
         """Listen through a ``tcp:`` endpoint; it binds at once, so its Deferred has fired on return."""
@@ -104,14 +115,21 @@ class ListenerService(Service):
     @property
     def bound_port(self) -> int:
         """The port number actually listened on."""
-        return self.listening[0].getHost().port
+        return _number(self.listening[0])
 
-    def stopService(self) -> Deferred:
+    def stopService(self) -> Deferred[list[None]]:
         super().stopService()
         if self.listening:
             log.info("Server stopping on port {port}", port=self.bound_port, category="CONNECTION")
         return self._stop_listening()
 
-    def _stop_listening(self) -> Deferred:
+    def _stop_listening(self) -> Deferred[list[None]]:
         ports, self.listening = self.listening, []
-        return gatherResults([maybeDeferred(port.stopListening) for port in ports])
+        return gatherResults([answers.attempt(port.stopListening) for port in ports])
+
+
+def _number(port: IListeningPort) -> int:
+    """The port number a TCP or UDP port listens on."""
+    address = port.getHost()
+    assert isinstance(address, (IPv4Address, IPv6Address))  # an IP port
+    return address.port

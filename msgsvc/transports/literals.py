@@ -13,6 +13,8 @@ stream stays in step).
 
 from __future__ import annotations
 
+from twisted.protocols.basic import LineReceiver
+
 from msgsvc.dispatch.commands import LiteralSink
 from msgsvc.dispatch.pipeline import ReplyPipeline
 from msgsvc.dispatch.table import CommandTable, Plan
@@ -33,7 +35,9 @@ class PendingLiteral:
         self.keep = keep and sink is None
         self.budget = budget
         self.parts: list[bytes] = []
-        self.missing = request.literal_size
+        size = request.literal_size
+        assert size is not None  # a request announcing a literal
+        self.missing = size
         self.charged = 0
         """Bytes of this literal charged to the budget."""
         self.over_budget = False
@@ -100,8 +104,8 @@ def after_literal(expected: bytes, data: bytes) -> tuple[bytes, bytes]:
     return b"", b"\r" + data  # the CR was not part of a line ending after all
 
 
-class LiteralReading:
-    """Mixin for a LineReceiver: reads the literal announced by a command line, then runs the command.
+class LiteralReading(LineReceiver):
+    """The part of a LineReceiver that reads the literal announced by a command line, then runs the command.
 
     The host provides ``broker``, ``table``, ``session``, ``budget``,
     ``replies`` (its pipeline), the ``_progress`` flag and ``_over_budget(tag)``
@@ -147,6 +151,7 @@ class LiteralReading:
 
     def _literal_complete(self) -> None:
         literal, self._literal = self._literal, None
+        assert literal is not None  # called once the literal being read is complete
         self._after_literal = CRLF
         request = literal.finish()
         if self.replies.closing:

@@ -19,8 +19,18 @@ nothing of our output taken; a client that waits for a reply of ours is not idle
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, IReactorTime, ITCPTransport
-from twisted.internet.protocol import Factory
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IPushProducer,
+    IReactorTime,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
@@ -48,6 +58,22 @@ OVER_BUDGET = Err("too-big", "the server holds too much unfinished input right n
 """The reply to a literal skipped because all clients together hold --max-pending-input of unfinished input."""
 
 
+@runtime_checkable
+class StreamTransport(Protocol):
+    """What a connection uses of its transport: TCP and TLS transports have all of it, and so
+    does a test's StringTransport, though no one Twisted interface declares it all."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+    def loseConnection(self) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+
 @implementer(IClient, IPushProducer, IHalfCloseableProtocol)
 class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     """One TCP client; the sink of its reply pipeline."""
@@ -61,7 +87,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         """``budget``: shared by every connection of a listener; by default this connection's own."""
         self.broker = broker
         self.table = table
-        self.callLater = clock.callLater
+        self._clock = clock
         self.MAX_LENGTH = broker.config.max_line + 1  # room for the CR we strip
         self.budget = budget if budget is not None else InputBudget(broker.config.max_pending_input)
         self.session: Session | None = None
@@ -76,10 +102,19 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
 
     @property
     def peer(self) -> tuple[str, int]:
+        assert self.transport is not None  # connected
         address = self.transport.getPeer()
+        assert isinstance(address, (IPv4Address, IPv6Address))  # served on TCP (or TLS over TCP)
         return address.host, address.port
 
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """The idle timer (TimeoutMixin's) runs on the broker's clock."""
+        return self._clock.callLater(period, func)
+
     def connectionMade(self) -> None:
+        transport: object = self.transport
+        assert isinstance(transport, StreamTransport)  # see StreamTransport
+        self._stream = transport
         self.session = self.broker.open_session(self)
         if self.session is None:
             self.write(FULL.encode())
@@ -88,12 +123,12 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         self.replies.client_id = self.session.id
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # replies are small and awaited: never hold one back (Nagle)
-        self.transport.registerProducer(self, True)
+        self._stream.registerProducer(self, True)
         self._producing = True
-        self.transport.write(GREETING)
+        self._stream.write(GREETING)
         self.setTimeout(self.broker.config.idle_timeout)
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
         self._producing = False
         self.replies.lost()
@@ -113,7 +148,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         """No progress for --idle-timeout: nothing read from the client, nor taken by it."""
         replies = self.replies
         if replies.ended or replies.stalled:  # it does not read: a BYE would not reach it, nor may one cut a payload
-            log.info("client {id} stopped reading; disconnecting", id=self.session.id, category="CONNECTION")
+            log.info("client {id} stopped reading; disconnecting", id=replies.client_id, category="CONNECTION")
             replies.abort()
         elif replies.pending:
             self.resetTimeout()  # not idle: it waits for a reply of ours (RECV with a wait, a commit)
@@ -203,7 +238,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     # -- the pipeline's sink -------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        self.transport.write(data)
+        self._stream.write(data)
 
     write_part = write
 
@@ -218,13 +253,13 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         self._drop_literal()
         if self._producing:
             self._producing = False
-            self.transport.unregisterProducer()
-        self.transport.loseConnection()
+            self._stream.unregisterProducer()
+        self._stream.loseConnection()
         self.resetTimeout()  # the client has --idle-timeout to read the last replies, then it is cut off
 
     def abort(self) -> None:
         self._drop_literal()
-        self.transport.abortConnection()
+        self._stream.abortConnection()
 
     def progress(self) -> None:
         self.resetTimeout()

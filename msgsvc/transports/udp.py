@@ -171,30 +171,33 @@ class DatagramFrontEnd(DatagramProtocol):
             exchange.cache_key = cache_key
         client = self._sessions.get(address)
         if client is not None:
+            assert client.session is not None and client.idle_timer is not None  # a kept client has both
+            session = client.session
             client.idle_timer.reset(self.broker.config.idle_timeout)
         else:
             client = UdpClient(self, address)
             if plan.remembers_client:
-                client.session = self.broker.open_session(client)
-                if client.session is None:
+                opened = client.session = self.broker.open_session(client)
+                if opened is None:
                     exchange.client = client
                     self._answer(FULL, exchange)
                     return
+                session = opened
                 self._sessions[address] = client
                 client.idle_timer = self.clock.callLater(
                     self.broker.config.idle_timeout, self.end_session, address, "idle-timeout"
                 )
                 exchange.opened_session = True
             else:
-                client.session = self.broker.one_off_session(client)
+                session = client.session = self.broker.one_off_session(client)
         exchange.client = client
         if literal is not None:
-            sink = plan.literal_sink(self.broker, client.session)
+            sink = plan.literal_sink(self.broker, session)
             if sink is not None:
                 sink.write(literal)
                 literal = sink.finish()
             request.literal = literal
-        result = self.table.dispatch(self.broker, client.session, request, plan)
+        result = self.table.dispatch(self.broker, session, request, plan)
         answer_alone(result, self.broker.durability, self._answer, self._failed, exchange)
 
     def _failed(self, failure: Failure, exchange: _Exchange) -> None:
@@ -220,6 +223,7 @@ class DatagramFrontEnd(DatagramProtocol):
 
     def _answer(self, reply: Reply, exchange: _Exchange) -> None:
         client = exchange.client
+        assert client is not None  # set before the command runs
         data = self._encode(reply, exchange.tag)
         exchange.replied = True
         self.send(data, client.address)
@@ -247,6 +251,7 @@ class DatagramFrontEnd(DatagramProtocol):
 
     def send(self, data: bytes, address: Address) -> None:
         """Send one datagram; a peer that cannot be reached is not the server's problem."""
+        assert self.transport is not None  # listening
         try:
             self.transport.write(data, address)
         except OSError as error:
@@ -257,6 +262,7 @@ class DatagramFrontEnd(DatagramProtocol):
         client = self._sessions.pop(address, None)
         if client is None:
             return
+        assert client.session is not None and client.idle_timer is not None  # a kept client has both
         if client.idle_timer.active():
             client.idle_timer.cancel()
         if bye is not None:

@@ -11,6 +11,7 @@ from msgsvc.dispatch.commands import Arg, CommandSet, Text
 from msgsvc.domain.accounts.passwords import password
 from msgsvc.domain.forum import post_number, safe_name
 from msgsvc.domain.text import account_name
+from msgsvc.domain.uploads import UploadData
 from msgsvc.protocol.wire import Data, Ok, StreamedData, listing
 from msgsvc.store.interfaces import Post, Upload
 
@@ -36,7 +37,7 @@ NUMBER = Arg("n", post_number)
     remembers_client=True,
     errors=("exists", "in-use", "auth", "full"),
 )
-def register(broker: Broker, session: Session, user: str, password: str) -> Deferred:
+def register(broker: Broker, session: Session, user: str, password: str) -> Deferred[Ok]:
     return broker.forum.accounts.register(session, user, password).addCallback(lambda _: Ok(WELCOME))
 
 
@@ -48,12 +49,12 @@ def register(broker: Broker, session: Session, user: str, password: str) -> Defe
     remembers_client=True,
     errors=("no-user", "auth", "in-use", "full"),
 )
-def login(broker: Broker, session: Session, user: str, password: str) -> Deferred:
+def login(broker: Broker, session: Session, user: str, password: str) -> Deferred[Ok]:
     return broker.forum.accounts.login(session, user, password).addCallback(lambda _: Ok(WELCOME))
 
 
 @commands.verb("CRT", TITLE, summary="create a forum thread", errors=("not-logged-in", "exists"))
-def create(broker: Broker, session: Session, title: str) -> Deferred:
+def create(broker: Broker, session: Session, title: str) -> Deferred[Ok]:
     return broker.forum.create_thread(session, title).addCallback(lambda _: Ok(f"Thread {title} created"))
 
 
@@ -64,7 +65,7 @@ def create(broker: Broker, session: Session, title: str) -> Deferred:
     summary="post a one-line message to a thread; replies its number",
     errors=("not-logged-in", "no-thread", "too-long"),
 )
-def post(broker: Broker, session: Session, title: str, text: bytes) -> Deferred:
+def post(broker: Broker, session: Session, title: str, text: bytes) -> Deferred[Ok]:
     return broker.forum.post(session, title, text).addCallback(lambda number: Ok(str(number)))
 
 
@@ -75,7 +76,7 @@ def post(broker: Broker, session: Session, title: str, text: bytes) -> Deferred:
     summary="delete your message n (later ones renumber)",
     errors=("not-logged-in", "no-thread", "no-msg", "not-owner"),
 )
-def delete(broker: Broker, session: Session, title: str, n: int) -> Deferred:
+def delete(broker: Broker, session: Session, title: str, n: int) -> Deferred[Ok]:
     return broker.forum.delete(session, title, n).addCallback(lambda _: Ok(f"Message {n} deleted"))
 
 
@@ -87,19 +88,19 @@ def delete(broker: Broker, session: Session, title: str, n: int) -> Deferred:
     summary="replace the text of your message n",
     errors=("not-logged-in", "no-thread", "no-msg", "not-owner", "too-long"),
 )
-def edit(broker: Broker, session: Session, title: str, n: int, text: bytes) -> Deferred:
+def edit(broker: Broker, session: Session, title: str, n: int, text: bytes) -> Deferred[Ok]:
     return broker.forum.edit(session, title, n, text).addCallback(lambda _: Ok(f"Message {n} edited"))
 
 
 @commands.verb("LST", summary="list forum threads", errors=("not-logged-in",))
-def titles(broker: Broker, session: Session) -> Deferred:
+def titles(broker: Broker, session: Session) -> Deferred[Data]:
     return broker.forum.titles(session).addCallback(lambda found: Data(listing(found), "threads"))
 
 
 @commands.verb(
     "RDT", TITLE, summary="read a thread: its messages and uploads in order", errors=("not-logged-in", "no-thread")
 )
-def read(broker: Broker, session: Session, title: str) -> Deferred:
+def read(broker: Broker, session: Session, title: str) -> Deferred[Data]:
     return broker.forum.read(session, title).addCallback(lambda entries: Data(listing(_lines(entries)), title))
 
 
@@ -122,7 +123,7 @@ def _lines(entries: list[Post | Upload]) -> list[str]:
     literal_sink=lambda broker, session: broker.forum.upload_sink(session),
     errors=("not-logged-in", "no-thread", "exists", "too-big"),
 )
-def upload(broker: Broker, session: Session, title: str, file: str, data) -> Deferred:
+def upload(broker: Broker, session: Session, title: str, file: str, data: UploadData) -> Deferred[Ok]:
     return broker.forum.upload(session, title, file, data).addCallback(
         lambda size: Ok(f"{file} uploaded to {title} ({size} bytes)")
     )
@@ -131,7 +132,7 @@ def upload(broker: Broker, session: Session, title: str, file: str, data) -> Def
 @commands.verb(
     "DWN", TITLE, FILE, summary="download a file of a thread", errors=("not-logged-in", "no-thread", "no-file")
 )
-def download(broker: Broker, session: Session, title: str, file: str) -> Deferred:
+def download(broker: Broker, session: Session, title: str, file: str) -> Deferred[StreamedData]:
     return broker.forum.download(session, title, file).addCallback(
         lambda opened: StreamedData(opened[0], file, opened[1])
     )
@@ -143,5 +144,5 @@ def download(broker: Broker, session: Session, title: str, file: str) -> Deferre
     summary="remove your thread with its messages and files",
     errors=("not-logged-in", "no-thread", "not-owner"),
 )
-def remove(broker: Broker, session: Session, title: str) -> Deferred:
+def remove(broker: Broker, session: Session, title: str) -> Deferred[Ok]:
     return broker.forum.remove_thread(session, title).addCallback(lambda _: Ok(f"Thread {title} removed"))

@@ -49,7 +49,7 @@ def _refused(session: Session, error: DomainError, why: str) -> DomainError:
 @commands.verb(
     "TWEET", Text("text"), summary=f"post a message of at most {MAX_CHARACTERS} characters", errors=("too-long",)
 )
-def tweet(broker: Broker, session: Session, text: bytes) -> Deferred:
+def tweet(broker: Broker, session: Session, text: bytes) -> Deferred[Ok]:
     try:
         message = one_line(text)
     except ValueError as error:
@@ -60,7 +60,7 @@ def tweet(broker: Broker, session: Session, text: bytes) -> Deferred:
 
 
 @commands.verb("LAST", summary=f"the last message posted ('{EMPTY}' if none, or if it was empty)", errors=())
-def last(broker: Broker, session: Session) -> Deferred:
+def last(broker: Broker, session: Session) -> Deferred[Data]:
     return broker.microblog.last().addCallback(_last)
 
 
@@ -76,7 +76,7 @@ def _last(tweet: Tweet | None) -> Data:
     summary=f"the k (default {TAGGED_DEFAULT}) newest messages with a hashtag",
     errors=(),
 )
-def tagged(broker: Broker, session: Session, tag: str, k: int) -> Deferred:
+def tagged(broker: Broker, session: Session, tag: str, k: int) -> Deferred[Data]:
     return broker.microblog.tagged(tag, k).addCallback(
         lambda tweets: Data(listing([f"{t.id} {t.author} {t.text}" for t in tweets]), "tagged")
     )

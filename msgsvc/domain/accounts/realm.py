@@ -32,6 +32,13 @@ from msgsvc.store.interfaces import Account, IAccountStore
 ThreadRunner = Callable[..., Deferred]
 
 
+class NameAndPassword(Protocol):
+    """What the checker reads of its ``IUsernamePassword`` credentials: an account name and a password, as text."""
+
+    username: str
+    password: str
+
+
 class UnknownUser(UnauthorizedLogin):
     """No account has that name."""
 
@@ -63,7 +70,8 @@ class ScryptChecker:
         self._dummy = passwords.dummy_hash(cost)
         self.run_in_thread = run_in_thread
 
-    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:
+    # Twisted's stub types avatar ids as bytes; cred passes ours (str account names) to the realm untouched.
+    def requestAvatarId(self, credentials: NameAndPassword) -> Deferred[str]:  # type: ignore[override]
         """Fires with the account name as registered; fails with UnknownUser or UnauthorizedLogin."""
         secret = credentials.password
         return deferred(self._store.get_account(credentials.username)).addCallback(self._verify, secret)
@@ -98,7 +106,10 @@ class ForumRealm:
         self._by_name: dict[str, ForumUser] = {}
         self._by_session: dict[Session, ForumUser] = {}
 
-    def requestAvatar(self, avatarId: str, mind: Session, *interfaces: Any) -> tuple[Any, ForumUser, Callable]:
+    # Twisted's stub types avatar ids as bytes and the mind as any object; ours are account names and Sessions.
+    def requestAvatar(  # type: ignore[override]
+        self, avatarId: str, mind: Session, *interfaces: Any
+    ) -> tuple[Any, ForumUser, Callable[[], None]]:
         """Log ``avatarId`` in on the session ``mind``; InUse if it (or the session) already is logged in.
 
         The session takes the account's name (``ChatRoom.claim``): a guest

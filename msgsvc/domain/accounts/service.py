@@ -51,7 +51,7 @@ from msgsvc.domain.accounts.realm import (
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle
 from msgsvc.domain.errors import AuthFailed, Exists, InUse, NotLoggedIn, NoUser
 from msgsvc.domain.session import Session
-from msgsvc.store.answers import deferred
+from msgsvc.store.answers import attempt, deferred
 from msgsvc.store.interfaces import Account, IAccountStore
 
 log = Logger()
@@ -144,9 +144,7 @@ class Accounts:
         Fires with (added, already present); present accounts keep their password.
         """
         accounts = [Account(name, passwords.hash_password(secret, self._cost)) for name, secret in pairs]
-        added = gatherResults(
-            [maybeDeferred(self._store.add_account, account) for account in accounts], consumeErrors=True
-        )
+        added = gatherResults([attempt(self._store.add_account, account) for account in accounts], consumeErrors=True)
         return added.addCallback(lambda results: (sum(results), len(results) - sum(results)))
 
     # -- internals ---------------------------------------------------------------
@@ -167,8 +165,12 @@ class Accounts:
         self._check_not_logged_in(session)
         host = session.peer[0]
         key = self.login_throttle.begin(host)
-        attempt = self.portal.login(UsernamePassword(name, secret), session, IForumUser)
-        return attempt.addCallbacks(self._logged_in, self._login_failed, (session, key), None, (name, host, key))
+        # Twisted's stub types cred's names and passwords as bytes; cred hands them to our checker untouched.
+        credentials = UsernamePassword(name, secret)  # type: ignore[arg-type]
+        login = self.portal.login(credentials, session, IForumUser)
+        return login.addCallbacks(
+            self._logged_in, self._login_failed, callbackArgs=(session, key), errbackArgs=(name, host, key)
+        )
 
     def _logged_in(self, result: tuple[Any, ForumUser, Callable], session: Session, key: str) -> str:
         _, user, logout = result
@@ -195,9 +197,8 @@ class Accounts:
             raise Exists(f"the user {name} already exists")
         key = self.register_throttle.begin(session.peer[0])
         self._registering.add(folded)
-        created = maybeDeferred(self._store.get_account, name)
-        created.addCallback(self._hash_new, name, secret)
-        created.addCallback(self._store_new, session, name)
+        hashed = attempt(self._store.get_account, name).addCallback(self._hash_new, name, secret)
+        created = hashed.addCallback(self._store_new, session, name)
         return created.addBoth(self._registered, folded, key)
 
     def _hash_new(self, existing: Account | None, name: str, secret: str) -> Deferred[str]:
