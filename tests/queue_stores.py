@@ -14,10 +14,11 @@ from zope.interface import implementer
 
 from msgsvc.config import Config
 from msgsvc.domain.broker import Broker
+from msgsvc.domain.session import Session
 from msgsvc.store import open_stores
 from msgsvc.store.interfaces import IQueueStore, Message, QueueStats
 from msgsvc.store.memory import MemoryQueueStore
-from tests.helpers import run_now, temp_dir
+from tests.helpers import FakeClient, run_now, temp_dir
 
 
 @implementer(IQueueStore)
@@ -110,3 +111,21 @@ class StoreKinds:
             stores = replace(stores, queues=LaterQueueStore(clock))
         self.addCleanup(stores.close)
         return Broker(stores, Config(**settings), clock, run_now)
+
+
+class QueueFixture(StoreKinds):
+    """A broker's queue service over the store of ``kind``, and helpers to drive it on its Clock."""
+
+    def setUp(self) -> None:
+        self.broker = self.make_broker(max_clients=0, ttr=30)
+        self.clock = self.broker.clock
+        self.queues = self.broker.queues
+
+    def session(self) -> Session:
+        """A new client of the broker."""
+        return self.broker.open_session(FakeClient())
+
+    def now(self, answer: Any) -> Any:
+        """What an operation answered, once the store has had its turn."""
+        self.clock.advance(0)
+        return self.successResultOf(answer) if isinstance(answer, Deferred) else answer

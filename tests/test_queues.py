@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -11,25 +9,11 @@ from zope.interface.verify import verifyObject
 from msgsvc.domain.errors import NoMessage
 from msgsvc.domain.session import Session
 from msgsvc.store.interfaces import IQueueStore, Message
-from tests.helpers import FakeClient
-from tests.queue_stores import StoreKinds
+from tests.queue_stores import QueueFixture
 
 
-class QueueServiceBehaviour(StoreKinds):
+class QueueServiceBehaviour(QueueFixture):
     """QueueService on a Clock; every store must show this behaviour."""
-
-    def setUp(self) -> None:
-        self.broker = self.make_broker(max_clients=0, ttr=30)
-        self.clock = self.broker.clock
-        self.queues = self.broker.queues
-
-    def session(self) -> Session:
-        return self.broker.open_session(FakeClient())
-
-    def now(self, answer: Any) -> Any:
-        """What an operation answered, once the store has had its turn."""
-        self.clock.advance(0)
-        return self.successResultOf(answer) if isinstance(answer, Deferred) else answer
 
     def send(self, payload: bytes, queue: str = "default") -> int:
         return self.now(self.queues.send(queue, payload))

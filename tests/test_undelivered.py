@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.dispatch.verbs import queue as verbs
 from msgsvc.domain.errors import NoMessage
-from msgsvc.domain.session import Session
 from msgsvc.protocol.wire import Data
 from msgsvc.transports.udp import MAX_DATAGRAM
-from tests.helpers import FakeClient, TcpHarness, UdpHarness
-from tests.queue_stores import StoreKinds
+from tests.helpers import TcpHarness, UdpHarness
+from tests.queue_stores import QueueFixture
 
 ALICE = ("127.0.0.1", 52001)
 BIG = b"x" * MAX_DATAGRAM
 
 
-class UndeliveredBehaviour(StoreKinds):
+class UndeliveredBehaviour(QueueFixture):
     """What every store shows when a reply carrying a message cannot be delivered."""
-
-    def setUp(self) -> None:
-        self.broker = self.make_broker(max_clients=0, ttr=30)
-        self.clock = self.broker.clock
-        self.queues = self.broker.queues
-
-    def session(self) -> Session:
-        return self.broker.open_session(FakeClient())
-
-    def now(self, answer: Any) -> Any:
-        """What an operation answered, once the store has had its turn."""
-        self.clock.advance(0)
-        return self.successResultOf(answer) if isinstance(answer, Deferred) else answer
 
     def send(self, *payloads: bytes) -> None:
         for payload in payloads:

@@ -51,11 +51,7 @@ def send(broker: Broker, session: Session, queue: str, message: bytes) -> Ok | D
     errors=("empty", "too-big", "full"),
 )
 def recv(broker: Broker, session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
-    service = broker.queues
-    taken = service.receive(session, queue, wait)
-    if taken is None or isinstance(taken, Message):  # (cheaper than asking whether it is a Deferred, an ABC)
-        return _delivered(taken, service, queue, False)
-    return taken.addCallback(_delivered, service, queue, False)  # once a message arrives or the wait is over
+    return _take(broker.queues, session, queue, wait, reserve=False)
 
 
 @commands.verb(
@@ -66,11 +62,16 @@ def recv(broker: Broker, session: Session, queue: str, wait: float) -> Data | De
     errors=("empty", "too-big", "full"),
 )
 def reserve(broker: Broker, session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
-    service = broker.queues
-    taken = service.reserve(session, queue, wait)
-    if taken is None or isinstance(taken, Message):
-        return _delivered(taken, service, queue, True)
-    return taken.addCallback(_delivered, service, queue, True)
+    return _take(broker.queues, session, queue, wait, reserve=True)
+
+
+def _take(service: QueueService, session: Session, queue: str, wait: float, reserve: bool) -> Data | Deferred[Data]:
+    """RECV or RESERVE: the message now, or a Deferred once one arrives or the wait is over."""
+    take = service.reserve if reserve else service.receive
+    taken = take(session, queue, wait)
+    if taken is None or isinstance(taken, Message):  # (cheaper than asking whether it is a Deferred, an ABC)
+        return _delivered(taken, service, queue, reserve)
+    return taken.addCallback(_delivered, service, queue, reserve)
 
 
 @commands.verb("ACK", Arg("id", message_id), summary="delete a message you reserved", errors=("no-msg",))
