@@ -51,6 +51,16 @@ class ClientLibraryTests(RealServer):
         self.assertEqual(error.code, "empty")
 
     @defer.inlineCallbacks
+    def test_large_datagrams_whole(self):
+        """A 60,000-byte message sent over UDP is read whole by the server and comes back whole."""
+        udp = yield defer.ensureDeferred(self.udp())
+        payload = os.urandom(60000)
+        sent = yield udp.command("SEND", payload=payload)
+        self.assertEqual(sent.text, "1 queued 60000 bytes")
+        received = yield udp.command("RECV")
+        self.assertEqual(received.payload, payload)
+
+    @defer.inlineCallbacks
     def test_large_message_over_tcp(self):
         """A message of --max-message bytes crosses TCP intact."""
         tcp = yield defer.ensureDeferred(self.tcp())

@@ -27,8 +27,8 @@ from msgsvc.store import answers
 
 log = Logger()
 
-UDP_MAX_PACKET = 8192
-"""Every reactor's default for ``listenUDP`` (passed because ``IReactorUDP`` declares no default)."""
+UDP_MAX_PACKET = 65535
+"""Bytes read per datagram: any UDP payload whole (Twisted's default, 8192, would cut longer ones short)."""
 LISTEN_BACKLOG = 511
 """Connections the kernel queues before they are accepted (as Redis and nginx); Twisted's 50 drops bursts."""
 PORT_ATTEMPTS = 20
