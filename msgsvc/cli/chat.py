@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-from twisted.internet.defer import Deferred, DeferredList, FirstError
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.cli.common import CliError, Commands, connect, farewell, run
+from msgsvc.cli.common import CliError, Commands, connect, describe, farewell, run, until_ended
 from msgsvc.client import Event, Reply, ServerError, TcpClient
 
 ReadLine = Callable[[str], Awaitable[str | None]]
@@ -39,20 +38,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--udp", action="store_true", help="talk over UDP instead of TCP")
     parser.add_argument("--name", help="your chat name (asked for when not given)")
     return parser.parse_args(argv)
-
-
-def describe(event: Event) -> str:
-    """An event as a person reads it."""
-    if event.name == "CHAT":
-        speaker, _, text = event.args.partition(" ")
-        return f"{speaker}: {text}"
-    if event.name == "JOIN":
-        return f"* {event.args} joined"
-    if event.name == "LEAVE":
-        return f"* {event.args} left"
-    if event.name == "BYE":
-        return f"* the server closed the session ({event.args})"
-    return f"* {event.name} {event.args}"
 
 
 def show(reply: Reply) -> str:
@@ -175,27 +160,12 @@ def main(argv: list[str] | None = None) -> None:
             client.disconnected.addCallback(end)
         session = ChatSession(client, console.read_line, console.say, ask_again=interactive)
         try:
-            await _until_ended(session.run(args.name), ended)
+            await until_ended(session.run(args.name), ended)
         finally:
             await console.close()
             await farewell(reactor, client)
 
     run("msgsvc-chat", body, args.host, args.port, transport)
-
-
-async def _until_ended(conversation: Coroutine[Any, Any, None], ended: Deferred[None]) -> None:
-    """Run the conversation; stop with an error if the server ends the session first."""
-    talking = Deferred.fromCoroutine(conversation)
-    try:
-        _, index = await DeferredList(
-            [talking, ended], fireOnOneCallback=True, fireOnOneErrback=True, consumeErrors=True
-        )
-    except FirstError as error:
-        error.subFailure.raiseException()
-    if index == 1:
-        talking.cancel()
-        await talking  # the prompt is gone once this fires
-        raise CliError("the server ended the session")
 
 
 if __name__ == "__main__":

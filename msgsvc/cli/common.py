@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn, Protocol
 
 from twisted.internet import defer, error
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, FirstError
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.python.failure import Failure
 
@@ -197,3 +197,32 @@ def run(program: str, body: Body, host: str, port: int, transport: str) -> NoRet
         os._exit(INTERRUPTED)
     sys.stdout.flush()
     sys.exit(signalled if signalled is not None else status)
+
+
+def describe(event: Event) -> str:
+    """An event as a person reads it."""
+    if event.name == "CHAT":
+        speaker, _, text = event.args.partition(" ")
+        return f"{speaker}: {text}"
+    if event.name == "JOIN":
+        return f"* {event.args} joined"
+    if event.name == "LEAVE":
+        return f"* {event.args} left"
+    if event.name == "BYE":
+        return f"* the server closed the session ({event.args})"
+    return f"* {event.name} {event.args}"
+
+
+async def until_ended(conversation: Coroutine[Any, Any, None], ended: Deferred[None]) -> None:
+    """Run the conversation; stop with an error if the server ends the session first."""
+    talking = Deferred.fromCoroutine(conversation)
+    try:
+        _, index = await DeferredList(
+            [talking, ended], fireOnOneCallback=True, fireOnOneErrback=True, consumeErrors=True
+        )
+    except FirstError as error:
+        error.subFailure.raiseException()
+    if index == 1:
+        talking.cancel()
+        await talking  # the prompt is gone once this fires
+        raise CliError("the server ended the session")
