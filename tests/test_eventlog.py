@@ -218,7 +218,7 @@ class OptionTests(TestCase):
     def test_default_off(self) -> None:
         """Without --event-log the application is a plain MultiService."""
         options = Options()
-        options.parseOptions(["--no-udp", "--store", "memory"])
+        options.parseOptions(["--no-udp", "--port", "0", "--store", "memory"])
         self.assertNotIsInstance(makeService(options, MemoryReactorClock()), EventLogService)
 
     def test_unwritable(self) -> None:
