@@ -13,13 +13,14 @@ store and the port from the command's own process, so that the usual failures
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from msgsvc.config import Config
 from msgsvc.dispatch.verbs import build_table
 from msgsvc.domain.broker import Broker
 from msgsvc.store import StoreError, open_stores
@@ -27,13 +28,22 @@ from msgsvc.transports.listeners import ListenerService, StartupError, startup_e
 from msgsvc.transports.tcp import ConnectionFactory
 from msgsvc.transports.udp import DatagramFrontEnd
 
-if TYPE_CHECKING:
-    from msgsvc.tap import Options
+
+class StartOptions(Protocol):
+    """What starting needs of ``twistd msgsvc``'s options (:class:`msgsvc.tap.Options`)."""
+
+    credentials: list[tuple[str, str]]
+    """The ``--credentials`` accounts still to import (emptied once they are)."""
+
+    def __getitem__(self, name: str) -> Any: ...
+
+    def config(self) -> Config: ...
+
 
 log = Logger()
 
 
-def preflight(options: Options, reactor: IReactorTime) -> None:
+def preflight(options: StartOptions, reactor: IReactorTime) -> None:
     """Open and close the store, bind and release the port; StartupError if either cannot be had.
 
     The daemon opens and binds them again for itself; this only tells the
@@ -90,7 +100,7 @@ class StartupService(Service):
     """
 
     def __init__(
-        self, options: Options, reactor: IReactorTime, listeners: ListenerService, broker: BrokerService
+        self, options: StartOptions, reactor: IReactorTime, listeners: ListenerService, broker: BrokerService
     ) -> None:
         self.options = options
         self.reactor = reactor
@@ -121,7 +131,7 @@ class StartupService(Service):
         self.broker_service.broker = broker
 
 
-def _import_credentials(broker: Broker, options: Options) -> None:
+def _import_credentials(broker: Broker, options: StartOptions) -> None:
     """Hash and store the ``--credentials`` accounts before the port opens; forget the plaintext."""
     pairs, options.credentials = options.credentials, []
     path = options["credentials"]
