@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.cli.common import CliError, Commands, connect, describe, farewell, run, until_ended
-from msgsvc.client import Event, Reply, ServerError, TcpClient
+from msgsvc.cli.common import CliError, Commands, converse, farewell, run, use_terminal
+from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 
 ReadLine = Callable[[str], Awaitable[str | None]]
 """Asks for one line with a prompt; None at end of input."""
@@ -133,37 +132,21 @@ class ChatSession:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``msgsvc-chat``."""
     args = parse_args(argv)
-    interactive = sys.stdin.isatty()
-    if interactive:
-        from twisted.internet import asyncioreactor
-
-        asyncioreactor.install()
+    interactive = use_terminal()
     transport = "UDP" if args.udp else "TCP"
 
     async def body(reactor: IReactorTime) -> None:
         from msgsvc.cli.console import PlainConsole, TerminalConsole
 
         console = TerminalConsole() if interactive else PlainConsole(reactor)
-        ended: Deferred[None] = Deferred()
 
-        def end(_: object = None) -> None:
-            if not ended.called:
-                ended.callback(None)
+        def talk(client: TcpClient | UdpClient) -> Coroutine[Any, Any, None]:
+            return ChatSession(client, console.read_line, console.say, ask_again=interactive).run(args.name)
 
-        def on_event(event: Event) -> None:
-            console.say(describe(event))
-            if event.name == "BYE":
-                end()
-
-        client = await connect(reactor, args.host, args.port, transport, on_event)
-        if isinstance(client, TcpClient):  # a UDP client is never disconnected
-            client.disconnected.addCallback(end)
-        session = ChatSession(client, console.read_line, console.say, ask_again=interactive)
-        try:
-            await until_ended(session.run(args.name), ended)
-        finally:
-            await console.close()
+        async def leave(client: TcpClient | UdpClient) -> None:
             await farewell(reactor, client)
+
+        await converse(reactor, args.host, args.port, transport, console, talk, leave)
 
     run("msgsvc-chat", body, args.host, args.port, transport)
 

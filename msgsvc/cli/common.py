@@ -226,3 +226,55 @@ async def until_ended(conversation: Coroutine[Any, Any, None], ended: Deferred[N
         talking.cancel()
         await talking  # the prompt is gone once this fires
         raise CliError("the server ended the session")
+
+
+class Console(Protocol):
+    """Where an interactive client prints (a terminal line editor, or plain standard output)."""
+
+    def say(self, text: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def use_terminal() -> bool:
+    """Whether standard input is a terminal; if so, install the reactor the line editor needs (call first)."""
+    interactive = sys.stdin.isatty()
+    if interactive:
+        from twisted.internet import asyncioreactor
+
+        asyncioreactor.install()
+    return interactive
+
+
+async def converse(
+    reactor: IReactorTime,
+    host: str,
+    port: int,
+    transport: str,
+    console: Console,
+    talk: Callable[[TcpClient | UdpClient], Coroutine[Any, Any, None]],
+    leave: Callable[[TcpClient | UdpClient], Coroutine[Any, Any, None]],
+) -> None:
+    """Connect, print events as they come, and run ``talk`` until it ends or the server ends the session.
+
+    Whatever happens, the console is closed and ``leave`` says goodbye to the server.
+    """
+    ended: Deferred[None] = Deferred()
+
+    def end(_: object = None) -> None:
+        if not ended.called:
+            ended.callback(None)
+
+    def on_event(event: Event) -> None:
+        console.say(describe(event))
+        if event.name == "BYE":
+            end()
+
+    client: TcpClient | UdpClient = await connect(reactor, host, port, transport, on_event)
+    if isinstance(client, TcpClient):  # a UDP client is never disconnected
+        client.disconnected.addCallback(end)
+    try:
+        await until_ended(talk(client), ended)
+    finally:
+        await console.close()
+        await leave(client)

@@ -18,16 +18,15 @@ input ends before logging in from a pipe; 130 after Ctrl-C (see :mod:`msgsvc.cli
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.cli.common import CliError, Commands, Interrupted, connect, describe, farewell, run, until_ended
+from msgsvc.cli.common import CliError, Commands, Interrupted, converse, farewell, run, use_terminal
 from msgsvc.cli.console import TerminalConsole
-from msgsvc.client import Event, Reply, ServerError, TcpClient, UdpClient
+from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 
 ReadLine = Callable[[str], Awaitable[str | None]]
 """Asks for one line with a prompt; None at end of input."""
@@ -247,11 +246,7 @@ async def leave(reactor: IReactorTime, client: TcpClient | UdpClient, said_goodb
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``msgsvc-forum``."""
     args = parse_args(argv)
-    interactive = sys.stdin.isatty()
-    if interactive:
-        from twisted.internet import asyncioreactor
-
-        asyncioreactor.install()
+    interactive = use_terminal()
     transport = "UDP" if args.udp else "TCP"
 
     async def body(reactor: IReactorTime) -> None:
@@ -259,26 +254,16 @@ def main(argv: list[str] | None = None) -> None:
 
         console: Any = PasswordTerminal() if interactive else PlainConsole(reactor)
         read_password = console.read_password if interactive else console.read_line
-        ended: Deferred[None] = Deferred()
+        sessions: list[ForumSession] = []
 
-        def end(_: object = None) -> None:
-            if not ended.called:
-                ended.callback(None)
+        def talk(client: TcpClient | UdpClient) -> Coroutine[Any, Any, None]:
+            sessions.append(ForumSession(client, console.read_line, read_password, console.say, interactive))
+            return sessions[0].run()
 
-        def on_event(event: Event) -> None:
-            console.say(describe(event))
-            if event.name == "BYE":
-                end()
+        async def goodbye(client: TcpClient | UdpClient) -> None:
+            await leave(reactor, client, bool(sessions) and sessions[0].said_goodbye)
 
-        client: TcpClient | UdpClient = await connect(reactor, args.host, args.port, transport, on_event)
-        if isinstance(client, TcpClient):  # a UDP client is never disconnected
-            client.disconnected.addCallback(end)
-        session = ForumSession(client, console.read_line, read_password, console.say, interactive)
-        try:
-            await until_ended(session.run(), ended)
-        finally:
-            await console.close()
-            await leave(reactor, client, session.said_goodbye)
+        await converse(reactor, args.host, args.port, transport, console, talk, goodbye)
 
     run("msgsvc-forum", body, args.host, args.port, transport)
 
