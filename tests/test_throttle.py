@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle, prefix_of
@@ -53,6 +54,19 @@ class ThrottleTests(TestCase):
     def refusal(self, host: str) -> str:
         """The text begin() is refused with."""
         return self.assertRaises(AuthFailed, self.throttle.begin, host).text
+
+    def test_reaching_a_limit_is_logged(self) -> None:
+        """The outcome that uses up a prefix's limit, or the server's, is logged once under ERROR."""
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.fail_from("10.0.0.1", "10.0.0.2")
+        self.assertEqual(events, [])
+        self.fail_from("10.0.0.3", "10.1.0.1", "10.2.0.1")
+        self.assertEqual(
+            [(e["source"], e["category"]) for e in events],
+            [("10.0.0.0/24", "ERROR"), ("all addresses together", "ERROR")],
+        )
 
     def test_prefix_shares_the_limit(self) -> None:
         """Attempts from different addresses of one /24 add up; another /24 is unaffected."""

@@ -21,8 +21,11 @@ import math
 from collections import deque
 
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
 from msgsvc.domain.errors import AuthFailed
+
+log = Logger()
 
 IPV4_PREFIX = 24
 IPV6_PREFIX = 56
@@ -108,15 +111,30 @@ class Throttle:
         now = self._clock.seconds()
         if self._global_limit:
             self._all.append(now)
+            if len(self._all) == self._global_limit and now - self._all[0] < self._window:
+                self._reached("all addresses together", self._global_limit)
         if self._limit:
             times = self._counted.pop(key, None)  # re-inserted last: the dict stays ordered by latest outcome
             if times is None:
                 times = deque(maxlen=self._limit)
             times.append(now)
             self._counted[key] = times
+            if len(times) == self._limit and now - times[0] < self._window:
+                self._reached(key, self._limit)
             self._forget_expired(now)
             while len(self._counted) > self.MAX_PREFIXES:
                 del self._counted[next(iter(self._counted))]
+
+    def _reached(self, source: str, limit: int) -> None:
+        """Log, once each time it happens, that ``source`` has used up its limit: later attempts are refused."""
+        log.warn(
+            "{limit} {what} in {window:.0f} s from {source}: further attempts are refused for a while",
+            limit=limit,
+            what=self._what,
+            window=self._window,
+            source=source,
+            category="ERROR",
+        )
 
     @property
     def prefixes(self) -> int:
