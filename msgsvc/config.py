@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 @dataclass(frozen=True)
@@ -43,3 +46,5 @@ class Config:
     """Accounts registered per hour from all addresses together; 0: no limit."""
     password_cost: int = 14
     """log2 of scrypt's N for new password hashes (14: about 50 ms, 16 MiB); tests lower it."""
+    udp_trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK
+    """UDP peers exempt from address validation (``--udp-trusted``); empty: nobody."""

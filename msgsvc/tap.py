@@ -17,6 +17,7 @@ from msgsvc.eventlog import EventLogService, open_event_log
 from msgsvc.startup import BrokerService, StartupService, preflight
 from msgsvc.store import DEFAULT_STORE, STORE_URLS, StoreError, check_store_url
 from msgsvc.transports.listeners import ListenerService, StartupError
+from msgsvc.transports.udp_safety import parse_trusted
 
 log = Logger()
 
@@ -99,6 +100,12 @@ class Options(usage.Options):
             "Accounts registered per hour from everywhere; 0 = no limit.",
             _NonNegative(int),
         ],
+        [
+            "udp-trusted",
+            None,
+            "127.0.0.0/8,::1/128",
+            "UDP peers exempt from address validation: comma-separated CIDRs, or 'none'.",
+        ],
         ["credentials", None, None, "Import forum accounts from a 'username password' file at start (stored hashed)."],
     ]
 
@@ -127,6 +134,10 @@ class Options(usage.Options):
             raise usage.UsageError("--max-deliveries must be at least 1")
         if self["max-upload"] < 1:
             raise usage.UsageError("--max-upload must be at least 1")
+        try:
+            self.udp_trusted = parse_trusted(self["udp-trusted"])
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
         self.credentials: list[tuple[str, str]] = []
         if self["credentials"] is not None:
             try:
@@ -157,6 +168,7 @@ class Options(usage.Options):
             login_limit_global=self["login-limit-global"],
             register_limit=self["register-limit"],
             register_limit_global=self["register-limit-global"],
+            udp_trusted=parse_trusted(self["udp-trusted"]),
         )
 
 

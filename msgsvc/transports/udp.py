@@ -11,7 +11,6 @@ for a reply that does not fit one.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -29,15 +28,15 @@ from msgsvc.domain.session import Session
 from msgsvc.protocol.events import encode_event
 from msgsvc.protocol.framing import FramingError, message_literal, split_message
 from msgsvc.protocol.wire import FULL, Data, Err, Reply, StreamedData, host_port
+from msgsvc.transports.reply_cache import CACHE_ENTRY_OVERHEAD, ReplyCache
+from msgsvc.transports.udp_safety import HINT, Safety, is_trusted, needs_validation
+
+__all__ = ["CACHE_ENTRY_OVERHEAD", "MAX_DATAGRAM", "DatagramFrontEnd", "ReplyCache", "UdpClient", "too_big"]
 
 log = Logger()
 
 MAX_DATAGRAM = 65507
 """Largest UDP payload over IPv4."""
-REPLY_CACHE_SECONDS = 60.0
-REPLY_CACHE_BYTES = 16 << 20
-CACHE_ENTRY_OVERHEAD = 256
-"""Bytes an entry costs besides its reply (key, tuple, dict slot), counted against REPLY_CACHE_BYTES."""
 
 Address = tuple
 
@@ -47,65 +46,34 @@ def too_big(size: int) -> Err:
     return Err("too-big", f"a {size}-byte reply does not fit one datagram; use TCP")
 
 
+def needs_cookie(verb: str) -> Err:
+    """The refusal of a session verb from an unvalidated address: forged datagrams take no slot."""
+    return Err("bad-args", f"{verb} needs a validated address: {HINT}")
+
+
 @implementer(IClient)
 class UdpClient:
     """A UDP peer as the broker sees it: events and replies go back as datagrams."""
 
     transport_name = "udp"
 
-    def __init__(self, front_end: DatagramFrontEnd, address: Address) -> None:
+    def __init__(self, front_end: DatagramFrontEnd, address: Address, validated: bool = True) -> None:
         self.front_end = front_end
         self.address = address
+        self.validated = validated
+        """Trusted, or proved by a cookie: only then may events go to it."""
         self.peer = (address[0], address[1])
         self.session: Session | None = None
         self.idle_timer: IDelayedCall | None = None
 
     def send_event(self, event: Event) -> None:
-        self.front_end.send(encode_event(event), self.address)
+        if self.validated:
+            self.front_end.send(encode_event(event), self.address)
+        else:
+            self.front_end.count_drop("event")
 
     def close(self, reason: str) -> None:
         self.front_end.end_session(self.address, reason)
-
-
-class ReplyCache:
-    """Replies to tagged requests by (address, tag), so a retried datagram is answered, not re-run."""
-
-    def __init__(self, clock: IReactorTime, seconds: float = REPLY_CACHE_SECONDS, max_bytes: int = REPLY_CACHE_BYTES):
-        self._clock = clock
-        self._seconds = seconds
-        self._max_bytes = max_bytes
-        self._bytes = 0
-        self._entries: OrderedDict[tuple, tuple[float, bytes | None]] = OrderedDict()
-
-    def lookup(self, key: tuple) -> tuple[bool, bytes | None]:
-        """(seen, reply): reply is None while the first request is still running."""
-        self._expire()
-        entry = self._entries.get(key)
-        return (False, None) if entry is None else (True, entry[1])
-
-    def begin(self, key: tuple) -> None:
-        """A tagged request starts running."""
-        self._entries[key] = (self._clock.seconds(), None)
-
-    def store(self, key: tuple, reply: bytes) -> None:
-        """Its reply, to send again to a retry."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return
-        self._entries[key] = (entry[0], reply)
-        self._bytes += len(reply) + CACHE_ENTRY_OVERHEAD
-        while self._bytes > self._max_bytes:
-            self._drop_oldest()
-
-    def _expire(self) -> None:
-        deadline = self._clock.seconds() - self._seconds
-        while self._entries and next(iter(self._entries.values()))[0] <= deadline:
-            self._drop_oldest()
-
-    def _drop_oldest(self) -> None:
-        _, (_, reply) = self._entries.popitem(last=False)
-        if reply is not None:
-            self._bytes -= len(reply) + CACHE_ENTRY_OVERHEAD
 
 
 @dataclass(slots=True)
@@ -119,6 +87,8 @@ class _Exchange:
     opened_session: bool = False
     replied: bool = False
     """The reply datagram has been sent: a failure after that sends no second one."""
+    validated: bool = True
+    """From a trusted address or with a valid cookie: no budget, events and sessions allowed."""
 
 
 class DatagramFrontEnd(DatagramProtocol):
@@ -132,14 +102,28 @@ class DatagramFrontEnd(DatagramProtocol):
         self.clock = clock
         self._sessions: dict[Address, UdpClient] = {}
         self._replies = ReplyCache(clock)
+        self.safety = Safety(clock)
+        """Cookies, budgets and rate limits of the peers outside --udp-trusted."""
+        self.dropped = self.safety.dropped
+        """Datagrams dropped (not handled, or not answered), by reason: for the metrics."""
 
     def datagramReceived(self, datagram: bytes, address: Address) -> None:
         """Answer one datagram; whatever goes wrong, the sender gets one reply (ERR internal for a bug)."""
         exchange = _Exchange(address)
         try:
-            self._receive(datagram, exchange)
+            admitted = self._admit(datagram, exchange)
+            if admitted is not None:
+                self._receive(admitted, exchange)
         except Exception:
             self._failed(Failure(), exchange)
+
+    def _admit(self, datagram: bytes, exchange: _Exchange) -> bytes | None:
+        """The request in a datagram (its cookie taken off), or None when it was dropped or answered here."""
+        trusted = is_trusted(exchange.address[0], self.broker.config.udp_trusted)
+        exchange.validated, request, answer = self.safety.admit(datagram, exchange.address, trusted)
+        if answer is not None:
+            self._reply(answer, exchange)
+        return request
 
     def _receive(self, datagram: bytes, exchange: _Exchange) -> None:
         address = exchange.address
@@ -155,27 +139,30 @@ class DatagramFrontEnd(DatagramProtocol):
         except FramingError as refusal:
             error = refusal.reply
             self.table.refusals.refused(f"udp {host_port(address)}", error.code, error.text)
-            exchange.replied = True
-            self.send(error.encode(refusal.tag), address)
+            self._reply(error.encode(refusal.tag), exchange, refusal.tag)
             return
         exchange.tag = request.tag
         if request.tag is not None:
-            cache_key = (address, request.tag)
+            cache_key = (address, request.tag, exchange.validated)  # forged and proved requests apart
             seen, reply = self._replies.lookup(cache_key)
             if seen:
                 exchange.replied = True
                 if reply is not None:
-                    self.send(reply, address)
+                    self._reply(reply, exchange, request.tag)
                 return
             self._replies.begin(cache_key)
             exchange.cache_key = cache_key
-        client = self._sessions.get(address)
+        client = self._sessions.get(address) if exchange.validated else None  # forged: not its session
         if client is not None:
             assert client.session is not None and client.idle_timer is not None  # a kept client has both
             session = client.session
             client.idle_timer.reset(self.broker.config.idle_timeout)
         else:
-            client = UdpClient(self, address)
+            client = UdpClient(self, address, exchange.validated)
+            if plan.remembers_client and not exchange.validated:  # forged datagrams take no slot
+                exchange.client = client
+                self._answer(needs_cookie(request.verb), exchange)
+                return
             if plan.remembers_client:
                 opened = client.session = self.broker.open_session(client)
                 if opened is None:
@@ -208,7 +195,7 @@ class DatagramFrontEnd(DatagramProtocol):
         if not replied:
             exchange.replied = True
             data = INTERNAL_ERROR.encode(exchange.tag)
-            self.send(data, exchange.address)
+            self.send(data, exchange.address, exchange.validated)
             if exchange.cache_key is not None:
                 self._replies.store(exchange.cache_key, data)
         if client is None or client.session is None or not client.session.open:
@@ -224,11 +211,14 @@ class DatagramFrontEnd(DatagramProtocol):
     def _answer(self, reply: Reply, exchange: _Exchange) -> None:
         client = exchange.client
         assert client is not None  # set before the command runs
-        data = self._encode(reply, exchange.tag)
+        data = self._encode(reply, exchange)
         exchange.replied = True
-        self.send(data, client.address)
-        if exchange.cache_key is not None:
-            self._replies.store(exchange.cache_key, data)
+        if data is None:
+            self.count_drop("budget")
+        else:
+            self.send(data, client.address, exchange.validated)
+            if exchange.cache_key is not None:
+                self._replies.store(exchange.cache_key, data)
         if client.session is None:
             return
         if not client.session.lasting:
@@ -236,22 +226,52 @@ class DatagramFrontEnd(DatagramProtocol):
         elif reply.closes or (exchange.opened_session and isinstance(reply, Err)):
             self.end_session(client.address, None)
 
-    @staticmethod
-    def _encode(reply: Reply, tag: bytes | None) -> bytes:
-        """The reply's datagram; ERR too-big instead when it does not fit one (what it took is given back)."""
-        if isinstance(reply, StreamedData) and reply.size > MAX_DATAGRAM:
+    def _encode(self, reply: Reply, exchange: _Exchange) -> bytes | None:
+        """The reply's datagram, or a short ERR instead when it does not fit one or the address's budget.
+
+        What the reply took is given back then; None when not even the ERR fits the budget.
+        """
+        limit = MAX_DATAGRAM
+        if not exchange.validated:
+            limit = min(limit, self.safety.budgets.remaining(exchange.address))
+        if isinstance(reply, StreamedData) and reply.size > limit:
             reply.source.close()
-            return too_big(reply.size).encode(tag)
-        data = reply.encode(tag)
-        if len(data) > MAX_DATAGRAM:
+            size = reply.size
+        else:
+            data = reply.encode(exchange.tag)
+            if len(data) <= limit:
+                return data
             if isinstance(reply, Data) and reply.undelivered is not None:
                 reply.undelivered()  # e.g. the message goes back to the head of its queue
-            data = too_big(len(data)).encode(tag)
-        return data
+            size = len(data)
+        refusal = needs_validation(size) if not exchange.validated else too_big(size)
+        return self._fit(refusal.encode(exchange.tag), exchange, exchange.tag)
 
-    def send(self, data: bytes, address: Address) -> None:
-        """Send one datagram; a peer that cannot be reached is not the server's problem."""
+    def _fit(self, data: bytes, exchange: _Exchange, tag: bytes | None) -> bytes | None:
+        """``data``, if the address may be sent it; else the ERR it is (or the budget hint), cut to fit, or None."""
+        return data if exchange.validated else self.safety.fit(data, exchange.address, tag)
+
+    def _reply(self, data: bytes, exchange: _Exchange, tag: bytes | None = None) -> None:
+        """Answer here (not through the table): within the budget of an unvalidated address."""
+        exchange.replied = True
+        fitted = self._fit(data, exchange, tag)
+        if fitted is None:
+            self.count_drop("budget")
+        else:
+            self.send(fitted, exchange.address, exchange.validated)
+
+    def count_drop(self, reason: str) -> None:
+        """One datagram dropped, or not answered, for ``reason``."""
+        self.safety.count_drop(reason)
+
+    def send(self, data: bytes, address: Address, validated: bool = True) -> None:
+        """Send one datagram; a peer that cannot be reached is not the server's problem.
+
+        To an unvalidated address only within its budget and the global egress cap (else counted, not sent).
+        """
         assert self.transport is not None  # listening
+        if not (validated or self.safety.may_send(len(data), address)):
+            return
         try:
             self.transport.write(data, address)
         except OSError as error:
