@@ -11,7 +11,8 @@ from msgsvc.dispatch.verbs import build_table, general, queue
 from msgsvc.domain.events import Chat
 from msgsvc.protocol import framing
 from msgsvc.protocol.wire import Data, Err, Ok
-from msgsvc.transports.udp import CACHE_ENTRY_OVERHEAD, MAX_DATAGRAM, ReplyCache
+from msgsvc.transports.reply_cache import CACHE_ENTRY_OVERHEAD, ReplyCache
+from msgsvc.transports.udp import MAX_DATAGRAM
 from tests.helpers import TcpHarness, UdpHarness, make_broker
 from tests.test_commands import Recorder
 

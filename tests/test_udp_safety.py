@@ -145,7 +145,7 @@ class AmplificationTests(SynchronousTestCase):
         udp = UdpHarness(broker)
         populate(broker, udp)
         table = build_table()
-        verbs = sorted(table._by_verb)
+        verbs = table.verbs
         self.assertEqual(sorted(REQUESTS), verbs)
         factors = {}
         port = 1000

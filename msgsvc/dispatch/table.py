@@ -116,6 +116,11 @@ class CommandTable:
         self._bad_tag_plans = {verb: Plan(command, refused=True) for verb, command in self._by_verb.items()}
         self.help.index([(s.system, s.description, s.commands) for s in sets], self._by_verb)
 
+    @property
+    def verbs(self) -> list[str]:
+        """Every verb and alias the table serves, sorted."""
+        return sorted(self._by_verb)
+
     def lookup(self, verb: str) -> Command | None:
         """The command for an upper-case verb or alias, if there is one (front ends use :meth:`prepare`)."""
         return self._by_verb.get(verb)

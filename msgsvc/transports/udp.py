@@ -28,10 +28,10 @@ from msgsvc.domain.session import Session
 from msgsvc.protocol.events import encode_event
 from msgsvc.protocol.framing import FramingError, message_literal, split_message
 from msgsvc.protocol.wire import FULL, Data, Err, Reply, StreamedData, host_port
-from msgsvc.transports.reply_cache import CACHE_ENTRY_OVERHEAD, ReplyCache
+from msgsvc.transports.reply_cache import ReplyCache
 from msgsvc.transports.udp_safety import HINT, Safety, is_trusted, needs_validation
 
-__all__ = ["CACHE_ENTRY_OVERHEAD", "MAX_DATAGRAM", "DatagramFrontEnd", "ReplyCache", "UdpClient", "too_big"]
+__all__ = ["MAX_DATAGRAM", "DatagramFrontEnd", "UdpClient", "too_big"]
 
 log = Logger()
 
