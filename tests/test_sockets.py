@@ -148,3 +148,27 @@ class QueueClientCliTests(RealServer):
         out, err, code = yield self.run_cli("127.0.0.1", str(self.port), "TCP", "send", "no/such/file")
         self.assertEqual(out, b"")
         self.assertEqual((code, err), (1, b"msgsvc-client: cannot read no/such/file: No such file or directory\n"))
+
+
+class UntrustedUdpTests(RealServer):
+    """The client library over UDP from an address the server does not trust: it proves its address first."""
+
+    options = [*RealServer.options, "--udp-trusted", "none"]
+
+    @defer.inlineCallbacks
+    def test_cookie_lets_the_client_work(self):
+        """With its cookie, a client gets large replies, a session and its events, as on a trusted network."""
+        client = yield defer.ensureDeferred(self.udp())
+        self.assertEqual(len(client.cookie), 16)
+        generated = yield client.command("GEN", "60000")
+        self.assertEqual(len(generated.payload), 60000)
+        named = yield client.command("NAME", "remote")
+        self.assertEqual(named.text, "Your name is set as: remote")
+
+    @defer.inlineCallbacks
+    def test_without_cookie_little_comes_back(self):
+        """The same large request without the cookie gets only a short refusal, at most 3x its size."""
+        client = yield defer.ensureDeferred(self.udp())
+        client.cookie = None
+        error = yield self.assertFailure(client.command("GEN", "60000"), ServerError)
+        self.assertEqual(error.code, "too-big")

@@ -17,6 +17,8 @@ from msgsvc.client.tcp import EventHandler
 
 MAX_DATAGRAM = 65507
 MAX_PACKET = 65535
+COOKIE_REQUEST = b"COOKIE" + b" " * 26
+"""Asks the server for this address's cookie, padded so the answer fits what it may send an unproved address."""
 """What one read takes from the socket: Twisted's default (8192) would cut larger replies short."""
 
 
@@ -54,11 +56,33 @@ class UdpClient(DatagramProtocol):
         self.retries = retries
         self._tags = count(1)
         self._pending: dict[str, _Attempt] = {}
+        self.cookie: bytes | None = None
+        """Proves to the server that this client receives what is sent to its address (see :meth:`validate`)."""
+
+    def validate(self) -> Deferred[Reply]:
+        """Get this address's cookie (``COOKIE``); later commands carry it as ``!<cookie> ``.
+
+        A server answers more than a few bytes, keeps a session and sends
+        events only to addresses that proved this way (or that it trusts).
+        """
+        attempt = _Attempt(Deferred(lambda _: self._forget("")), COOKIE_REQUEST, self.timeout, self.retries + 1)
+        self._pending[""] = attempt  # the answer is the one reply without a tag
+        self._transmit("")
+        return attempt.result.addCallback(self._validated)
+
+    def _validated(self, reply: Reply) -> Reply:
+        word, _, cookie = reply.text.partition(" ")
+        if word != "cookie" or not cookie:
+            raise ServerError(Reply("ERR", f"unexpected answer to COOKIE: {reply.text}", "internal"))
+        self.cookie = cookie.encode("ascii")
+        return reply
 
     def command(self, verb: str, *args: str, payload: bytes | None = None, wait: float = 0) -> Deferred[Reply]:
         """Send a command; ``wait`` is how long the server may legitimately take (RECV's wait)."""
         tag = f"u{next(self._tags)}"
         datagram = encode_command(verb, *args, payload=payload, tag=tag)
+        if self.cookie is not None:
+            datagram = b"!" + self.cookie + b" " + datagram
         if len(datagram) > MAX_DATAGRAM:
             return fail(ValueError(f"a {len(datagram)}-byte command does not fit one datagram; use TCP"))
         attempt = _Attempt(Deferred(lambda _: self._forget(tag)), datagram, self.timeout + wait, self.retries + 1)
@@ -133,12 +157,17 @@ def connect_udp(
     timeout: float = 1.0,
     retries: int = 3,
 ) -> Deferred[UdpClient]:
-    """Resolve ``host`` and open a UDP socket aimed at the server."""
+    """Resolve ``host``, open a UDP socket aimed at the server and get its cookie (fails if there is no answer)."""
 
     async def connect() -> UdpClient:
         address = await IReactorCore(reactor).resolve(host)
         client = UdpClient(reactor, address, port, on_event, timeout, retries)
         IReactorUDP(reactor).listenUDP(0, client, interface="::" if ":" in address else "", maxPacketSize=MAX_PACKET)
+        try:
+            await client.validate()
+        except BaseException:
+            await client.close()
+            raise
         return client
 
     return Deferred.fromCoroutine(connect())
