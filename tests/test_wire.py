@@ -4,6 +4,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.domain.events import Bye, Chat, Join, Leave, Packet, Tweet
 from msgsvc.protocol.events import encode_event
+from msgsvc.protocol.framing import literal_too_big
 from msgsvc.protocol.wire import (
     LITERAL_SIZE_CEILING,
     Data,
@@ -11,7 +12,6 @@ from msgsvc.protocol.wire import (
     Ok,
     host_port,
     listing,
-    literal_too_big,
     parse_request,
     printable,
 )

@@ -22,7 +22,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.cli.common import CliError, Commands, converse, farewell, run, use_terminal
+from msgsvc.cli.common import CliError, Commands, converse, farewell, run, save, use_terminal
 from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 
 ReadLine = Callable[[str], Awaitable[str | None]]
@@ -120,13 +120,7 @@ class ChatSession:
             return
         reply = await self.client.command("GET", words[0])
         target = words[1] if len(words) == 2 else os.path.basename(words[0])
-        try:
-            with open(target, "wb") as file:
-                file.write(reply.payload)
-        except OSError as error:
-            self.say(f"error: cannot write {target}: {error.strerror}")
-            return
-        self.say(f"saved {len(reply.payload)} bytes to {target}")
+        save(self.say, target, reply.payload)
 
 
 def main(argv: list[str] | None = None) -> None:

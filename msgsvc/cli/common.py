@@ -278,3 +278,14 @@ async def converse(
     finally:
         await console.close()
         await leave(client)
+
+
+def save(say: Callable[[str], None], target: str, payload: bytes) -> None:
+    """Write a downloaded file; say how many bytes went where, or why it could not be written."""
+    try:
+        with open(target, "wb") as file:
+            file.write(payload)
+    except OSError as error:
+        say(f"error: cannot write {target}: {error.strerror}")
+        return
+    say(f"saved {len(payload)} bytes to {target}")

@@ -24,7 +24,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.cli.common import CliError, Commands, Interrupted, converse, farewell, run, use_terminal
+from msgsvc.cli.common import CliError, Commands, Interrupted, converse, farewell, run, save, use_terminal
 from msgsvc.cli.console import TerminalConsole
 from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 
@@ -197,13 +197,7 @@ class ForumSession:
             return
         thread, name = words
         reply = await self.client.command("DWN", thread, name)
-        try:
-            with open(name, "wb") as file:
-                file.write(reply.payload)
-        except OSError as error:
-            self.say(f"error: cannot write {name}: {error.strerror}")
-            return
-        self.say(f"saved {len(reply.payload)} bytes to {name}")
+        save(self.say, name, reply.payload)
 
 
 class PasswordTerminal(TerminalConsole):

@@ -15,7 +15,7 @@ be, and the hint to use TCP instead.
 
 from __future__ import annotations
 
-from msgsvc.protocol.wire import Err, Request, literal_too_big, parse_request
+from msgsvc.protocol.wire import Err, Request, parse_request
 
 __all__ = [
     "ONE_COMMAND",
@@ -34,6 +34,11 @@ ONE_COMMAND = Err("bad-args", "one command per datagram")
 def line_too_long(limit: int) -> Err:
     """The refusal of a command line over ``--max-line`` (a stream front end closes after it)."""
     return Err("line-too-long", f"command lines are limited to {limit} bytes")
+
+
+def literal_too_big(size: int, limit: int) -> Err:
+    """The refusal of a literal over its verb's limit (a HugeSize reads 'more than 10^20')."""
+    return Err("too-big", f"literal of {size} bytes exceeds the {limit}-byte limit")
 
 
 def literal_mismatch(announced: int, held: int) -> Err:

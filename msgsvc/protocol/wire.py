@@ -221,11 +221,6 @@ FULL = Err("full", "Server is full, try again later.")
 """The refusal when ``--max-clients`` is reached (the original's text)."""
 
 
-def literal_too_big(size: int, limit: int) -> Err:
-    """The refusal of a literal over its verb's limit (a HugeSize reads 'more than 10^20')."""
-    return Err("too-big", f"literal of {size} bytes exceeds the {limit}-byte limit")
-
-
 def data_header(size: int, label: str, tag: bytes | None) -> bytes:
     """The header line of a DATA reply."""
     body = f"DATA {size} {label}" if label else f"DATA {size}"
