@@ -24,6 +24,7 @@ from msgsvc.config import Config
 from msgsvc.dispatch.verbs import build_table
 from msgsvc.domain.broker import Broker
 from msgsvc.store import StoreError, open_stores
+from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.listeners import ListenerService, StartupError, startup_error
 from msgsvc.transports.tcp import ConnectionFactory
 from msgsvc.transports.udp import DatagramFrontEnd
@@ -126,8 +127,10 @@ class StartupService(Service):
         if options.credentials:
             _import_credentials(broker, options)
         table = build_table(self.reactor)
-        self.listeners.tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, self.reactor)
-        self.listeners.udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, self.reactor)
+        budget = InputBudget(broker.config.max_pending_input)  # unfinished input of TCP and UDP together
+        tcp = ConnectionFactory(broker, table, self.reactor, budget)
+        self.listeners.tcp = None if options["no-tcp"] else tcp
+        self.listeners.udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, self.reactor, budget)
         self.broker_service.broker = broker
 
 

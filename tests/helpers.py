@@ -121,15 +121,17 @@ class DatagramTransport:
 class UdpHarness:
     """The UDP front end of a broker, on a recording transport."""
 
-    def __init__(self, broker: Broker, table=None) -> None:
+    def __init__(self, broker: Broker, table=None, prefix: bytes = b"") -> None:
+        """``prefix`` starts every datagram sent (e.g. a session key, ``&<key> ``)."""
         self.broker = broker
+        self.prefix = prefix
         self.transport = DatagramTransport()
         self.protocol = DatagramFrontEnd(broker, table or build_table(), broker.clock)
         self.protocol.makeConnection(self.transport)
 
     def send(self, datagram: bytes, address: tuple = ("127.0.0.1", 50000)) -> None:
         """A datagram from ``address``."""
-        self.protocol.datagramReceived(datagram, address)
+        self.protocol.datagramReceived(self.prefix + datagram, address)
 
     def datagrams(self, address: tuple = ("127.0.0.1", 50000)) -> list[bytes]:
         """Datagrams sent to ``address`` since the last call (once pending commits are done)."""

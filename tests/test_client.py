@@ -122,7 +122,7 @@ class UdpCancelTests(SynchronousTestCase):
         self.failureResultOf(pending, CancelledError)
         self.assertEqual(clock.getDelayedCalls(), [])
         clock.advance(10)
-        self.assertEqual(transport.sent, [b"#u1 QUIT\r\n"])
+        self.assertEqual(transport.sent, [b"&%s %%u1 #u1 QUIT\r\n" % client.key])
         self.successResultOf(client.close())
         client.datagramReceived(b"#u1 OK bye\r\n", ("127.0.0.1", 9))  # a late reply is ignored
 

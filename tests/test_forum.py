@@ -426,7 +426,7 @@ class UdpTests(ForumTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.udp = UdpHarness(self.broker)
+        self.udp = UdpHarness(self.broker, prefix=b"&forumkey ")
 
     def test_forum_over_udp(self) -> None:
         """REGISTER starts a session in which the forum verbs work, uploads and downloads included."""

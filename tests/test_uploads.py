@@ -94,7 +94,7 @@ class HeldUploadTests(ForumTestCase):
 
     def test_over_udp(self) -> None:
         """An UPD datagram that arrives while the session's LOGIN is being checked waits for it."""
-        udp = UdpHarness(self.broker)
+        udp = UdpHarness(self.broker, prefix=b"&forumkey ")
         udp.send(b"LOGIN alice pw-alice")
         udp.send(b"UPD t u.bin {3}\nabc")
         self.assertEqual(udp.datagrams(), [])

@@ -1,12 +1,19 @@
-# -*- test-case-name: tests.test_client -*-
-"""A msgsvc client over UDP: every command tagged, retried until its reply arrives."""
+# -*- test-case-name: tests.test_client,tests.test_client_transfers -*-
+"""A msgsvc client over UDP: every command tagged, retried until its reply arrives.
+
+Every request starts ``!<cookie> &<key> %<tag> #<tag>``: the cookie proves the
+address, the key (chosen here, at random) binds a logged-in session to this
+client, and ``%<tag>`` asks for a reliable transfer whenever the reply or the
+literal is larger than one block (docs/protocol.md, "UDP").
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from itertools import count
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.error import TimeoutError
 from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
@@ -14,12 +21,18 @@ from twisted.internet.protocol import DatagramProtocol
 from msgsvc.client.replies import Event, ProtocolViolation, Reply, ReplyParser, ServerError
 from msgsvc.client.requests import encode_command
 from msgsvc.client.tcp import EventHandler
+from msgsvc.protocol import transfer
+from msgsvc.protocol.reliable import BlockReceiver, BlockSender, BytesReader, TransferFailed
+from msgsvc.protocol.transfer import BLOCK, Abort, Ack, Block, Malformed
 
-MAX_DATAGRAM = 65507
+__all__ = ["TransferFailed", "UdpClient", "connect_udp"]
+
 MAX_PACKET = 65535
+"""What one read takes from the socket: Twisted's default (8192) would cut larger replies short."""
 COOKIE_REQUEST = b"COOKIE" + b" " * 26
 """Asks the server for this address's cookie, padded so the answer fits what it may send an unproved address."""
-"""What one read takes from the socket: Twisted's default (8192) would cut larger replies short."""
+FINISHED = 64
+"""Finished downloads whose last acknowledgement is repeated if the server missed it."""
 
 
 @dataclass
@@ -29,6 +42,11 @@ class _Attempt:
     timeout: float
     tries_left: int
     timer: IDelayedCall | None = None
+    payload: bytes | None = None
+    """A literal going up as a transfer once the server is ready for it."""
+    upload: BlockSender | None = None
+    download: BlockReceiver | None = None
+    parts: list[bytes] = field(default_factory=list)
 
 
 class UdpClient(DatagramProtocol):
@@ -56,8 +74,11 @@ class UdpClient(DatagramProtocol):
         self.retries = retries
         self._tags = count(1)
         self._pending: dict[str, _Attempt] = {}
+        self._finished: dict[bytes, int] = {}
         self.cookie: bytes | None = None
         """Proves to the server that this client receives what is sent to its address (see :meth:`validate`)."""
+        self.key = secrets.token_hex(8).encode()
+        """Binds a session this client logs in to to this client: a forged datagram cannot act in it."""
 
     def validate(self) -> Deferred[Reply]:
         """Get this address's cookie (``COOKIE``); later commands carry it as ``!<cookie> ``.
@@ -78,42 +99,79 @@ class UdpClient(DatagramProtocol):
         return reply
 
     def command(self, verb: str, *args: str, payload: bytes | None = None, wait: float = 0) -> Deferred[Reply]:
-        """Send a command; ``wait`` is how long the server may legitimately take (RECV's wait)."""
+        """Send a command; ``wait`` is how long the server may legitimately take (RECV's wait).
+
+        A reply or a ``payload`` larger than one block travels as a reliable transfer.
+        """
         tag = f"u{next(self._tags)}"
-        datagram = encode_command(verb, *args, payload=payload, tag=tag)
-        if self.cookie is not None:
-            datagram = b"!" + self.cookie + b" " + datagram
-        if len(datagram) > MAX_DATAGRAM:
-            return fail(ValueError(f"a {len(datagram)}-byte command does not fit one datagram; use TCP"))
-        attempt = _Attempt(Deferred(lambda _: self._forget(tag)), datagram, self.timeout + wait, self.retries + 1)
+        prefix = b"&" + self.key + b" %" + tag.encode() + b" "
+        datagram = prefix + encode_command(verb, *args, payload=payload, tag=tag)
+        upload = None
+        if payload is not None and len(datagram) > BLOCK:  # the line alone; the literal follows as a transfer
+            datagram, upload = datagram[: -len(payload) - 2], payload
+        attempt = _Attempt(
+            Deferred(lambda _: self._forget(tag)), self._proved(datagram), self.timeout + wait, self.retries + 1
+        )
+        attempt.payload = upload
         self._pending[tag] = attempt
         self._transmit(tag)
         return attempt.result
 
+    def _proved(self, datagram: bytes) -> bytes:
+        return datagram if self.cookie is None else b"!" + self.cookie + b" " + datagram
+
+    def _write(self, datagram: bytes) -> None:
+        assert self.transport is not None  # listening
+        self.transport.write(self._proved(datagram), (self.host, self.port))
+
     def _forget(self, tag: str) -> None:
-        """A command was cancelled: no more retries, and a late reply is ignored."""
+        """A command was cancelled: no more retries or blocks, and a late reply is ignored."""
         attempt = self._pending.pop(tag, None)
-        if attempt is not None and attempt.timer is not None and attempt.timer.active():
+        if attempt is not None:
+            self._quiet(attempt)
+
+    def _quiet(self, attempt: _Attempt) -> None:
+        if attempt.timer is not None and attempt.timer.active():
             attempt.timer.cancel()
+        if attempt.upload is not None:
+            attempt.upload.cancel()
 
     def _transmit(self, tag: str) -> None:
         attempt = self._pending.get(tag)
         if attempt is None:
             return
         if attempt.tries_left == 0:
-            del self._pending[tag]
-            attempt.result.errback(TimeoutError(f"no reply from {self.host}:{self.port}"))
+            self._fail(tag, TimeoutError(f"no reply from {self.host}:{self.port}"))
             return
         attempt.tries_left -= 1
         attempt.timer = self.reactor.callLater(attempt.timeout, self._transmit, tag)
         assert self.transport is not None  # listening
         self.transport.write(attempt.datagram, (self.host, self.port))
 
+    def _fail(self, tag: str, reason: Exception) -> None:
+        attempt = self._pending.pop(tag, None)
+        if attempt is not None:
+            self._quiet(attempt)
+            attempt.result.errback(reason)
+
     def datagramReceived(self, datagram: bytes, address: tuple[str, int]) -> None:
         if (address[0], address[1]) != (self.host, self.port):
             return
+        if transfer.is_message(datagram):
+            try:
+                prefixes = transfer.split_prefixes(datagram)
+                assert prefixes.transfer is not None  # a transfer message starts with its id
+                message = transfer.parse_message(prefixes.transfer, prefixes.rest)
+            except Malformed:
+                return
+            if message is not None:
+                self._transfer_message(message)
+            return
+        self._replies(datagram)
+
+    def _replies(self, data: bytes) -> None:
         try:
-            items = ReplyParser().feed(datagram)
+            items = ReplyParser().feed(data)
         except ProtocolViolation:
             return
         for item in items:
@@ -123,12 +181,76 @@ class UdpClient(DatagramProtocol):
             attempt = self._pending.pop(item.tag or "", None)
             if attempt is None:
                 continue
-            assert attempt.timer is not None  # a pending attempt has been sent
-            attempt.timer.cancel()
+            self._quiet(attempt)
             if item.kind == "ERR":
                 attempt.result.errback(ServerError(item))
             else:
                 attempt.result.callback(item)
+
+    def _transfer_message(self, message: Block | Ack | Abort) -> None:
+        tag = message.transfer.decode("ascii")
+        attempt = self._pending.get(tag)
+        if attempt is None:
+            finished = self._finished.get(message.transfer)
+            if isinstance(message, Block) and finished is not None:  # the server missed our last ack
+                self._write(transfer.ack(message.transfer, finished))
+            return
+        if isinstance(message, Abort):
+            self._fail(tag, TransferFailed(f"the server gave the transfer up: {message.reason}"))
+        elif isinstance(message, Ack):
+            self._upload_acknowledged(tag, attempt, message.next)
+        else:
+            self._block(tag, attempt, message)
+
+    def _upload_acknowledged(self, tag: str, attempt: _Attempt, next_seq: int) -> None:
+        if attempt.payload is None:
+            return
+        if attempt.upload is None:  # the server is ready: send the literal; the request is not resent meanwhile
+            if attempt.timer is not None and attempt.timer.active():
+                attempt.timer.cancel()
+            attempt.upload = BlockSender(
+                self.reactor,
+                tag.encode(),
+                len(attempt.payload),
+                BytesReader(attempt.payload),
+                self._write,
+                lambda failure: self._uploaded(tag, failure),
+            )
+            attempt.upload.start()
+        attempt.upload.acknowledged(next_seq)
+
+    def _uploaded(self, tag: str, failure: TransferFailed | None) -> None:
+        """The literal is up (the reply comes next; the request is sent again if it does not) or the upload failed."""
+        attempt = self._pending.get(tag)
+        if attempt is None or attempt.result.called:
+            return
+        if failure is not None:
+            self._fail(tag, failure)
+            return
+        attempt.tries_left = self.retries
+        attempt.timer = self.reactor.callLater(attempt.timeout, self._transmit, tag)
+
+    def _block(self, tag: str, attempt: _Attempt, block: Block) -> None:
+        receiver = attempt.download
+        if receiver is None:
+            receiver = attempt.download = BlockReceiver(block.transfer, block.total, self._write, attempt.parts.append)
+        elif block.total != receiver.total:
+            return
+        if attempt.timer is not None and attempt.timer.active():  # blocks are coming: the request arrived
+            attempt.timer.cancel()
+        attempt.timer = self.reactor.callLater(self.timeout * (self.retries + 1) * 4, self._stalled, tag)
+        receiver.received(block.seq, block.payload)
+        if receiver.complete:
+            self._finished[block.transfer] = receiver.next
+            while len(self._finished) > FINISHED:
+                del self._finished[next(iter(self._finished))]
+            content, attempt.parts = b"".join(attempt.parts), []
+            self._replies(content)
+            if tag in self._pending:  # the content was no reply to it
+                self._fail(tag, TransferFailed("the transfer did not hold the reply"))
+
+    def _stalled(self, tag: str) -> None:
+        self._fail(tag, TransferFailed(f"the transfer from {self.host}:{self.port} stopped"))
 
     def close(self) -> Deferred[None]:
         """Stop listening; pending commands fail."""
@@ -141,12 +263,8 @@ class UdpClient(DatagramProtocol):
         return succeed(None) if stopped is None else stopped
 
     def _fail_all(self, reason: Exception) -> None:
-        pending, self._pending = self._pending, {}
-        for attempt in pending.values():
-            assert attempt.timer is not None  # a pending attempt has been sent
-            if attempt.timer.active():
-                attempt.timer.cancel()
-            attempt.result.errback(reason)
+        for tag in list(self._pending):
+            self._fail(tag, reason)
 
 
 def connect_udp(

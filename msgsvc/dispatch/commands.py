@@ -111,6 +111,8 @@ class Command:
     remembers_client: bool = False
     """The verb makes the server keep the client (events, a name, a login): a front end that
     otherwise handles requests one-off (UDP) opens a lasting session for it."""
+    identity: bool = False
+    """The verb gives the client an identity (an account): a UDP front end binds the session to a key."""
     literal_limit: Callable[[Config], int] = field(default=lambda config: config.max_message)
     literal_sink: Callable[[Broker, Session], LiteralSink] | None = None
     """Where a literal for this verb is streamed; by default it is collected in memory."""

@@ -60,6 +60,8 @@ class Plan:
     remembers_client: bool = False
     """Running the request makes the server keep the client: a front end that otherwise handles requests
     one-off (UDP) opens a lasting session for it (``Command.remembers_client``, unless refused)."""
+    identity: bool = False
+    """Running the request gives the client an identity (``Command.identity``)."""
 
     def literal_limit(self, config: Config) -> int:
         """The largest literal the request may carry (``--max-message`` for an unknown verb)."""
@@ -112,7 +114,10 @@ class CommandTable:
                 if verb in self._by_verb:
                     raise ValueError(f"verb {verb} defined twice")
                 self._by_verb[verb] = command
-        self._plans = {verb: Plan(command, False, command.remembers_client) for verb, command in self._by_verb.items()}
+        self._plans = {
+            verb: Plan(command, False, command.remembers_client, command.identity)
+            for verb, command in self._by_verb.items()
+        }
         self._bad_tag_plans = {verb: Plan(command, refused=True) for verb, command in self._by_verb.items()}
         self.help.index([(s.system, s.description, s.commands) for s in sets], self._by_verb)
 

@@ -276,11 +276,13 @@ class ConnectionFactory(Factory):
 
     noisy = False
 
-    def __init__(self, broker: Broker, table: CommandTable, clock: IReactorTime) -> None:
+    def __init__(
+        self, broker: Broker, table: CommandTable, clock: IReactorTime, budget: InputBudget | None = None
+    ) -> None:
         self.broker = broker
         self.table = table
         self.clock = clock
-        self.budget = InputBudget(broker.config.max_pending_input)
+        self.budget = budget if budget is not None else InputBudget(broker.config.max_pending_input)
 
     def buildProtocol(self, addr: object) -> Connection:
         connection = Connection(self.broker, self.table, self.clock, self.budget)

@@ -1,35 +1,40 @@
-# -*- test-case-name: tests.test_udp -*-
+# -*- test-case-name: tests.test_udp,tests.test_udp_keys,tests.test_udp_transfers -*-
 """The UDP front end: one command per datagram, one reply datagram, sessions per address.
 
 A datagram is framed as a whole message (:mod:`msgsvc.protocol.framing`),
 prepared and dispatched by the shared command table, and answered on its own:
 it has no order to keep among other replies, so of the reply pipeline it uses
 only the commit wait (:func:`msgsvc.dispatch.pipeline.answer_alone`). What is
-particular to UDP stays here: the size of a datagram, and the hint to use TCP
-for a reply that does not fit one.
+particular to UDP stays here and in its helpers: the safety rules for
+unproved addresses (:mod:`~msgsvc.transports.udp_safety`), session keys
+(:mod:`~msgsvc.transports.udp_clients`), and reliable transfers for what does
+not fit a datagram (:mod:`~msgsvc.transports.udp_transfers`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from msgsvc.dispatch.pipeline import answer_alone
-from msgsvc.dispatch.table import INTERNAL_ERROR, CommandTable
+from msgsvc.dispatch.table import INTERNAL_ERROR, CommandTable, Plan
 from msgsvc.domain.broker import Broker
-from msgsvc.domain.events import Bye, Event
-from msgsvc.domain.interfaces import IClient
+from msgsvc.domain.events import Bye
 from msgsvc.domain.session import Session
 from msgsvc.protocol.events import encode_event
-from msgsvc.protocol.framing import FramingError, message_literal, split_message
-from msgsvc.protocol.wire import FULL, Data, Err, Reply, StreamedData, host_port
+from msgsvc.protocol.framing import FramingError, literal_too_big, message_literal, split_message
+from msgsvc.protocol.reliable import BytesReader
+from msgsvc.protocol.transfer import BLOCK, Malformed, parse_message, split_prefixes
+from msgsvc.protocol.wire import CRLF, FULL, Data, Err, Reply, Request, StreamedData, host_port
+from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.reply_cache import ReplyCache
-from msgsvc.transports.udp_safety import HINT, Safety, is_trusted, needs_validation
+from msgsvc.transports.udp_clients import UdpClient, key_refused, needs_cookie, needs_key, too_big
+from msgsvc.transports.udp_safety import Safety, is_trusted, needs_validation
+from msgsvc.transports.udp_transfers import BUSY, ChainReader, UdpTransfers
 
 __all__ = ["MAX_DATAGRAM", "DatagramFrontEnd", "UdpClient", "too_big"]
 
@@ -39,41 +44,6 @@ MAX_DATAGRAM = 65507
 """Largest UDP payload over IPv4."""
 
 Address = tuple
-
-
-def too_big(size: int) -> Err:
-    """The answer to a request whose reply does not fit one datagram."""
-    return Err("too-big", f"a {size}-byte reply does not fit one datagram; use TCP")
-
-
-def needs_cookie(verb: str) -> Err:
-    """The refusal of a session verb from an unvalidated address: forged datagrams take no slot."""
-    return Err("bad-args", f"{verb} needs a validated address: {HINT}")
-
-
-@implementer(IClient)
-class UdpClient:
-    """A UDP peer as the broker sees it: events and replies go back as datagrams."""
-
-    transport_name = "udp"
-
-    def __init__(self, front_end: DatagramFrontEnd, address: Address, validated: bool = True) -> None:
-        self.front_end = front_end
-        self.address = address
-        self.validated = validated
-        """Trusted, or proved by a cookie: only then may events go to it."""
-        self.peer = (address[0], address[1])
-        self.session: Session | None = None
-        self.idle_timer: IDelayedCall | None = None
-
-    def send_event(self, event: Event) -> None:
-        if self.validated:
-            self.front_end.send(encode_event(event), self.address)
-        else:
-            self.front_end.count_drop("event")
-
-    def close(self, reason: str) -> None:
-        self.front_end.end_session(self.address, reason)
 
 
 @dataclass(slots=True)
@@ -89,6 +59,10 @@ class _Exchange:
     """The reply datagram has been sent: a failure after that sends no second one."""
     validated: bool = True
     """From a trusted address or with a valid cookie: no budget, events and sessions allowed."""
+    key: bytes | None = None
+    """The session key the request carried (``&<key>``)."""
+    transfer: bytes | None = None
+    """The transfer id the request carried (``%<id>``): a large reply goes as that transfer."""
 
 
 class DatagramFrontEnd(DatagramProtocol):
@@ -96,7 +70,10 @@ class DatagramFrontEnd(DatagramProtocol):
 
     noisy = False
 
-    def __init__(self, broker: Broker, table: CommandTable, clock: IReactorTime) -> None:
+    def __init__(
+        self, broker: Broker, table: CommandTable, clock: IReactorTime, budget: InputBudget | None = None
+    ) -> None:
+        """``budget`` bounds the literals coming up in transfers (shared with the TCP listener's)."""
         self.broker = broker
         self.table = table
         self.clock = clock
@@ -106,6 +83,9 @@ class DatagramFrontEnd(DatagramProtocol):
         """Cookies, budgets and rate limits of the peers outside --udp-trusted."""
         self.dropped = self.safety.dropped
         """Datagrams dropped (not handled, or not answered), by reason: for the metrics."""
+        config = broker.config
+        budget = budget if budget is not None else InputBudget(config.max_pending_input)
+        self.transfers = UdpTransfers(clock, self.send, budget, config.idle_timeout)
 
     def datagramReceived(self, datagram: bytes, address: Address) -> None:
         """Answer one datagram; whatever goes wrong, the sender gets one reply (ERR internal for a bug)."""
@@ -118,12 +98,28 @@ class DatagramFrontEnd(DatagramProtocol):
             self._failed(Failure(), exchange)
 
     def _admit(self, datagram: bytes, exchange: _Exchange) -> bytes | None:
-        """The request in a datagram (its cookie taken off), or None when it was dropped or answered here."""
+        """The request in a datagram (its leading words taken off), or None when it was dropped or answered here."""
         trusted = is_trusted(exchange.address[0], self.broker.config.udp_trusted)
         exchange.validated, request, answer = self.safety.admit(datagram, exchange.address, trusted)
         if answer is not None:
             self._reply(answer, exchange)
-        return request
+        if request is None:
+            return None
+        try:
+            prefixes = split_prefixes(request)
+            exchange.key, exchange.transfer = prefixes.key, prefixes.transfer
+            message = None if prefixes.transfer is None else parse_message(prefixes.transfer, prefixes.rest)
+        except Malformed as error:
+            self._reply(Err("bad-args", str(error)).encode(), exchange)
+            return None
+        if message is None:
+            return prefixes.rest
+        exchange.replied = True  # a transfer message has no reply of its own
+        if exchange.validated:
+            self.transfers.received(message, exchange.address)
+        else:
+            self.count_drop("transfer")
+        return None
 
     def _receive(self, datagram: bytes, exchange: _Exchange) -> None:
         address = exchange.address
@@ -132,14 +128,15 @@ class DatagramFrontEnd(DatagramProtocol):
             if request is None:
                 return
             plan = self.table.prepare(request)
+            if exchange.transfer is not None and request.literal_size and not rest:
+                self._begin_upload(request, plan, datagram, exchange)
+                return
             literal = None
             if rest or request.literal_size is not None:  # more than one plain command line
                 limit = 0 if request.literal_size is None else plan.literal_limit(self.broker.config)
                 literal = message_literal(request, rest, limit)
         except FramingError as refusal:
-            error = refusal.reply
-            self.table.refusals.refused(f"udp {host_port(address)}", error.code, error.text)
-            self._reply(error.encode(refusal.tag), exchange, refusal.tag)
+            self._refuse(refusal.reply, refusal.tag, exchange)
             return
         exchange.tag = request.tag
         if request.tag is not None:
@@ -152,32 +149,9 @@ class DatagramFrontEnd(DatagramProtocol):
                 return
             self._replies.begin(cache_key)
             exchange.cache_key = cache_key
-        client = self._sessions.get(address) if exchange.validated else None  # forged: not its session
-        if client is not None:
-            assert client.session is not None and client.idle_timer is not None  # a kept client has both
-            session = client.session
-            client.idle_timer.reset(self.broker.config.idle_timeout)
-        else:
-            client = UdpClient(self, address, exchange.validated)
-            if plan.remembers_client and not exchange.validated:  # forged datagrams take no slot
-                exchange.client = client
-                self._answer(needs_cookie(request.verb), exchange)
-                return
-            if plan.remembers_client:
-                opened = client.session = self.broker.open_session(client)
-                if opened is None:
-                    exchange.client = client
-                    self._answer(FULL, exchange)
-                    return
-                session = opened
-                self._sessions[address] = client
-                client.idle_timer = self.clock.callLater(
-                    self.broker.config.idle_timeout, self.end_session, address, "idle-timeout"
-                )
-                exchange.opened_session = True
-            else:
-                session = client.session = self.broker.one_off_session(client)
-        exchange.client = client
+        session = self._session_for(request, plan, exchange)
+        if session is None:
+            return
         if literal is not None:
             sink = plan.literal_sink(self.broker, session)
             if sink is not None:
@@ -186,6 +160,80 @@ class DatagramFrontEnd(DatagramProtocol):
             request.literal = literal
         result = self.table.dispatch(self.broker, session, request, plan)
         answer_alone(result, self.broker.durability, self._answer, self._failed, exchange)
+
+    def _refuse(self, error: Err, tag: bytes | None, exchange: _Exchange) -> None:
+        self.table.refusals.refused(f"udp {host_port(exchange.address)}", error.code, error.text)
+        self._reply(error.encode(tag), exchange, tag)
+
+    def _session_for(self, request: Request, plan: Plan, exchange: _Exchange) -> Session | None:
+        """The session the request runs in (a one-off one, or the address's), or None when it was refused."""
+        address = exchange.address
+        client = self._sessions.get(address) if exchange.validated else None  # forged: not its session
+        if client is not None and client.admits(exchange.key):
+            assert client.session is not None and client.idle_timer is not None  # a kept client has both
+            client.idle_timer.reset(self.broker.config.idle_timeout)
+            exchange.client = client
+            return client.session
+        keyed = client is not None  # the address's session is bound to another key
+        client = exchange.client = UdpClient(self, address, exchange.validated)
+        refusal = None
+        if plan.remembers_client and not exchange.validated:  # forged datagrams take no slot
+            refusal = needs_cookie(request.verb)
+        elif plan.remembers_client and keyed:
+            refusal = key_refused(request.verb)
+        elif plan.identity and exchange.key is None:
+            refusal = needs_key(request.verb)
+        if refusal is not None:
+            self._answer(refusal, exchange)
+            return None
+        if not plan.remembers_client:
+            session = client.session = self.broker.one_off_session(client)
+            return session
+        opened = client.session = self.broker.open_session(client)
+        if opened is None:
+            self._answer(FULL, exchange)
+            return None
+        self._sessions[address] = client
+        client.idle_timer = self.clock.callLater(
+            self.broker.config.idle_timeout, self.end_session, address, "idle-timeout"
+        )
+        exchange.opened_session = True
+        return opened
+
+    def _begin_upload(self, request: Request, plan: Plan, datagram: bytes, exchange: _Exchange) -> None:
+        """A request whose literal comes up as a transfer: taken block by block, then run like a datagram."""
+        assert exchange.transfer is not None and request.literal_size is not None  # checked by the caller
+        address, tag = exchange.address, request.tag
+        if tag is not None:  # sent again after it ran: the saved reply
+            seen, reply = self._replies.lookup((address, tag, exchange.validated))
+            if seen:
+                exchange.replied = True
+                if reply is not None:
+                    self._reply(reply, exchange, tag)
+                return
+        size, limit = request.literal_size, plan.literal_limit(self.broker.config)
+        line = datagram.partition(b"\n")[0]
+        refusal = None
+        if not exchange.validated:
+            refusal = needs_validation(size)
+        elif size > limit:
+            refusal = literal_too_big(size, limit)
+        else:
+            ran = _Exchange(address, validated=True, key=exchange.key, transfer=exchange.transfer)
+            refusal = self.transfers.begin_upload(
+                address, exchange.transfer, size, lambda literal: self._run_uploaded(line + b"\n" + literal, ran)
+            )
+        if refusal is not None:
+            self._refuse(refusal, tag, exchange)
+        else:
+            exchange.replied = True
+
+    def _run_uploaded(self, datagram: bytes, exchange: _Exchange) -> None:
+        """A request whose literal has all come up: run it as if it had come in one datagram."""
+        try:
+            self._receive(datagram, exchange)
+        except Exception:
+            self._failed(Failure(), exchange)
 
     def _failed(self, failure: Failure, exchange: _Exchange) -> None:
         """A bug while handling a datagram: logged once; the sender gets ERR internal unless it got its reply."""
@@ -211,20 +259,49 @@ class DatagramFrontEnd(DatagramProtocol):
     def _answer(self, reply: Reply, exchange: _Exchange) -> None:
         client = exchange.client
         assert client is not None  # set before the command runs
-        data = self._encode(reply, exchange)
-        exchange.replied = True
-        if data is None:
-            self.count_drop("budget")
+        if self._sent_as_transfer(reply, exchange):
+            exchange.replied = True
         else:
-            self.send(data, client.address, exchange.validated)
-            if exchange.cache_key is not None:
-                self._replies.store(exchange.cache_key, data)
+            data = self._encode(reply, exchange)
+            exchange.replied = True
+            if data is None:
+                self.count_drop("budget")
+            else:
+                self.send(data, client.address, exchange.validated)
+                if exchange.cache_key is not None:
+                    self._replies.store(exchange.cache_key, data)
         if client.session is None:
             return
         if not client.session.lasting:
             self.broker.close_session(client.session)
         elif reply.closes or (exchange.opened_session and isinstance(reply, Err)):
             self.end_session(client.address, None)
+        else:
+            client.bind_key(exchange.key)
+
+    def _sent_as_transfer(self, reply: Reply, exchange: _Exchange) -> bool:
+        """Whether the reply went (or started going) as a transfer: over a block, to a client that asked."""
+        if exchange.transfer is None or not exchange.validated:
+            return False
+        undelivered = None
+        if isinstance(reply, StreamedData):
+            header = reply.header(exchange.tag)
+            total = len(header) + reply.size + len(CRLF)
+            if total <= BLOCK:
+                return False
+            reader: BytesReader | ChainReader = ChainReader(header, reply.source, CRLF)
+        else:
+            data = reply.encode(exchange.tag)
+            if len(data) <= BLOCK:
+                return False
+            reader, total = BytesReader(data), len(data)
+            undelivered = reply.undelivered if isinstance(reply, Data) else None
+        if not self.transfers.download(exchange.address, exchange.transfer, total, reader, undelivered):
+            reader.close()
+            if undelivered is not None:
+                undelivered()
+            self.send(BUSY.encode(exchange.tag), exchange.address)
+        return True
 
     def _encode(self, reply: Reply, exchange: _Exchange) -> bytes | None:
         """The reply's datagram, or a short ERR instead when it does not fit one or the address's budget.
@@ -290,5 +367,6 @@ class DatagramFrontEnd(DatagramProtocol):
         self.broker.close_session(client.session)
 
     def stopProtocol(self) -> None:
+        self.transfers.stop()
         for address in list(self._sessions):
             self.end_session(address, None)

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 from twisted.internet.interfaces import IReactorTime
 
+from msgsvc.protocol import transfer
 from msgsvc.protocol.wire import Err
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -250,21 +251,21 @@ class Safety:
 
     def admit(self, datagram: bytes, address: tuple, trusted: bool) -> tuple[bool, bytes | None, bytes | None]:
         """(validated, the request without its cookie or None, an answer to send here or None)."""
-        if not trusted:
-            reason = self.limits.admit(address)
-            if reason is not None:
-                self.count_drop(reason)
-                return False, None, None
-            self.budgets.received(address, len(datagram))
+        malformed = False
         try:
             cookie, request = split_cookie(datagram)
         except ValueError:
-            return trusted, None, bad_cookie().encode()
-        validated = trusted
-        if cookie is not None and not trusted:  # a trusted peer's cookie is ignored
-            if not self.cookies.valid(address[0], address[1], cookie):
-                return False, None, bad_cookie().encode()
-            validated = True
+            cookie, request, malformed = None, b"", True
+        validated = trusted or (cookie is not None and self.cookies.valid(address[0], address[1], cookie))
+        if not trusted:
+            if not (validated and transfer.is_message(request)):  # transfers pace themselves
+                reason = self.limits.admit(address)
+                if reason is not None:
+                    self.count_drop(reason)
+                    return False, None, None
+            self.budgets.received(address, len(datagram))
+        if malformed or (cookie is not None and not validated):
+            return validated, None, bad_cookie().encode()
         if is_cookie_request(request):
             answer = b"OK cookie " + self.cookies.make(address[0], address[1]) + b"\r\n"
             if not validated and len(answer) > self.budgets.remaining(address):  # not padded enough

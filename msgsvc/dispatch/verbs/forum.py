@@ -35,6 +35,7 @@ NUMBER = Arg("n", post_number)
     PASSWORD,
     summary="create a forum account and log in",
     remembers_client=True,
+    identity=True,
     errors=("exists", "in-use", "auth", "full"),
 )
 def register(broker: Broker, session: Session, user: str, password: str) -> Deferred[Ok]:
@@ -47,6 +48,7 @@ def register(broker: Broker, session: Session, user: str, password: str) -> Defe
     PASSWORD,
     summary="log in to the forum",
     remembers_client=True,
+    identity=True,
     errors=("no-user", "auth", "in-use", "full"),
 )
 def login(broker: Broker, session: Session, user: str, password: str) -> Deferred[Ok]:
