@@ -122,9 +122,10 @@ class UdpCancelTests(SynchronousTestCase):
         self.failureResultOf(pending, CancelledError)
         self.assertEqual(clock.getDelayedCalls(), [])
         clock.advance(10)
-        self.assertEqual(transport.sent, [b"&%s %%u1 #u1 QUIT\r\n" % client.key])
+        tag = client.tag_prefix.encode() + b"1"
+        self.assertEqual(transport.sent, [b"&%s %%%s #%s QUIT\r\n" % (client.key, tag, tag)])
         self.successResultOf(client.close())
-        client.datagramReceived(b"#u1 OK bye\r\n", ("127.0.0.1", 9))  # a late reply is ignored
+        client.datagramReceived(b"#%s OK bye\r\n" % tag, ("127.0.0.1", 9))  # a late reply is ignored
 
 
 class UdpLargeReplyTests(RealServer):

@@ -73,6 +73,9 @@ class UdpClient(DatagramProtocol):
         self.timeout = timeout
         self.retries = retries
         self._tags = count(1)
+        self.tag_prefix = "u" + secrets.token_hex(3)
+        """Tags unlike those of an earlier client on the same address (a NAT, a reused port): the server's
+        retry cache must not answer this client with that one's replies."""
         self._pending: dict[str, _Attempt] = {}
         self._finished: dict[bytes, int] = {}
         self.cookie: bytes | None = None
@@ -103,7 +106,7 @@ class UdpClient(DatagramProtocol):
 
         A reply or a ``payload`` larger than one block travels as a reliable transfer.
         """
-        tag = f"u{next(self._tags)}"
+        tag = f"{self.tag_prefix}{next(self._tags)}"
         prefix = b"&" + self.key + b" %" + tag.encode() + b" "
         datagram = prefix + encode_command(verb, *args, payload=payload, tag=tag)
         upload = None
