@@ -1,14 +1,11 @@
 # -*- test-case-name: tests.test_udp,tests.test_udp_keys,tests.test_udp_transfers -*-
 """The UDP front end: one command per datagram, one reply datagram, sessions per address.
 
-A datagram is framed as a whole message (:mod:`msgsvc.protocol.framing`),
-prepared and dispatched by the shared command table, and answered on its own:
-it has no order to keep among other replies, so of the reply pipeline it uses
-only the commit wait (:func:`msgsvc.dispatch.pipeline.answer_alone`). What is
-particular to UDP stays here and in its helpers: the safety rules for
-unproved addresses (:mod:`~msgsvc.transports.udp_safety`), session keys
-(:mod:`~msgsvc.transports.udp_clients`), and reliable transfers for what does
-not fit a datagram (:mod:`~msgsvc.transports.udp_transfers`).
+A datagram is framed as a whole message, dispatched by the shared command
+table and answered on its own: of the reply pipeline it uses only the commit
+wait (:func:`~msgsvc.dispatch.pipeline.answer_alone`). The helpers hold what
+is particular to UDP: safety for unproved addresses (``udp_safety``),
+sessions and their keys (``udp_clients``), and transfers (``udp_transfers``).
 """
 
 from __future__ import annotations
@@ -23,18 +20,14 @@ from twisted.python.failure import Failure
 from msgsvc.dispatch.pipeline import answer_alone
 from msgsvc.dispatch.table import INTERNAL_ERROR, CommandTable, Plan
 from msgsvc.domain.broker import Broker
-from msgsvc.domain.events import Bye
-from msgsvc.domain.session import Session
-from msgsvc.protocol.events import encode_event
 from msgsvc.protocol.framing import FramingError, literal_too_big, message_literal, split_message
-from msgsvc.protocol.reliable import BytesReader
-from msgsvc.protocol.transfer import BLOCK, Malformed, parse_message, split_prefixes
-from msgsvc.protocol.wire import CRLF, FULL, Data, Err, Reply, Request, StreamedData, host_port
+from msgsvc.protocol.transfer import Malformed, parse_message, split_prefixes
+from msgsvc.protocol.wire import Data, Err, Reply, Request, StreamedData, host_port
 from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.reply_cache import ReplyCache
-from msgsvc.transports.udp_clients import UdpClient, key_refused, needs_cookie, needs_key, too_big
+from msgsvc.transports.udp_clients import UdpClient, UdpSessions, too_big
 from msgsvc.transports.udp_safety import Safety, is_trusted, needs_validation
-from msgsvc.transports.udp_transfers import BUSY, ChainReader, UdpTransfers
+from msgsvc.transports.udp_transfers import UdpTransfers
 
 __all__ = ["MAX_DATAGRAM", "DatagramFrontEnd", "UdpClient", "too_big"]
 
@@ -77,7 +70,7 @@ class DatagramFrontEnd(DatagramProtocol):
         self.broker = broker
         self.table = table
         self.clock = clock
-        self._sessions: dict[Address, UdpClient] = {}
+        self.sessions = UdpSessions(broker, clock, self.send, self.count_drop)
         self._replies = ReplyCache(clock)
         self.safety = Safety(clock)
         """Cookies, budgets and rate limits of the peers outside --udp-trusted."""
@@ -140,18 +133,19 @@ class DatagramFrontEnd(DatagramProtocol):
             return
         exchange.tag = request.tag
         if request.tag is not None:
-            cache_key = (address, request.tag, exchange.validated)  # forged and proved requests apart
-            seen, reply = self._replies.lookup(cache_key)
-            if seen:
-                exchange.replied = True
-                if reply is not None:
-                    self._reply(reply, exchange, request.tag)
+            if self._replayed(request.tag, exchange):
                 return
-            self._replies.begin(cache_key)
-            exchange.cache_key = cache_key
-        session = self._session_for(request, plan, exchange)
-        if session is None:
+            exchange.cache_key = (address, request.tag, exchange.validated)  # forged and proved requests apart
+            self._replies.begin(exchange.cache_key)
+        client, exchange.opened_session, denied = self.sessions.enter(
+            address, exchange.validated, exchange.key, plan, request.verb
+        )
+        exchange.client = client
+        if denied is not None:
+            self._answer(denied, exchange)
             return
+        session = client.session
+        assert session is not None  # entered
         if literal is not None:
             sink = plan.literal_sink(self.broker, session)
             if sink is not None:
@@ -161,56 +155,25 @@ class DatagramFrontEnd(DatagramProtocol):
         result = self.table.dispatch(self.broker, session, request, plan)
         answer_alone(result, self.broker.durability, self._answer, self._failed, exchange)
 
+    def _replayed(self, tag: bytes, exchange: _Exchange) -> bool:
+        """Whether the tagged request was seen before: then its saved reply, if it has one yet, goes again."""
+        seen, reply = self._replies.lookup((exchange.address, tag, exchange.validated))
+        if seen:
+            exchange.replied = True
+            if reply is not None:
+                self._reply(reply, exchange, tag)
+        return seen
+
     def _refuse(self, error: Err, tag: bytes | None, exchange: _Exchange) -> None:
         self.table.refusals.refused(f"udp {host_port(exchange.address)}", error.code, error.text)
         self._reply(error.encode(tag), exchange, tag)
-
-    def _session_for(self, request: Request, plan: Plan, exchange: _Exchange) -> Session | None:
-        """The session the request runs in (a one-off one, or the address's), or None when it was refused."""
-        address = exchange.address
-        client = self._sessions.get(address) if exchange.validated else None  # forged: not its session
-        if client is not None and client.admits(exchange.key):
-            assert client.session is not None and client.idle_timer is not None  # a kept client has both
-            client.idle_timer.reset(self.broker.config.idle_timeout)
-            exchange.client = client
-            return client.session
-        keyed = client is not None  # the address's session is bound to another key
-        client = exchange.client = UdpClient(self, address, exchange.validated)
-        refusal = None
-        if plan.remembers_client and not exchange.validated:  # forged datagrams take no slot
-            refusal = needs_cookie(request.verb)
-        elif plan.remembers_client and keyed:
-            refusal = key_refused(request.verb)
-        elif plan.identity and exchange.key is None:
-            refusal = needs_key(request.verb)
-        if refusal is not None:
-            self._answer(refusal, exchange)
-            return None
-        if not plan.remembers_client:
-            session = client.session = self.broker.one_off_session(client)
-            return session
-        opened = client.session = self.broker.open_session(client)
-        if opened is None:
-            self._answer(FULL, exchange)
-            return None
-        self._sessions[address] = client
-        client.idle_timer = self.clock.callLater(
-            self.broker.config.idle_timeout, self.end_session, address, "idle-timeout"
-        )
-        exchange.opened_session = True
-        return opened
 
     def _begin_upload(self, request: Request, plan: Plan, datagram: bytes, exchange: _Exchange) -> None:
         """A request whose literal comes up as a transfer: taken block by block, then run like a datagram."""
         assert exchange.transfer is not None and request.literal_size is not None  # checked by the caller
         address, tag = exchange.address, request.tag
-        if tag is not None:  # sent again after it ran: the saved reply
-            seen, reply = self._replies.lookup((address, tag, exchange.validated))
-            if seen:
-                exchange.replied = True
-                if reply is not None:
-                    self._reply(reply, exchange, tag)
-                return
+        if tag is not None and self._replayed(tag, exchange):  # sent again after it ran
+            return
         size, limit = request.literal_size, plan.literal_limit(self.broker.config)
         line = datagram.partition(b"\n")[0]
         refusal = None
@@ -252,14 +215,15 @@ class DatagramFrontEnd(DatagramProtocol):
             if not client.session.lasting:
                 self.broker.close_session(client.session)
             elif exchange.opened_session and not replied:
-                self.end_session(exchange.address, None)
+                self.sessions.end(exchange.address, None)
         except Exception:
             log.failure("cleaning up after a failed datagram", category="ERROR")
 
     def _answer(self, reply: Reply, exchange: _Exchange) -> None:
         client = exchange.client
         assert client is not None  # set before the command runs
-        if self._sent_as_transfer(reply, exchange):
+        transfer = exchange.transfer if exchange.validated else None  # a client that asked, at a proved address
+        if transfer is not None and self.transfers.reply(reply, exchange.tag, exchange.address, transfer):
             exchange.replied = True
         else:
             data = self._encode(reply, exchange)
@@ -275,33 +239,9 @@ class DatagramFrontEnd(DatagramProtocol):
         if not client.session.lasting:
             self.broker.close_session(client.session)
         elif reply.closes or (exchange.opened_session and isinstance(reply, Err)):
-            self.end_session(client.address, None)
+            self.sessions.end(client.address, None)
         else:
             client.bind_key(exchange.key)
-
-    def _sent_as_transfer(self, reply: Reply, exchange: _Exchange) -> bool:
-        """Whether the reply went (or started going) as a transfer: over a block, to a client that asked."""
-        if exchange.transfer is None or not exchange.validated:
-            return False
-        undelivered = None
-        if isinstance(reply, StreamedData):
-            header = reply.header(exchange.tag)
-            total = len(header) + reply.size + len(CRLF)
-            if total <= BLOCK:
-                return False
-            reader: BytesReader | ChainReader = ChainReader(header, reply.source, CRLF)
-        else:
-            data = reply.encode(exchange.tag)
-            if len(data) <= BLOCK:
-                return False
-            reader, total = BytesReader(data), len(data)
-            undelivered = reply.undelivered if isinstance(reply, Data) else None
-        if not self.transfers.download(exchange.address, exchange.transfer, total, reader, undelivered):
-            reader.close()
-            if undelivered is not None:
-                undelivered()
-            self.send(BUSY.encode(exchange.tag), exchange.address)
-        return True
 
     def _encode(self, reply: Reply, exchange: _Exchange) -> bytes | None:
         """The reply's datagram, or a short ERR instead when it does not fit one or the address's budget.
@@ -354,19 +294,6 @@ class DatagramFrontEnd(DatagramProtocol):
         except OSError as error:
             log.info("could not send to {address}: {error}", address=address, error=error, category="CONNECTION")
 
-    def end_session(self, address: Address, bye: str | None) -> None:
-        """End the UDP session of ``address``, saying ``* BYE <bye>`` first if given."""
-        client = self._sessions.pop(address, None)
-        if client is None:
-            return
-        assert client.session is not None and client.idle_timer is not None  # a kept client has both
-        if client.idle_timer.active():
-            client.idle_timer.cancel()
-        if bye is not None:
-            self.send(encode_event(Bye(bye)), address)
-        self.broker.close_session(client.session)
-
     def stopProtocol(self) -> None:
         self.transfers.stop()
-        for address in list(self._sessions):
-            self.end_session(address, None)
+        self.sessions.stop()

@@ -12,22 +12,23 @@ address it comes from.
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
-from msgsvc.domain.events import Event
+from msgsvc.dispatch.table import Plan
+from msgsvc.domain.broker import Broker
+from msgsvc.domain.events import Bye, Event
 from msgsvc.domain.interfaces import IClient
 from msgsvc.domain.session import Session
 from msgsvc.protocol.events import encode_event
-from msgsvc.protocol.wire import Err
+from msgsvc.protocol.wire import FULL, Err
 from msgsvc.transports.udp_safety import HINT
 
-if TYPE_CHECKING:
-    from msgsvc.transports.udp import DatagramFrontEnd
+__all__ = ["UdpClient", "UdpSessions", "key_refused", "needs_cookie", "needs_key", "too_big"]
 
-__all__ = ["UdpClient", "key_refused", "needs_cookie", "needs_key", "too_big"]
+Send = Callable[[bytes, tuple], object]
 
 Address = tuple
 KEY_HINT = "start this and every later request with &<key>, 8 to 64 letters or digits of your choosing"
@@ -59,8 +60,8 @@ class UdpClient:
 
     transport_name = "udp"
 
-    def __init__(self, front_end: DatagramFrontEnd, address: Address, validated: bool = True) -> None:
-        self.front_end = front_end
+    def __init__(self, sessions: UdpSessions, address: Address, validated: bool = True) -> None:
+        self.sessions = sessions
         self.address = address
         self.validated = validated
         """Trusted, or proved by a cookie: only then may events go to it."""
@@ -84,9 +85,69 @@ class UdpClient:
 
     def send_event(self, event: Event) -> None:
         if self.validated:
-            self.front_end.send(encode_event(event), self.address)
+            self.sessions.send(encode_event(event), self.address)
         else:
-            self.front_end.count_drop("event")
+            self.sessions.count_drop("event")
 
     def close(self, reason: str) -> None:
-        self.front_end.end_session(self.address, reason)
+        self.sessions.end(self.address, reason)
+
+
+class UdpSessions:
+    """The lasting sessions of one UDP front end, one per address, and who may act in them."""
+
+    def __init__(self, broker: Broker, clock: IReactorTime, send: Send, count_drop: Callable[[str], object]) -> None:
+        """``send(data, address)`` sends a datagram; ``count_drop(reason)`` counts one not sent."""
+        self.broker = broker
+        self.clock = clock
+        self.send = send
+        self.count_drop = count_drop
+        self._clients: dict[Address, UdpClient] = {}
+
+    def enter(
+        self, address: Address, validated: bool, key: bytes | None, plan: Plan, verb: str
+    ) -> tuple[UdpClient, bool, Err | None]:
+        """(the client a request runs as, whether it opened a session, a refusal or None).
+
+        The request runs in the address's session if it may act in it; else
+        one-off, or in a new session when its verb remembers the client.
+        """
+        client = self._clients.get(address) if validated else None  # forged: not its session
+        if client is not None and client.admits(key):
+            assert client.idle_timer is not None  # a kept client has its timer
+            client.idle_timer.reset(self.broker.config.idle_timeout)
+            return client, False, None
+        keyed = client is not None  # the address's session is bound to another key
+        client = UdpClient(self, address, validated)
+        if plan.remembers_client and not validated:  # forged datagrams take no slot
+            return client, False, needs_cookie(verb)
+        if plan.remembers_client and keyed:
+            return client, False, key_refused(verb)
+        if plan.identity and key is None:
+            return client, False, needs_key(verb)
+        if not plan.remembers_client:
+            client.session = self.broker.one_off_session(client)
+            return client, False, None
+        client.session = self.broker.open_session(client)
+        if client.session is None:
+            return client, False, FULL
+        self._clients[address] = client
+        client.idle_timer = self.clock.callLater(self.broker.config.idle_timeout, self.end, address, "idle-timeout")
+        return client, True, None
+
+    def end(self, address: Address, bye: str | None) -> None:
+        """End the session of ``address``, saying ``* BYE <bye>`` first if given."""
+        client = self._clients.pop(address, None)
+        if client is None:
+            return
+        assert client.session is not None and client.idle_timer is not None  # a kept client has both
+        if client.idle_timer.active():
+            client.idle_timer.cancel()
+        if bye is not None:
+            self.send(encode_event(Bye(bye)), address)
+        self.broker.close_session(client.session)
+
+    def stop(self) -> None:
+        """End every session, without a word."""
+        for address in list(self._clients):
+            self.end(address, None)

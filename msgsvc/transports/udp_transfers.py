@@ -19,9 +19,9 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from msgsvc.protocol import transfer
-from msgsvc.protocol.reliable import BlockReceiver, BlockSender, Reader, TransferFailed
-from msgsvc.protocol.transfer import Abort, Ack, Block
-from msgsvc.protocol.wire import BodySource, Err, host_port
+from msgsvc.protocol.reliable import BlockReceiver, BlockSender, BytesReader, Reader, TransferFailed
+from msgsvc.protocol.transfer import BLOCK, Abort, Ack, Block
+from msgsvc.protocol.wire import CRLF, BodySource, Data, Err, Reply, StreamedData, host_port
 from msgsvc.transports.input_budget import InputBudget
 
 __all__ = ["PER_ADDRESS", "TOTAL", "ChainReader", "UdpTransfers"]
@@ -130,6 +130,31 @@ class UdpTransfers:
         self.downloads[key] = sender
         self._count(address, False, 1)
         sender.start()
+        return True
+
+    def reply(self, reply: Reply, tag: bytes | None, address: Address, transfer_id: bytes) -> bool:
+        """Send ``reply`` as transfer ``transfer_id`` if it is over one block (True), or leave it (False).
+
+        With no room for another transfer the client gets ERR full, and what the reply took is given back.
+        """
+        undelivered = None
+        if isinstance(reply, StreamedData):
+            header = reply.header(tag)
+            total = len(header) + reply.size + len(CRLF)
+            if total <= BLOCK:
+                return False
+            reader: Reader = ChainReader(header, reply.source, CRLF)
+        else:
+            data = reply.encode(tag)
+            if len(data) <= BLOCK:
+                return False
+            reader, total = BytesReader(data), len(data)
+            undelivered = reply.undelivered if isinstance(reply, Data) else None
+        if not self.download(address, transfer_id, total, reader, undelivered):
+            reader.close()
+            if undelivered is not None:
+                undelivered()
+            self._send(BUSY.encode(tag), address)
         return True
 
     def begin_upload(
