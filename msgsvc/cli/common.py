@@ -25,7 +25,7 @@ from twisted.internet.defer import CancelledError, Deferred, DeferredList, First
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.python.failure import Failure
 
-from msgsvc.client import ServerError, TcpClient, UdpClient, connect_tcp, connect_udp
+from msgsvc.client import ServerError, TcpClient, TransferFailed, UdpClient, connect_tcp, connect_udp
 from msgsvc.client.replies import Event, Reply
 
 TIMEOUT = 10.0
@@ -64,6 +64,8 @@ def explain(failure_value: BaseException, host: str, port: int, transport: str) 
     where = f"{host}:{port} over {transport}"
     if isinstance(failure_value, ServerError):
         return f"server refused: {failure_value}"
+    if isinstance(failure_value, TransferFailed):
+        return f"transfer with {where} failed: {failure_value}"
     if isinstance(failure_value, (error.TimeoutError, defer.TimeoutError, TimeoutError)):
         return f"no answer from {where} (is the server running?)"
     if isinstance(failure_value, error.DNSLookupError):

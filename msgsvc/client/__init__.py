@@ -7,7 +7,7 @@
 from msgsvc.client.replies import Event, ProtocolViolation, Reply, ReplyParser, ServerError
 from msgsvc.client.requests import encode_command
 from msgsvc.client.tcp import TcpClient, connect_tcp
-from msgsvc.client.udp import UdpClient, connect_udp
+from msgsvc.client.udp import TransferFailed, UdpClient, connect_udp
 
 __all__ = [
     "Event",
@@ -16,6 +16,7 @@ __all__ = [
     "ReplyParser",
     "ServerError",
     "TcpClient",
+    "TransferFailed",
     "UdpClient",
     "connect_tcp",
     "connect_udp",
