@@ -155,6 +155,14 @@ class MachineTests(TestCase):
         self.assertEqual(acks, [b"%t A 0\r\n", b"%t A 0\r\n", b"%t A 2\r\n", b"%t A 2\r\n"])
         self.assertEqual(receiver.held, 0)
 
+    def test_delayed_acknowledgements(self) -> None:
+        """In order, every second block is acknowledged, and the last one always."""
+        acks: list[bytes] = []
+        receiver = BlockReceiver(b"t", BLOCK * 5, acks.append, lambda _: None)
+        for seq in range(5):
+            receiver.received(seq, b"z" * BLOCK)
+        self.assertEqual(acks, [b"%t A 2\r\n", b"%t A 4\r\n", b"%t A 5\r\n"])
+
     def test_abort_ends_sender(self) -> None:
         """An abort from the peer ends the sender with a TransferFailed naming the reason."""
         clock = Clock()

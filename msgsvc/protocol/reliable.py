@@ -13,7 +13,10 @@ before it resends the next hole (NewReno's partial acknowledgement).
 
 :class:`BlockReceiver` takes blocks in any order and any number of times,
 keeps those up to ``window`` ahead of the first missing one, hands the bytes
-over in order, and acknowledges every block with the cumulative ``A <next>``.
+over in order, and answers with the cumulative ``A <next>``: for every second
+block that arrives in order (as TCP's delayed acknowledgements, halving the
+datagrams back), for the last one, and at once for any block out of order or
+seen before, so the sender learns of a loss without delay.
 """
 
 from __future__ import annotations
@@ -237,7 +240,12 @@ class BlockReceiver:
 
     def received(self, seq: int, payload: bytes) -> None:
         """Block ``seq`` arrived (its size already checked against the total): deliver, keep or drop it, and ack."""
-        if seq == self.next:
+        if seq == self.next and not self._ahead:  # in order: every second block is acknowledged
+            self._deliver(payload)
+            self.next += 1
+            if self.next % 2 and not self.complete:
+                return
+        elif seq == self.next:
             self._deliver(payload)
             self.next += 1
             while self.next in self._ahead:

@@ -20,7 +20,7 @@ import hmac
 import ipaddress
 import os
 from collections import OrderedDict
-from collections.abc import Iterable
+from functools import lru_cache
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -72,8 +72,9 @@ def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
     return address
 
 
-def is_trusted(host: str, trusted: Iterable[Network]) -> bool:
-    """Whether ``host`` is in one of the ``trusted`` networks."""
+@lru_cache(maxsize=4096)
+def is_trusted(host: str, trusted: tuple[Network, ...]) -> bool:
+    """Whether ``host`` is in one of the ``trusted`` networks (remembered: it is asked for every datagram)."""
     address = host_address(host)
     return address is not None and any(address in network for network in trusted)
 
