@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from benchmarks import amplification
 from benchmarks.servers import (
     ROOT,
     CSender,
@@ -40,6 +41,8 @@ BUILD_DIR = os.path.join(ROOT, "benchmarks", ".build")
 SOURCE = os.path.join(ROOT, "benchmarks", "loadgen.c")
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 MIB = 1024 * 1024
+ROWS = ("queue", "chat", "idle", "bulk", "udp")
+"""The row kinds, all run by default; ``--only`` picks some."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,14 @@ class Plan:
     idle_conns: int
     bulk_bytes: int
     bulk_transfers: int
+    udp_bytes: int = 20_000_000
+    """GEN size of the UDP rows."""
+    udp_upload_bytes: int = 1 << 20
+    """Size of the message the UDP upload rows SEND."""
+    udp_uploads: int = 10
+    """SENDs per UDP upload sample (one 1 MiB SEND over TCP takes a few milliseconds)."""
+    udp_loss: float = 0.05
+    """Probability that the lossy rows' relay drops a datagram, each direction."""
 
 
 FULL = Plan(
@@ -65,6 +76,9 @@ FULL = Plan(
     idle_conns=10000,
     bulk_bytes=200_000_000,
     bulk_transfers=3,
+    udp_bytes=20_000_000,
+    udp_upload_bytes=1 << 20,
+    udp_uploads=10,
 )
 SMOKE = Plan(
     reps=1,
@@ -75,6 +89,9 @@ SMOKE = Plan(
     idle_conns=100,
     bulk_bytes=2_000_000,
     bulk_transfers=1,
+    udp_bytes=200_000,
+    udp_upload_bytes=200_000,
+    udp_uploads=1,
 )
 
 
@@ -255,6 +272,65 @@ class Bench:
                     self.add(f"bulk/{kind}/{name}", sample)
                     print(f"  bulk {kind} {name}: {sample['mib_per_s']:.0f} MiB/s", file=sys.stderr)
 
+    # -- UDP ---------------------------------------------------------------
+
+    def udp_cases(self) -> list[tuple[str, str, float]]:
+        """(op, transport, loss) of every UDP row: GEN down and SEND up, UDP clean and lossy, TCP for the ratio."""
+        loss = self.plan.udp_loss
+        return [
+            (op, transport, rate)
+            for op in ("gen", "send")
+            for transport, rate in (("udp", 0.0), ("udp", loss), ("tcp", 0.0))
+        ]
+
+    def run_udp(self) -> None:
+        """One repetition of the UDP rows: the client library in a benchmarks.udp subprocess per row."""
+        plan = self.plan
+        extra = ["--max-gen", str(max(plan.udp_bytes, 123456789))]
+        extra += ["--max-message", str(max(plan.udp_upload_bytes, 1 << 20) * 2)]
+        with Msgsvc(self.server_cpu, "memory", extra) as server:
+            for op, transport, loss in self.udp_cases():
+                size = plan.udp_bytes if op == "gen" else plan.udp_upload_bytes
+                count = 1 if op == "gen" else plan.udp_uploads
+                sample = self.udp_run(server, op, transport, loss, size, count)
+                key = f"udp/{op}/{transport}/{loss:g}"
+                self.add(key, sample)
+                print(f"  {key}: {sample['mib_per_s']:.1f} MiB/s", file=sys.stderr)
+
+    def udp_run(self, server: Server, op: str, transport: str, loss: float, size: int, count: int) -> dict:
+        """Run ``python -m benchmarks.udp`` against ``server``: ``count`` transfers of ``size`` bytes, timed as one."""
+        command = [sys.executable, "-m", "benchmarks.udp", "--port", str(server.port), "--op", op]
+        command += ["--bytes", str(size), "--count", str(count), "--transport", transport]
+        command += ["--loss", str(loss), "--seed", str(len(self.samples.get(f"udp/{op}/{transport}/{loss:g}", [])))]
+        command += ["--server-pid", str(server.pid)]
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+            env=checkout_env(),
+            preexec_fn=self._client_setup,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"benchmarks.udp {op} {transport} loss {loss} failed: {result.stderr.strip()}")
+        sample = json.loads(result.stdout.strip().splitlines()[-1])
+        sample.update(
+            op=op,
+            transport=transport,
+            loss=loss,
+            size=size,
+            count=count,
+            mib_per_s=sample["bytes"] / sample["seconds"] / MIB,
+            client_cpu=sample["client_cpu_seconds"] / sample["seconds"],
+        )
+        return sample
+
+
+def checkout_env() -> dict[str, str]:
+    """The environment of a Python subprocess that imports msgsvc and benchmarks from this checkout."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+
 
 def make_bulk_file(directory: str, size: int) -> None:
     """Write the GET row's file: ``size`` bytes of a repeating pattern."""
@@ -301,9 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, help="repetitions (medians are reported)")
     parser.add_argument("--duration", type=float, help="measured seconds per load-generator run")
     parser.add_argument("--out", help="directory for results.json and results.png (default benchmarks/results)")
-    parser.add_argument(
-        "--only", action="append", choices=["queue", "chat", "idle", "bulk"], help="run only these rows (repeatable)"
-    )
+    parser.add_argument("--only", action="append", choices=ROWS, help="run only these rows (repeatable)")
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
     if args.reps:
@@ -311,12 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.duration:
         plan = Plan(**{**plan.__dict__, "duration": args.duration})
     out = args.out or (tempfile.mkdtemp(prefix="msgsvc-bench-smoke-") if args.smoke else RESULTS_DIR)
-    rows = args.only or ["queue", "chat", "idle", "bulk"]
+    rows = args.only or list(ROWS)
 
     from benchmarks.report import chart, summarize, table
 
     raise_fd_limit()
-    loadgen = build_loadgen()
+    loadgen = build_loadgen() if set(rows) - {"udp"} else ""  # the UDP rows' client is Python
     bench = Bench(plan, loadgen)
     if Redis.available() is None:
         print("redis-server not found: the Redis rows are skipped (apt-get install redis-server)", file=sys.stderr)
@@ -333,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bench.run_chat()
             if "bulk" in rows:
                 bench.run_bulk(files)
+            if "udp" in rows:
+                bench.run_udp()
         if "idle" in rows:
             for _ in range(plan.reps if not args.smoke else 1):
                 bench.run_idle()
@@ -341,8 +417,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         shutil.rmtree(files, ignore_errors=True)
+    amplified = None
+    if "udp" in rows:
+        amplified = amplification.factors()
+        print(f"  amplification: largest factor {max(amplified.values()):.2f}", file=sys.stderr)
     elapsed = time.monotonic() - started
-    summary = summarize(bench.samples, bench.unavailable, plan)
+    summary = summarize(bench.samples, bench.unavailable, plan, amplified)
     results = {
         "machine": machine(),
         "plan": plan.__dict__,

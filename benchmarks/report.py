@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import textwrap
 from typing import Any
 
 QUEUE_SERVERS = ("msgsvc-memory", "msgsvc-sqlite", "redis", "reference")
@@ -13,14 +14,26 @@ LABELS = {
     "reference": "thread-per-connection ref.",
     "c-sender": "plain C sender",
 }
+MEASURABLE_SECONDS = 0.2
+"""Shorter transfers get no server CPU share: /proc counts CPU time in 10 ms ticks."""
+UDP_CASES = ("udp", "udp-loss", "tcp")
+"""The UDP rows of each operation: UDP without loss, UDP through the lossy relay, TCP for the ratio."""
 
 
 def _median(samples: list[dict], key: str) -> float:
     return statistics.median(sample[key] for sample in samples)
 
 
-def summarize(samples: dict[str, list[dict]], unavailable: dict[str, str], plan: Any) -> dict:
-    """Medians over the repetitions, plus the targets checked against them."""
+def summarize(
+    samples: dict[str, list[dict]],
+    unavailable: dict[str, str],
+    plan: Any,
+    amplification: dict[str, float] | None = None,
+) -> dict:
+    """Medians over the repetitions, plus the targets checked against them.
+
+    ``amplification`` is :func:`benchmarks.amplification.factors`' result, when it was measured.
+    """
     queue: dict[str, dict[str, Any]] = {}
     for conns, pipeline in plan.queue_matrix:
         row: dict[str, Any] = {}
@@ -63,8 +76,55 @@ def summarize(samples: dict[str, list[dict]], unavailable: dict[str, str], plan:
             bulk.setdefault(kind, {})[server] = _median(runs, "mib_per_s")
     if bulk:
         summary["bulk"] = bulk
+    udp = _udp(samples)
+    if udp:
+        summary["udp"] = udp
+    if amplification:
+        summary["amplification"] = amplification_summary(amplification)
     summary["targets"] = targets(summary)
     return summary
+
+
+def _udp(samples: dict[str, list[dict]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The UDP rows' medians: per operation (gen, send), per case (udp, udp-loss, tcp)."""
+    udp: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, runs in samples.items():
+        if not key.startswith("udp/"):
+            continue
+        _, op, transport, loss = key.split("/")
+        case = transport if float(loss) == 0 else f"{transport}-loss"
+        row = {
+            "size": runs[0]["size"],
+            "loss": float(loss),
+            "mib_per_s": _median(runs, "mib_per_s"),
+            "server_cpu": statistics.median(run["server_cpu_seconds"] / run["seconds"] for run in runs)
+            if all(run["seconds"] >= MEASURABLE_SECONDS and "server_cpu_seconds" in run for run in runs)
+            else None,
+            "client_cpu": _median(runs, "client_cpu"),
+            "reps": len(runs),
+        }
+        if "dropped" in runs[0]:
+            row["dropped_share"] = statistics.median(
+                run["dropped"] / max(1, run["dropped"] + run["forwarded"]) for run in runs
+            )
+        udp.setdefault(op, {})[case] = row
+    for cases in udp.values():
+        tcp = cases.get("tcp", {}).get("mib_per_s")
+        for case, row in cases.items():
+            if case != "tcp":
+                row["vs_tcp"] = _ratio(row["mib_per_s"], tcp)
+    return udp
+
+
+def amplification_summary(by_verb: dict[str, float]) -> dict[str, Any]:
+    """The amplification factors, the verbs grouped by equal factor (largest first) and the largest."""
+    from benchmarks.amplification import groups
+
+    return {
+        "by_verb": dict(sorted(by_verb.items())),
+        "groups": [{"factor": factor, "verbs": verbs} for factor, verbs in groups(by_verb)],
+        "largest": max(by_verb.values()),
+    }
 
 
 def _rate(summary: dict, row: str, server: str) -> float | None:
@@ -105,6 +165,8 @@ def targets(summary: dict) -> list[dict]:
         if _rate(summary, row, "msgsvc-sqlite") is not None
     ]
     check("SQLite store vs memory store (worst row)", min(ratios) if ratios else None, 0.5)
+    largest = summary.get("amplification", {}).get("largest")
+    check("largest amplification factor for an unvalidated peer", largest, 3.0, at_least=False)
     return found
 
 
@@ -160,15 +222,59 @@ def table(results: dict) -> str:
             ratio = f"{_fmt(_ratio(rate, base))}x the C sender" if server != "c-sender" else ""
             cmd = "GEN" if kind == "gen" else "GET file"
             lines.append(f"{'bulk ' + cmd:<16} {LABELS[server]:<28} {rate:>10,.0f} MiB/s {ratio}")
-    lines += ["", f"{'target':<42} {'required':>10} {'measured':>10}  holds"]
+    lines += _udp_lines(summary)
+    width = max(42, *(len(target["target"]) for target in summary["targets"]))
+    lines += ["", f"{'target':<{width}} {'required':>10} {'measured':>10}  holds"]
     for target in summary["targets"]:
         sign = ">=" if target["at_least"] else "<="
         unit = target["unit"]
         required = f"{sign} {target['required']:g}{unit}"
         measured = "-" if target["measured"] is None else f"{target['measured']:.2f}{unit}"
         holds = {True: "yes", False: "NO", None: "n/a"}[target["holds"]]
-        lines.append(f"{target['target']:<42} {required:>10} {measured:>10}  {holds}")
+        lines.append(f"{target['target']:<{width}} {required:>10} {measured:>10}  {holds}")
     return "\n".join(lines)
+
+
+def _size(size: int) -> str:
+    if size % (1 << 20) == 0:
+        return f"{size >> 20} MiB"
+    return f"{size / 1e6:g} MB" if size >= 1_000_000 else f"{size / 1e3:g} kB"
+
+
+def _udp_lines(summary: dict) -> list[str]:
+    """The UDP rows, then the amplification table."""
+    lines = []
+    for op, cases in summary.get("udp", {}).items():
+        for case in UDP_CASES:
+            row = cases.get(case)
+            if row is None:
+                continue
+            name = f"udp {op.upper()} {_size(row['size'])}"
+            label = {
+                "udp": "UDP, no loss",
+                "udp-loss": f"UDP, {row['loss']:.0%} loss each way",
+                "tcp": "TCP (same client library)",
+            }[case]
+            ratio = f" {_fmt(row['vs_tcp'])}x TCP" if "vs_tcp" in row else ""
+            dropped = f", {row['dropped_share']:.1%} dropped" if "dropped_share" in row else ""
+            lines.append(
+                f"{name:<16} {label:<28} {row['mib_per_s']:>10,.1f} MiB/s{ratio} (srv CPU "
+                f"{'-' if row['server_cpu'] is None else format(row['server_cpu'], '.0%')}, "
+                f"client CPU {row['client_cpu']:.0%}{dropped})"
+            )
+    amplification = summary.get("amplification")
+    if amplification:
+        lines += [
+            "",
+            "UDP amplification: largest bytes out / bytes in of one small request, plain and tagged,",
+            "from an unvalidated address (200 queues, 50 tweets, a chat member on the server)",
+            f"{'factor':>6}  verbs",
+        ]
+        for group in amplification["groups"]:
+            wrapped = textwrap.wrap(" ".join(group["verbs"]), 90)
+            lines.append(f"{group['factor']:>6.2f}  {wrapped[0]}")
+            lines += [f"{'':>6}  {more}" for more in wrapped[1:]]
+    return lines
 
 
 def chart(results: dict, path: str) -> str | None:
@@ -197,7 +303,7 @@ def chart(results: dict, path: str) -> str | None:
         left.legend(fontsize=8)
     names, measured, required = [], [], []
     for target in summary["targets"]:
-        if target["measured"] is None or target["unit"] != "x":
+        if target["measured"] is None or target["unit"] != "x" or not target["at_least"]:
             continue
         names.append(target["target"].replace("queue ", "").replace(" vs ", "\nvs "))
         measured.append(target["measured"] / target["required"])

@@ -1,11 +1,19 @@
-"""The benchmark's report: medians, ratios and targets from load-generator samples (no load is run)."""
+"""The benchmark's report: medians, ratios and targets from samples; the amplification table; the UDP smoke rows."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+
+from twisted.internet import reactor
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
+from benchmarks import amplification
 from benchmarks.driver import SMOKE, Plan
 from benchmarks.report import summarize, table
+from tests.helpers import CHECKOUT_ENV, ROOT, temp_dir
 
 PLAN = Plan(**{**SMOKE.__dict__, "queue_matrix": ((50, 1), (50, 32)), "reps": 2})
 
@@ -32,6 +40,21 @@ def _samples() -> dict[str, list[dict]]:
         "idle/msgsvc-memory": [{"conns": 10000, "bytes_per_conn": 3000.0}],
         "bulk/gen/msgsvc-memory": [{"mib_per_s": 900.0}],
         "bulk/gen/c-sender": [{"mib_per_s": 1800.0}],
+        "udp/gen/udp/0": [_udp(20, 1.0), _udp(20, 2.0), _udp(20, 0.5)],
+        "udp/gen/udp/0.05": [{**_udp(20, 4.0), "forwarded": 95, "dropped": 5}],
+        "udp/gen/tcp/0": [_udp(20, 0.1)],
+    }
+
+
+def _udp(mib: int, seconds: float) -> dict:
+    size = mib * 1024 * 1024
+    return {
+        "size": size,
+        "bytes": size,
+        "seconds": seconds,
+        "mib_per_s": mib / seconds,
+        "server_cpu_seconds": seconds / 2,
+        "client_cpu": 0.4,
     }
 
 
@@ -39,7 +62,8 @@ class ReportTests(unittest.TestCase):
     """Summaries and targets."""
 
     def setUp(self) -> None:
-        self.summary = summarize(_samples(), {"msgsvc-sqlite": "unsupported store"}, PLAN)
+        factors = {"PING": 2.25, "GEN": 3.0, "HELP": 3.0}
+        self.summary = summarize(_samples(), {"msgsvc-sqlite": "unsupported store"}, PLAN, factors)
         self.targets = {target["target"]: target for target in self.summary["targets"]}
 
     def test_medians(self) -> None:
@@ -82,3 +106,61 @@ class ReportTests(unittest.TestCase):
         text = table(results)
         self.assertIn("n/a (store not available)", text)
         self.assertIn("0.50x the C sender", text)
+        self.assertIn("udp GEN 20 MiB   UDP, 5% loss each way", text)
+        self.assertIn("  3.00  GEN HELP\n  2.25  PING", text)
+
+    def test_udp_rows(self) -> None:
+        """UDP rows: medians per case, the lossy relay's drop share, the ratio to TCP of the same run."""
+        gen = self.summary["udp"]["gen"]
+        self.assertEqual(gen["udp"]["mib_per_s"], 20.0)
+        self.assertEqual(gen["udp"]["server_cpu"], 0.5)
+        self.assertAlmostEqual(gen["udp"]["vs_tcp"], 0.1)
+        self.assertAlmostEqual(gen["udp-loss"]["vs_tcp"], 0.025)
+        self.assertEqual(gen["udp-loss"]["dropped_share"], 0.05)
+        self.assertNotIn("vs_tcp", gen["tcp"])
+        self.assertIsNone(gen["tcp"]["server_cpu"])  # 0.1 s: too short for /proc's 10 ms ticks
+
+    def test_amplification_target(self) -> None:
+        """The largest amplification factor is an upper bound of 3."""
+        target = self.targets["largest amplification factor for an unvalidated peer"]
+        self.assertEqual((target["measured"], target["holds"]), (3.0, True))
+        self.assertEqual(self.summary["amplification"]["groups"][0], {"factor": 3.0, "verbs": ["GEN", "HELP"]})
+
+
+class AmplificationTableTests(unittest.SynchronousTestCase):
+    """benchmarks.amplification: the factors per verb and their grouping."""
+
+    def test_groups(self) -> None:
+        """Verbs of equal factor (to two decimals) go together, sorted; the largest factor comes first."""
+        grouped = amplification.groups(
+            {"XIT": 2.6666667, "PING": 2.25, "GEN": 3.0, "ACK": 3.0, "QUIT": 2.0, "A": 2.667}
+        )
+        self.assertEqual(grouped, [(3.0, ["ACK", "GEN"]), (2.67, ["A", "XIT"]), (2.25, ["PING"]), (2.0, ["QUIT"])])
+
+    def test_factors(self) -> None:
+        """Measured in memory: a 9-byte GEN 65000 is held to the budget, a PING's worst is plain (9 bytes for 4)."""
+        factors = amplification.factors({"GEN": [b"GEN 65000"], "PING": [b"PING"]})
+        self.assertEqual(factors["GEN"], 3.0)
+        self.assertEqual(factors["PING"], len(b"OK PONG\r\n") / len(b"PING"))
+
+
+class SmokeTests(unittest.TestCase):
+    """``python -m benchmarks --smoke --only udp`` runs the UDP rows for real, in a few seconds."""
+
+    timeout = 120
+
+    async def test_udp_smoke(self) -> None:
+        """Every UDP row and the amplification table end up in results.json."""
+        out = temp_dir(self)
+        args = ["-m", "benchmarks", "--smoke", "--only", "udp", "--out", out]
+        stdout, stderr, code = await getProcessOutputAndValue(
+            sys.executable, args, env=CHECKOUT_ENV, path=ROOT, reactor=reactor
+        )
+        self.assertEqual(code, 0, stderr.decode(errors="replace"))
+        with open(os.path.join(out, "results.json")) as results:
+            summary = json.load(results)["summary"]
+        for op in ("gen", "send"):
+            self.assertEqual(sorted(summary["udp"][op]), ["tcp", "udp", "udp-loss"])
+            self.assertGreater(summary["udp"][op]["udp-loss"]["mib_per_s"], 0)
+        self.assertLessEqual(summary["amplification"]["largest"], 3.0)
+        self.assertIn(b"udp GEN 200 kB", stdout)

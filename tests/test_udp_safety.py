@@ -6,56 +6,15 @@ from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from benchmarks.amplification import REQUESTS, measure, populate
 from msgsvc.dispatch.verbs import build_table
 from msgsvc.tap import Options
 from msgsvc.transports.udp_safety import AMPLIFICATION, COOKIE_EPOCH, Cookies, RateLimits
-from tests.helpers import TcpHarness, UdpHarness, make_broker, settle
+from tests.helpers import TcpHarness, UdpHarness, make_broker
 
 TRUSTED = ("127.0.0.1", 50000)
 FORGED = ("203.0.113.5", 4000)
 PADDED_COOKIE = b"COOKIE" + b" " * 10
-
-REQUESTS: dict[str, list[bytes]] = {
-    "ACK": [b"ACK 1"],
-    "CRT": [b"CRT hello", b"CRT"],
-    "DLT": [b"DLT 1"],
-    "DWN": [b"DWN 1", b"DWN"],
-    "ECHO": [b"ECHO hi", b"ECHO"],
-    "EDT": [b"EDT 1 x"],
-    "EXIT": [b"EXIT"],
-    "FOLLOW": [b"FOLLOW alice"],
-    "GEN": [b"GEN 65000", b"GEN 10", b"GEN 100"],
-    "GET": [b"GET big.txt", b"GET"],
-    "HELP": [b"HELP", b"HELP GEN"],
-    "LAST": [b"LAST", b"LAST 100"],
-    "LIST": [b"LIST"],
-    "LOGIN": [b"LOGIN a b"],
-    "LST": [b"LST", b"LST 1"],
-    "MSG": [b"MSG hi"],
-    "NACK": [b"NACK 1"],
-    "NAME": [b"NAME bob"],
-    "PING": [b"PING"],
-    "QSTAT": [b"QSTAT", b"QSTAT @q1"],
-    "QUEUES": [b"QUEUES"],
-    "QUIT": [b"QUIT"],
-    "RDT": [b"RDT 1", b"RDT"],
-    "RECV": [b"RECV", b"RECV @q1"],
-    "REGISTER": [b"REGISTER a b"],
-    "RESERVE": [b"RESERVE", b"RESERVE @q2"],
-    "RMV": [b"RMV 1"],
-    "SAY": [b"SAY hi"],
-    "SEND": [b"SEND x"],
-    "STATUS": [b"STATUS"],
-    "STOP": [b"STOP"],
-    "STREAM": [b"STREAM 10 1000", b"STREAM 1 5"],
-    "TAGGED": [b"TAGGED", b"TAGGED x"],
-    "TWEET": [b"TWEET hi"],
-    "UNFOLLOW": [b"UNFOLLOW alice"],
-    "UPD": [b"UPD a.txt {3}\nabc"],
-    "WHO": [b"WHO"],
-    "XIT": [b"XIT"],
-}
-"""Typical small requests of every verb; a verb missing here is a test failure."""
 
 
 def cookie_of(udp: UdpHarness, address: tuple) -> bytes:
@@ -64,26 +23,6 @@ def cookie_of(udp: UdpHarness, address: tuple) -> bytes:
     (reply,) = udp.datagrams(address)
     assert reply.startswith(b"OK cookie ") and reply.endswith(b"\r\n"), reply
     return reply[10:-2]
-
-
-def measure(udp: UdpHarness, datagram: bytes, address: tuple) -> float:
-    """Send one datagram from ``address``; the bytes sent back to it (now and later) per byte received."""
-    udp.send(datagram, address)
-    udp.broker.clock.pump([0.01] * 100)  # later replies (a waiting RECV), stream packets
-    settle(udp.broker)
-    return sum(len(data) for data in udp.datagrams(address)) / len(datagram)
-
-
-def populate(broker, udp: UdpHarness) -> None:
-    """State that makes listings long: many queues, messages, tweets, posts, a chat member."""
-    for n in range(200):
-        assert udp.command(b"SEND @q%d {1000}\n" % n + b"m" * 1000, TRUSTED).kind == "OK"
-    assert udp.command(b"SEND @q1 {60000}\n" + b"x" * 60000, TRUSTED).kind == "OK"
-    for n in range(50):
-        assert udp.command(b"TWEET #x tweet number %d" % n, TRUSTED).kind == "OK"
-    tcp = TcpHarness(broker)
-    tcp.output()
-    tcp.command(b"NAME alice")
 
 
 class CookieTests(SynchronousTestCase):

@@ -7,8 +7,9 @@ an address that acknowledges nothing it sends one window, then one block per
 timeout, each timeout twice as long as the last (up to :data:`MAX_RTO`),
 and gives up after ``retries`` of them in a row. The timeout follows the
 measured round trip (RFC 6298; Karn's rule: no sample from a retransmitted
-block). Three duplicate acknowledgements resend the missing block at once
-(fast retransmit), and an acknowledgement that stops short of what was sent
+block). Every third duplicate acknowledgement resends the missing block at once
+(fast retransmit; again only after a round trip, in case the resend was lost
+too), and an acknowledgement that stops short of what was sent
 before it resends the next hole (NewReno's partial acknowledgement).
 
 :class:`BlockReceiver` takes blocks in any order and any number of times,
@@ -36,7 +37,7 @@ WINDOW = 32
 """Blocks in flight (about 38 KB), and blocks a receiver keeps ahead of a gap."""
 INITIAL_RTO = 0.5
 """Seconds before the first retransmission, until a round trip has been measured."""
-MIN_RTO = 0.03
+MIN_RTO = 0.01
 MAX_RTO = 4.0
 RETRIES = 8
 """Timeouts in a row without progress before a sender gives up (about 25 s at most)."""
@@ -107,6 +108,7 @@ class BlockSender:
         self._recover = -1
         """While recovering from a loss: the next block at the time it was detected."""
         self._timeouts = 0
+        self._resent_at = -1.0
         self._rto = rto
         self._srtt: float | None = None
         self._rttvar = 0.0
@@ -125,15 +127,18 @@ class BlockSender:
         if next_seq <= self._base:
             if next_seq == self._base and self._next > self._base:
                 self._duplicates += 1
-                if self._duplicates == DUPLICATES:
+                if self._duplicates % DUPLICATES == 0 and self._resend_due():
                     self._recover = self._next
                     self._resend()
             return
-        sent_at = self._in_flight[next_seq - self._base - 1][1]
-        if sent_at >= 0:
-            self._sample(self._clock.seconds() - sent_at)
+        fresh = True  # Karn: no sample from an ack that waited for a resent block
         for _ in range(next_seq - self._base):
-            self._in_flight.popleft()
+            _, sent_at = self._in_flight.popleft()
+            fresh = fresh and sent_at >= 0
+        if fresh:
+            self._sample(self._clock.seconds() - sent_at)
+        if self._srtt is not None:  # progress ends any backoff (as Linux does)
+            self._rto = min(MAX_RTO, max(MIN_RTO, self._srtt + 4 * self._rttvar))
         self._base = next_seq
         self._duplicates = 0
         self._timeouts = 0
@@ -173,9 +178,15 @@ class BlockSender:
             size -= len(part)
         return b"".join(parts)
 
+    def _resend_due(self) -> bool:
+        """Whether the missing block may be sent again: once, then again only after a round trip
+        without it arriving (its resend was lost too), so duplicates alone never flood the path."""
+        return self._clock.seconds() - self._resent_at >= (self._srtt or 0.0)
+
     def _resend(self) -> None:
         payload, _ = self._in_flight[0]
         self._in_flight[0] = (payload, -1.0)
+        self._resent_at = self._clock.seconds()
         self._send(transfer.block(self.transfer_id, self._base, self.total, payload))
 
     def _sample(self, rtt: float) -> None:
@@ -184,7 +195,6 @@ class BlockSender:
         else:
             self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt)
             self._srtt = 0.875 * self._srtt + 0.125 * rtt
-        self._rto = min(MAX_RTO, max(MIN_RTO, self._srtt + 4 * self._rttvar))
 
     def _arm(self) -> None:
         if self._timer is not None and self._timer.active():
