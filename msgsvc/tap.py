@@ -48,6 +48,11 @@ class Options(usage.Options):
     optFlags = [
         ["no-udp", None, "Serve TCP only."],
         ["no-tcp", None, "Serve UDP only."],
+        [
+            "allow-plaintext-auth",
+            None,
+            "Accept LOGIN and REGISTER from other hosts without TLS (else they get ERR tls-required).",
+        ],
     ]
     optParameters = [
         ["port", "p", 55556, "TCP and UDP port number (0 picks a free one; the log says which).", int],
@@ -169,6 +174,7 @@ class Options(usage.Options):
             register_limit=self["register-limit"],
             register_limit_global=self["register-limit-global"],
             udp_trusted=parse_trusted(self["udp-trusted"]),
+            allow_plaintext_auth=bool(self["allow-plaintext-auth"]),
         )
 
 

@@ -28,6 +28,7 @@ from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
     IPushProducer,
     IReactorTime,
+    ISSLTransport,
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, connectionDone
@@ -120,6 +121,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
             self.write(FULL.encode())
             self.replies.end()
             return
+        self.session.secure = ISSLTransport.providedBy(self.transport)
         self.replies.client_id = self.session.id
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # replies are small and awaited: never hold one back (Nagle)
