@@ -39,6 +39,8 @@ class Client:
         self.transport = (TlsStringTransport if tls else StringTransport)(peerAddress=peer)
         self.protocol = Connection(broker, build_table(), broker.clock)
         self.protocol.makeConnection(self.transport)
+        if tls:
+            self.protocol.handshakeCompleted()
         self.transport.clear()  # the greeting
 
     def command(self, line: bytes) -> Reply:

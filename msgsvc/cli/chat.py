@@ -22,7 +22,17 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.cli.common import CliError, Commands, converse, farewell, run, save, use_terminal
+from msgsvc.cli.common import (
+    CliError,
+    Commands,
+    add_transport_arguments,
+    converse,
+    farewell,
+    run,
+    save,
+    transport_of,
+    use_terminal,
+)
 from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 
 ReadLine = Callable[[str], Awaitable[str | None]]
@@ -34,9 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="msgsvc-chat", description="Chat on a msgsvc server.")
     parser.add_argument("host", help="server host, e.g. 127.0.0.1")
     parser.add_argument("port", type=int, help="server port, e.g. 55556")
-    parser.add_argument("--udp", action="store_true", help="talk over UDP instead of TCP")
+    add_transport_arguments(parser)
     parser.add_argument("--name", help="your chat name (asked for when not given)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.transport = transport_of(parser, args)
+    return args
 
 
 def show(reply: Reply) -> str:
@@ -127,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``msgsvc-chat``."""
     args = parse_args(argv)
     interactive = use_terminal()
-    transport = "UDP" if args.udp else "TCP"
+    transport = args.transport
 
     async def body(reactor: IReactorTime) -> None:
         from msgsvc.cli.console import PlainConsole, TerminalConsole
@@ -140,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         async def leave(client: TcpClient | UdpClient) -> None:
             await farewell(reactor, client)
 
-        await converse(reactor, args.host, args.port, transport, console, talk, leave)
+        await converse(reactor, args.host, args.port, transport, console, talk, leave, args.cafile)
 
     run("msgsvc-chat", body, args.host, args.port, transport)
 

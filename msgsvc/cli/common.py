@@ -14,6 +14,7 @@ Exit statuses, the same for every client:
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -22,10 +23,10 @@ from typing import Any, NoReturn, Protocol
 
 from twisted.internet import defer, error
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, FirstError
-from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorThreads, IReactorTime
 from twisted.python.failure import Failure
 
-from msgsvc.client import ServerError, TcpClient, UdpClient, connect_tcp, connect_udp
+from msgsvc.client import ServerError, TcpClient, TlsFailure, UdpClient, client_tls, connect_tcp, connect_udp
 from msgsvc.client.replies import Event, Reply
 
 TIMEOUT = 10.0
@@ -50,13 +51,37 @@ class Commands(Protocol):
     def command(self, verb: str, *args: str, payload: bytes | None = None) -> Deferred[Reply]: ...
 
 
+def add_transport_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--udp``, ``--tls`` and ``--cafile``, for the interactive clients."""
+    parser.add_argument("--udp", action="store_true", help="talk over UDP instead of TCP")
+    parser.add_argument("--tls", action="store_true", help="talk over TLS, verifying the server's certificate")
+    parser.add_argument(
+        "--cafile", metavar="FILE", help="with --tls: trust the CA certificates in FILE (PEM), not the system's"
+    )
+
+
+def transport_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """'TCP', 'UDP' or 'TLS', as the arguments of :func:`add_transport_arguments` ask; a usage error if they clash."""
+    if args.tls and args.udp:
+        parser.error("--tls works over TCP, not with --udp")
+    if args.cafile is not None and not args.tls:
+        parser.error("--cafile goes with --tls")
+    return "TLS" if args.tls else "UDP" if args.udp else "TCP"
+
+
 def connect(
-    reactor: IReactorTime, host: str, port: int, transport: str, on_event: Callable[[Event], None] | None = None
+    reactor: IReactorTime,
+    host: str,
+    port: int,
+    transport: str,
+    on_event: Callable[[Event], None] | None = None,
+    cafile: str | None = None,
 ) -> Deferred[TcpClient] | Deferred[UdpClient]:
-    """A client over ``transport`` ('TCP' or 'UDP')."""
+    """A client over ``transport`` ('TCP', 'UDP', or 'TLS' verified against ``cafile`` or the system's CAs)."""
     if transport == "UDP":
         return connect_udp(reactor, host, port, on_event, timeout=1.0, retries=3)
-    return connect_tcp(reactor, host, port, on_event, timeout=TIMEOUT, command_timeout=TIMEOUT)
+    tls: IOpenSSLClientConnectionCreator | None = client_tls(host, cafile) if transport == "TLS" else None
+    return connect_tcp(reactor, host, port, on_event, timeout=TIMEOUT, command_timeout=TIMEOUT, tls=tls)
 
 
 def explain(failure_value: BaseException, host: str, port: int, transport: str) -> str:
@@ -70,6 +95,8 @@ def explain(failure_value: BaseException, host: str, port: int, transport: str) 
         return f"cannot resolve {host}"
     if isinstance(failure_value, error.ConnectError):
         return f"cannot reach {where}: connection refused"
+    if isinstance(failure_value, TlsFailure):
+        return f"{where}: {failure_value}"
     if isinstance(failure_value, error.ConnectionLost):
         return f"{where} closed the connection"
     if isinstance(failure_value, (CliError, OSError, ValueError)):
@@ -254,6 +281,7 @@ async def converse(
     console: Console,
     talk: Callable[[TcpClient | UdpClient], Coroutine[Any, Any, None]],
     leave: Callable[[TcpClient | UdpClient], Coroutine[Any, Any, None]],
+    cafile: str | None = None,
 ) -> None:
     """Connect, print events as they come, and run ``talk`` until it ends or the server ends the session.
 
@@ -270,7 +298,7 @@ async def converse(
         if event.name == "BYE":
             end()
 
-    client: TcpClient | UdpClient = await connect(reactor, host, port, transport, on_event)
+    client: TcpClient | UdpClient = await connect(reactor, host, port, transport, on_event, cafile)
     if isinstance(client, TcpClient):  # a UDP client is never disconnected
         client.disconnected.addCallback(end)
     try:

@@ -24,7 +24,18 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.cli.common import CliError, Commands, Interrupted, converse, farewell, run, save, use_terminal
+from msgsvc.cli.common import (
+    CliError,
+    Commands,
+    Interrupted,
+    add_transport_arguments,
+    converse,
+    farewell,
+    run,
+    save,
+    transport_of,
+    use_terminal,
+)
 from msgsvc.cli.console import TerminalConsole
 from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 
@@ -43,8 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="msgsvc-forum", description="Use the forum of a msgsvc server.")
     parser.add_argument("host", help="server host, e.g. 127.0.0.1")
     parser.add_argument("port", type=int, help="server port, e.g. 55556")
-    parser.add_argument("--udp", action="store_true", help="talk over UDP instead of TCP")
-    return parser.parse_args(argv)
+    add_transport_arguments(parser)
+    args = parser.parse_args(argv)
+    args.transport = transport_of(parser, args)
+    return args
 
 
 def show(verb: str, words: list[str], reply: Reply) -> str:
@@ -241,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``msgsvc-forum``."""
     args = parse_args(argv)
     interactive = use_terminal()
-    transport = "UDP" if args.udp else "TCP"
+    transport = args.transport
 
     async def body(reactor: IReactorTime) -> None:
         from msgsvc.cli.console import PlainConsole
@@ -257,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
         async def goodbye(client: TcpClient | UdpClient) -> None:
             await leave(reactor, client, bool(sessions) and sessions[0].said_goodbye)
 
-        await converse(reactor, args.host, args.port, transport, console, talk, goodbye)
+        await converse(reactor, args.host, args.port, transport, console, talk, goodbye, args.cafile)
 
     run("msgsvc-forum", body, args.host, args.port, transport)
 

@@ -26,6 +26,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
     IDelayedCall,
     IHalfCloseableProtocol,
+    IHandshakeListener,
     IPushProducer,
     IReactorTime,
     ISSLTransport,
@@ -75,7 +76,7 @@ class StreamTransport(Protocol):
     def abortConnection(self) -> None: ...
 
 
-@implementer(IClient, IPushProducer, IHalfCloseableProtocol)
+@implementer(IClient, IPushProducer, IHalfCloseableProtocol, IHandshakeListener)
 class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     """One TCP client; the sink of its reply pipeline."""
 
@@ -125,10 +126,21 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         self.replies.client_id = self.session.id
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # replies are small and awaited: never hold one back (Nagle)
+        self.setTimeout(self.broker.config.idle_timeout)
+        if not self.session.secure:  # over TLS, once the handshake is done
+            self._start()
+
+    def handshakeCompleted(self) -> None:
+        """TLS: the handshake is done. Until then the transport buffers writes and pauses its producer,
+        which would pause reading and so the handshake itself: the greeting and flow control wait for it."""
+        if self.session is not None and not self.replies.closing:
+            self._start()
+
+    def _start(self) -> None:
+        """Become the transport's push producer and greet the client."""
         self._stream.registerProducer(self, True)
         self._producing = True
         self._stream.write(GREETING)
-        self.setTimeout(self.broker.config.idle_timeout)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
