@@ -75,9 +75,9 @@ class HandshakeTests(TlsServerCase):
         self.assertIn(("CHAT", "alice hello over TLS"), [(event.name, event.args) for event in heard])
 
     async def test_session_is_secure(self) -> None:
-        """The server marks a TLS client's session secure, so it may log in from anywhere."""
+        """The server marks a TLS client's session secure (so it may log in from anywhere) and names it tls."""
         await self.connect()
-        self.assertEqual([session.secure for session in self.broker.sessions], [True])
+        self.assertEqual([(s.secure, s.transport_name) for s in self.broker.sessions], [(True, "tls")])
 
     async def test_wrong_ca(self) -> None:
         """A client trusting another CA refuses the server: TlsFailure with a one-line reason."""

@@ -44,7 +44,7 @@ class Session:
     secure: bool = False
     """Whether the client's channel is encrypted (TLS); its front end says so when it opens the session."""
     transport_name: str = field(init=False)
-    """The front end's name (``tcp``, ``udp``), kept for STATUS after the client has gone."""
+    """The front end's name (``tcp``, ``tls``, ``udp``), kept for STATUS after the client has gone."""
     peer: tuple[str, int] = field(init=False)
     """The client's (host, port), kept for STATUS after it has gone."""
     closed: float | None = None

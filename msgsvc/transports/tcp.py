@@ -117,12 +117,15 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         transport: object = self.transport
         assert isinstance(transport, StreamTransport)  # see StreamTransport
         self._stream = transport
+        secure = ISSLTransport.providedBy(transport)
+        if secure:
+            self.transport_name = "tls"  # as STATUS, WHO and the log name it
         self.session = self.broker.open_session(self)
         if self.session is None:
             self.write(FULL.encode())
             self.replies.end()
             return
-        self.session.secure = ISSLTransport.providedBy(self.transport)
+        self.session.secure = secure
         self.replies.client_id = self.session.id
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # replies are small and awaited: never hold one back (Nagle)
