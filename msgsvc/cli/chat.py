@@ -1,4 +1,4 @@
-"""``msgsvc-chat HOST PORT [--udp] [--name N]``: the chat room from a terminal.
+"""``msgsvc-chat HOST PORT [--udp | --tls [--cafile FILE]] [--name N]``: the chat room from a terminal.
 
 Typed text is said to the room; ``/verb args`` sends any command (``/who``, ``/status``,
 ``/list``, ``/get FILE [SAVE_AS]``, ``/quit``). On a terminal a line editor keeps what you
@@ -22,17 +22,8 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.cli.common import (
-    CliError,
-    Commands,
-    add_transport_arguments,
-    converse,
-    farewell,
-    run,
-    save,
-    transport_of,
-    use_terminal,
-)
+from msgsvc.cli.arguments import add_transport_arguments, transport_of
+from msgsvc.cli.common import CliError, Commands, converse, farewell, run, save, use_terminal
 from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 
 ReadLine = Callable[[str], Awaitable[str | None]]

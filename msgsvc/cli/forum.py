@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_forum_cli -*-
-"""``msgsvc-forum HOST PORT [--udp]``: the forum from a terminal.
+"""``msgsvc-forum HOST PORT [--udp | --tls [--cafile FILE]]``: the forum from a terminal.
 
 It asks for a user name and a password and logs in; an unknown user is registered after
 asking (``y``); a wrong password is asked for again (at most :data:`PASSWORD_TRIES` times).
@@ -24,18 +24,8 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.cli.common import (
-    CliError,
-    Commands,
-    Interrupted,
-    add_transport_arguments,
-    converse,
-    farewell,
-    run,
-    save,
-    transport_of,
-    use_terminal,
-)
+from msgsvc.cli.arguments import add_transport_arguments, transport_of
+from msgsvc.cli.common import CliError, Commands, Interrupted, converse, farewell, run, save, use_terminal
 from msgsvc.cli.console import TerminalConsole
 from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 

@@ -118,8 +118,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         assert isinstance(transport, StreamTransport)  # see StreamTransport
         self._stream = transport
         secure = ISSLTransport.providedBy(transport)
-        if secure:
-            self.transport_name = "tls"  # as STATUS, WHO and the log name it
+        self.transport_name = "tls" if secure else "tcp"  # as STATUS, WHO and the log name it
         self.session = self.broker.open_session(self)
         if self.session is None:
             self.write(FULL.encode())
@@ -130,20 +129,16 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # replies are small and awaited: never hold one back (Nagle)
         self.setTimeout(self.broker.config.idle_timeout)
-        if not self.session.secure:  # over TLS, once the handshake is done
-            self._start()
+        if not secure:
+            self.handshakeCompleted()  # plain TCP has none
 
     def handshakeCompleted(self) -> None:
-        """TLS: the handshake is done. Until then the transport buffers writes and pauses its producer,
-        which would pause reading and so the handshake itself: the greeting and flow control wait for it."""
+        """Become the transport's push producer and greet the client; over TLS once the handshake is done,
+        since until then the transport pauses its producer, which would pause reading the handshake too."""
         if self.session is not None and not self.replies.closing:
-            self._start()
-
-    def _start(self) -> None:
-        """Become the transport's push producer and greet the client."""
-        self._stream.registerProducer(self, True)
-        self._producing = True
-        self._stream.write(GREETING)
+            self._stream.registerProducer(self, True)
+            self._producing = True
+            self._stream.write(GREETING)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
