@@ -90,6 +90,12 @@ class HandshakeTests(TlsServerCase):
         self.assertIn("certificate verify failed", str(failure))
         self.assertNotIn("\n", str(failure))
 
+    async def test_wrong_host(self) -> None:
+        """A certificate from a trusted CA but for another host is refused: TlsFailure saying so."""
+        tls = client_tls("msg.example.org", self.cert)
+        failure = await self.assertFailure(connect_tcp(reactor, "127.0.0.1", self.port, tls=tls), TlsFailure)
+        self.assertIn("certificate is for another host name", str(failure))
+
     def test_bad_cafile(self) -> None:
         """An unreadable or empty --cafile is a ValueError saying so."""
         self.assertRaises(ValueError, client_tls, "127.0.0.1", self.directory + "/missing.pem")

@@ -41,7 +41,7 @@ def tls_failure(reason: Failure) -> TlsFailure | None:
     """Why a connection lost during the TLS handshake failed, as a TlsFailure; None if TLS was not the cause."""
     error = reason.value
     if isinstance(error, VerificationError):
-        return TlsFailure(f"the server's certificate is not for this host ({error})")
+        return TlsFailure("TLS handshake failed: the server's certificate is for another host name")
     if isinstance(error, SSL.Error):
         details = [part[-1] for part in error.args[0] if isinstance(part, tuple) and part] if error.args else []
         return TlsFailure(f"TLS handshake failed: {'; '.join(str(d) for d in details if d) or error}")
