@@ -18,6 +18,7 @@ from OpenSSL import SSL, crypto
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IReactorFromThreads
 from twisted.internet.ssl import CertificateOptions
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 log = Logger()
@@ -62,9 +63,9 @@ class ReloadableCertificate:
         self.cert_key = cert_key
         self._options = load_options(private_key, cert_key)
 
-    def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
+    def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
         """A TLS connection with the current certificate (Twisted calls this once per new client)."""
-        return SSL.Connection(self._options.getContext(), None)
+        return self._options.serverConnectionForTLS(tlsProtocol)
 
     def reload(self) -> bool:
         """Read the files again for new connections; on failure log why and keep the old certificate."""
