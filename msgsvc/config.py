@@ -46,5 +46,7 @@ class Config:
     """Accounts registered per hour from all addresses together; 0: no limit."""
     password_cost: int = 14
     """log2 of scrypt's N for new password hashes (14: about 50 ms, 16 MiB); tests lower it."""
+    allow_plaintext_auth: bool = False
+    """Accept LOGIN and REGISTER from another host over a channel without TLS (``--allow-plaintext-auth``)."""
     udp_trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK
     """UDP peers exempt from address validation (``--udp-trusted``); empty: nobody."""

@@ -24,6 +24,7 @@ from msgsvc.config import Config
 from msgsvc.dispatch.verbs import build_table
 from msgsvc.domain.broker import Broker
 from msgsvc.store import StoreError, open_stores
+from msgsvc.transports.endpoints import ListenSpec
 from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.listeners import ListenerService, StartupError, startup_error
 from msgsvc.transports.tcp import ConnectionFactory
@@ -35,6 +36,8 @@ class StartOptions(Protocol):
 
     credentials: list[tuple[str, str]]
     """The ``--credentials`` accounts still to import (emptied once they are)."""
+    listens: list[ListenSpec]
+    """The ``--listen`` endpoints."""
 
     def __getitem__(self, name: str) -> Any: ...
 
@@ -45,7 +48,7 @@ log = Logger()
 
 
 def preflight(options: StartOptions, reactor: IReactorTime) -> None:
-    """Open and close the store, bind and release the port; StartupError if either cannot be had.
+    """Open and close the store, bind and release the ports; StartupError if any cannot be had.
 
     The daemon opens and binds them again for itself; this only tells the
     common failures before twistd forks.
@@ -56,6 +59,9 @@ def preflight(options: StartOptions, reactor: IReactorTime) -> None:
         raise StartupError(str(error)) from None
     if options["port"]:
         check_port(options["interface"], options["port"], tcp=not options["no-tcp"], udp=not options["no-udp"])
+    for spec in options.listens:
+        if spec.port:
+            check_port(spec.interface, spec.port, tcp=True, udp=False)
 
 
 def check_port(interface: str, port: int, tcp: bool, udp: bool) -> None:
@@ -127,9 +133,10 @@ class StartupService(Service):
         if options.credentials:
             _import_credentials(broker, options)
         table = build_table(self.reactor)
-        budget = InputBudget(broker.config.max_pending_input)  # unfinished input of TCP and UDP together
-        tcp = ConnectionFactory(broker, table, self.reactor, budget)
-        self.listeners.tcp = None if options["no-tcp"] else tcp
+        budget = InputBudget(broker.config.max_pending_input)  # unfinished input of every transport together
+        connections = ConnectionFactory(broker, table, self.reactor, budget)
+        self.listeners.tcp = None if options["no-tcp"] else connections
+        self.listeners.stream = connections
         self.listeners.udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, self.reactor, budget)
         self.broker_service.broker = broker
 

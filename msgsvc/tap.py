@@ -16,7 +16,9 @@ from msgsvc.domain.accounts.credentials import read_credentials
 from msgsvc.eventlog import EventLogService, open_event_log
 from msgsvc.startup import BrokerService, StartupService, preflight
 from msgsvc.store import DEFAULT_STORE, STORE_URLS, StoreError, check_store_url
+from msgsvc.transports.endpoints import ListenSpec, parse_listen
 from msgsvc.transports.listeners import ListenerService, StartupError
+from msgsvc.transports.tls import load_options
 from msgsvc.transports.udp_safety import parse_trusted
 
 log = Logger()
@@ -48,6 +50,11 @@ class Options(usage.Options):
     optFlags = [
         ["no-udp", None, "Serve TCP only."],
         ["no-tcp", None, "Serve UDP only."],
+        [
+            "allow-plaintext-auth",
+            None,
+            "Accept LOGIN and REGISTER from other hosts without TLS (else they get ERR tls-required).",
+        ],
     ]
     optParameters = [
         ["port", "p", 55556, "TCP and UDP port number (0 picks a free one; the log says which).", int],
@@ -109,6 +116,18 @@ class Options(usage.Options):
         ["credentials", None, None, "Import forum accounts from a 'username password' file at start (stored hashed)."],
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self.listens: list[ListenSpec] = []
+
+    def opt_listen(self, description: str) -> None:
+        """An extra stream listener (repeatable), a Twisted endpoint string:
+        tcp:PORT[:interface=ADDR] or ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem[:interface=ADDR].
+        Without interface= it listens on every IPv4 address. SIGHUP reloads ssl: certificates.
+        """
+        self["listen"].append(description)
+
     def postOptions(self) -> None:
         if self["no-udp"] and self["no-tcp"]:
             raise usage.UsageError("--no-udp and --no-tcp together leave nothing to serve")
@@ -148,6 +167,18 @@ class Options(usage.Options):
             check_store_url(self["store"])
         except StoreError as error:
             raise usage.UsageError(str(error)) from None
+        self.listens = [self._listen_spec(description) for description in self["listen"]]
+
+    @staticmethod
+    def _listen_spec(description: str) -> ListenSpec:
+        """A ``--listen`` description read, and its certificate tried; UsageError saying what is wrong."""
+        try:
+            spec = parse_listen(description)
+            if spec.key_files is not None:
+                load_options(*spec.key_files)
+        except ValueError as error:
+            raise usage.UsageError(f"--listen {description}: {error}") from None
+        return spec
 
     def config(self) -> Config:
         """The broker's settings from these options."""
@@ -169,6 +200,7 @@ class Options(usage.Options):
             register_limit=self["register-limit"],
             register_limit_global=self["register-limit-global"],
             udp_trusted=parse_trusted(self["udp-trusted"]),
+            allow_plaintext_auth=bool(self["allow-plaintext-auth"]),
         )
 
 
@@ -191,7 +223,9 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> IServi
     if not os.path.isdir(options["files"]):
         log.warn("--files {files}: no such directory; LIST will be empty", files=options["files"], category="ERROR")
     service = MultiService() if options["event-log"] is None else EventLogService(options["event-log"])
-    listeners = ListenerService(IReactorTCP(reactor), options["interface"], options["port"], None, None)
+    listeners = ListenerService(
+        IReactorTCP(reactor), options["interface"], options["port"], None, None, options.listens
+    )
     listeners.setName("listeners")
     broker_service = BrokerService()
     broker_service.setName("broker")

@@ -78,7 +78,7 @@ class UntrustedKeyTests(TestCase):
 
     def test_cookie_and_key(self) -> None:
         """The cookie proves the address; the key is still needed to act in the session."""
-        udp = UdpHarness(make_broker(udp_trusted=()))
+        udp = UdpHarness(make_broker(udp_trusted=(), allow_plaintext_auth=True))  # UDP has no TLS
         peer = ("203.0.113.9", 4000)
         udp.send(b"COOKIE" + b" " * 26, peer)
         (answer,) = udp.datagrams(peer)

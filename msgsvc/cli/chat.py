@@ -1,4 +1,4 @@
-"""``msgsvc-chat HOST PORT [--udp] [--name N]``: the chat room from a terminal.
+"""``msgsvc-chat HOST PORT [--udp | --tls [--cafile FILE]] [--name N]``: the chat room from a terminal.
 
 Typed text is said to the room; ``/verb args`` sends any command (``/who``, ``/status``,
 ``/list``, ``/get FILE [SAVE_AS]``, ``/quit``). On a terminal a line editor keeps what you
@@ -22,6 +22,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
+from msgsvc.cli.arguments import add_transport_arguments, transport_of
 from msgsvc.cli.common import CliError, Commands, converse, farewell, run, save, use_terminal
 from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 
@@ -34,9 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="msgsvc-chat", description="Chat on a msgsvc server.")
     parser.add_argument("host", help="server host, e.g. 127.0.0.1")
     parser.add_argument("port", type=int, help="server port, e.g. 55556")
-    parser.add_argument("--udp", action="store_true", help="talk over UDP instead of TCP")
+    add_transport_arguments(parser)
     parser.add_argument("--name", help="your chat name (asked for when not given)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.transport = transport_of(parser, args)
+    return args
 
 
 def show(reply: Reply) -> str:
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``msgsvc-chat``."""
     args = parse_args(argv)
     interactive = use_terminal()
-    transport = "UDP" if args.udp else "TCP"
+    transport = args.transport
 
     async def body(reactor: IReactorTime) -> None:
         from msgsvc.cli.console import PlainConsole, TerminalConsole
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         async def leave(client: TcpClient | UdpClient) -> None:
             await farewell(reactor, client)
 
-        await converse(reactor, args.host, args.port, transport, console, talk, leave)
+        await converse(reactor, args.host, args.port, transport, console, talk, leave, args.cafile)
 
     run("msgsvc-chat", body, args.host, args.port, transport)
 

@@ -22,10 +22,19 @@ from typing import Any, NoReturn, Protocol
 
 from twisted.internet import defer, error
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, FirstError
-from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorThreads, IReactorTime
 from twisted.python.failure import Failure
 
-from msgsvc.client import ServerError, TcpClient, TransferFailed, UdpClient, connect_tcp, connect_udp
+from msgsvc.client import (
+    ServerError,
+    TcpClient,
+    TlsFailure,
+    TransferFailed,
+    UdpClient,
+    client_tls,
+    connect_tcp,
+    connect_udp,
+)
 from msgsvc.client.replies import Event, Reply
 
 TIMEOUT = 10.0
@@ -51,12 +60,18 @@ class Commands(Protocol):
 
 
 def connect(
-    reactor: IReactorTime, host: str, port: int, transport: str, on_event: Callable[[Event], None] | None = None
+    reactor: IReactorTime,
+    host: str,
+    port: int,
+    transport: str,
+    on_event: Callable[[Event], None] | None = None,
+    cafile: str | None = None,
 ) -> Deferred[TcpClient] | Deferred[UdpClient]:
-    """A client over ``transport`` ('TCP' or 'UDP')."""
+    """A client over ``transport`` ('TCP', 'UDP', or 'TLS' verified against ``cafile`` or the system's CAs)."""
     if transport == "UDP":
         return connect_udp(reactor, host, port, on_event, timeout=1.0, retries=3)
-    return connect_tcp(reactor, host, port, on_event, timeout=TIMEOUT, command_timeout=TIMEOUT)
+    tls: IOpenSSLClientConnectionCreator | None = client_tls(host, cafile) if transport == "TLS" else None
+    return connect_tcp(reactor, host, port, on_event, timeout=TIMEOUT, command_timeout=TIMEOUT, tls=tls)
 
 
 def explain(failure_value: BaseException, host: str, port: int, transport: str) -> str:
@@ -72,6 +87,8 @@ def explain(failure_value: BaseException, host: str, port: int, transport: str) 
         return f"cannot resolve {host}"
     if isinstance(failure_value, error.ConnectError):
         return f"cannot reach {where}: connection refused"
+    if isinstance(failure_value, TlsFailure):
+        return f"{where}: {failure_value}"
     if isinstance(failure_value, error.ConnectionLost):
         return f"{where} closed the connection"
     if isinstance(failure_value, (CliError, OSError, ValueError)):
@@ -256,6 +273,7 @@ async def converse(
     console: Console,
     talk: Callable[[TcpClient | UdpClient], Coroutine[Any, Any, None]],
     leave: Callable[[TcpClient | UdpClient], Coroutine[Any, Any, None]],
+    cafile: str | None = None,
 ) -> None:
     """Connect, print events as they come, and run ``talk`` until it ends or the server ends the session.
 
@@ -272,7 +290,7 @@ async def converse(
         if event.name == "BYE":
             end()
 
-    client: TcpClient | UdpClient = await connect(reactor, host, port, transport, on_event)
+    client: TcpClient | UdpClient = await connect(reactor, host, port, transport, on_event, cafile)
     if isinstance(client, TcpClient):  # a UDP client is never disconnected
         client.disconnected.addCallback(end)
     try:

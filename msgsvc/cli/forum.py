@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_forum_cli -*-
-"""``msgsvc-forum HOST PORT [--udp]``: the forum from a terminal.
+"""``msgsvc-forum HOST PORT [--udp | --tls [--cafile FILE]]``: the forum from a terminal.
 
 It asks for a user name and a password and logs in; an unknown user is registered after
 asking (``y``); a wrong password is asked for again (at most :data:`PASSWORD_TRIES` times).
@@ -24,6 +24,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
+from msgsvc.cli.arguments import add_transport_arguments, transport_of
 from msgsvc.cli.common import CliError, Commands, Interrupted, converse, farewell, run, save, use_terminal
 from msgsvc.cli.console import TerminalConsole
 from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
@@ -43,8 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="msgsvc-forum", description="Use the forum of a msgsvc server.")
     parser.add_argument("host", help="server host, e.g. 127.0.0.1")
     parser.add_argument("port", type=int, help="server port, e.g. 55556")
-    parser.add_argument("--udp", action="store_true", help="talk over UDP instead of TCP")
-    return parser.parse_args(argv)
+    add_transport_arguments(parser)
+    args = parser.parse_args(argv)
+    args.transport = transport_of(parser, args)
+    return args
 
 
 def show(verb: str, words: list[str], reply: Reply) -> str:
@@ -241,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``msgsvc-forum``."""
     args = parse_args(argv)
     interactive = use_terminal()
-    transport = "UDP" if args.udp else "TCP"
+    transport = args.transport
 
     async def body(reactor: IReactorTime) -> None:
         from msgsvc.cli.console import PlainConsole
@@ -257,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         async def goodbye(client: TcpClient | UdpClient) -> None:
             await leave(reactor, client, bool(sessions) and sessions[0].said_goodbye)
 
-        await converse(reactor, args.host, args.port, transport, console, talk, goodbye)
+        await converse(reactor, args.host, args.port, transport, console, talk, goodbye, args.cafile)
 
     run("msgsvc-forum", body, args.host, args.port, transport)
 

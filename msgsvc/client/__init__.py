@@ -7,6 +7,7 @@
 from msgsvc.client.replies import Event, ProtocolViolation, Reply, ReplyParser, ServerError
 from msgsvc.client.requests import encode_command
 from msgsvc.client.tcp import TcpClient, connect_tcp
+from msgsvc.client.tls import TlsFailure, client_tls
 from msgsvc.client.udp import TransferFailed, UdpClient, connect_udp
 
 __all__ = [
@@ -16,8 +17,10 @@ __all__ = [
     "ReplyParser",
     "ServerError",
     "TcpClient",
+    "TlsFailure",
     "TransferFailed",
     "UdpClient",
+    "client_tls",
     "connect_tcp",
     "connect_udp",
     "encode_command",

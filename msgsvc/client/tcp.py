@@ -9,13 +9,19 @@ from typing import Protocol, runtime_checkable
 
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.error import ConnectionLost, TimeoutError
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IReactorTime,
+    IStreamClientEndpoint,
+    ITCPTransport,
+)
 from twisted.python.failure import Failure
 
 from msgsvc.client.replies import Event, ProtocolViolation, Reply, ReplyParser, ServerError
 from msgsvc.client.requests import encode_command
+from msgsvc.client.tls import tls_failure
 
 EventHandler = Callable[[Event], None]
 
@@ -49,6 +55,8 @@ class TcpClient(protocol.Protocol):
         transport: object = self.transport
         assert isinstance(transport, StreamTransport)  # see StreamTransport
         self._stream = transport
+        if ITCPTransport.providedBy(transport):  # a command is small and awaited: never held back (Nagle)
+            transport.setTcpNoDelay(True)
 
     def command(self, verb: str, *args: str, payload: bytes | None = None) -> Deferred[Reply]:
         """Send a command; fires with its Reply, or fails with ServerError on ``ERR`` or TimeoutError."""
@@ -90,10 +98,11 @@ class TcpClient(protocol.Protocol):
                     waiting.callback(item)
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        why = tls_failure(reason) or ConnectionLost("the server closed the connection")
         waiting, self._waiting = self._waiting, deque()
         for pending in waiting:
             if not pending.called:
-                pending.errback(ConnectionLost("the server closed the connection"))
+                pending.errback(why)
         self.disconnected.callback(None)
 
 
@@ -104,11 +113,14 @@ def connect_tcp(
     on_event: EventHandler | None = None,
     timeout: float = 10,
     command_timeout: float | None = None,
+    tls: IOpenSSLClientConnectionCreator | None = None,
 ) -> Deferred[TcpClient]:
     """Connect and wait for the greeting; fails with ServerError when the server is full.
 
     ``timeout`` bounds connecting and then the greeting (TimeoutError, the connection
-    dropped); ``command_timeout`` (None: no limit) bounds each reply.
+    dropped); ``command_timeout`` (None: no limit) bounds each reply. With ``tls``
+    (see :func:`msgsvc.client.tls.client_tls`) the connection is TLS; a server whose
+    certificate fails verification fails it with TlsFailure.
     """
 
     client = TcpClient(on_event, reactor, command_timeout)
@@ -118,7 +130,10 @@ def connect_tcp(
         return Failure(TimeoutError(f"no greeting from {host}:{port} within {seconds:g} seconds"))
 
     async def connect() -> TcpClient:
-        await connectProtocol(HostnameEndpoint(reactor, host, port, timeout=timeout), client)
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+        if tls is not None:
+            endpoint = wrapClientTLS(tls, endpoint)
+        await connectProtocol(endpoint, client)
         await client.greeting.addTimeout(timeout, reactor, onTimeoutCancel=silent)
         return client
 

@@ -1,13 +1,15 @@
 # -*- test-case-name: tests.test_errors -*-
 """The one table from the domain's error types to the wire's error codes (docs/protocol.md, "Error codes").
 
-Every code of the protocol is produced by a domain error type in :data:`CODES`,
-or by what :data:`FRAMING_CODES` names (or both); ``tests/test_errors.py`` checks
-that and that every code is documented.
+Every code of the protocol is produced by an error type in :data:`CODES` (the
+domain's, and :class:`~msgsvc.dispatch.plaintext_auth.TlsRequired`), or by what
+:data:`FRAMING_CODES` names (or both); ``tests/test_errors.py`` checks that and that
+every code is documented.
 """
 
 from __future__ import annotations
 
+from msgsvc.dispatch.plaintext_auth import TlsRequired
 from msgsvc.domain import errors
 from msgsvc.protocol.wire import Err
 
@@ -28,6 +30,7 @@ CODES: dict[type[errors.DomainError], str] = {
     errors.NoThread: "no-thread",
     errors.NoMessage: "no-msg",
     errors.NotOwner: "not-owner",
+    TlsRequired: "tls-required",
 }
 """Each domain error type and the code its ``ERR`` reply carries."""
 
@@ -38,7 +41,6 @@ FRAMING_CODES = {
     "too-big": "also a literal over its verb's limit, unfinished input over the server's budget, "
     "or a reply too large for one UDP datagram, refused by the front end",
     "full": "also the client cap, answered by the front end to a new connection or UDP session",
-    "tls-required": "LOGIN/REGISTER off-host without TLS (not produced yet: TLS listeners are still to come)",
     "internal": "any other exception (a bug, a store or disk that fails), logged with its traceback; a failed commit",
 }
 """Codes (also) produced outside the domain, and by what."""

@@ -10,7 +10,7 @@ from msgsvc.domain.events import Event
 class IClient(Interface):
     """A connected client as the broker sees it, whatever its transport."""
 
-    transport_name = Attribute("The front end's name, as STATUS and WHO show it ('tcp', 'udp').")
+    transport_name = Attribute("The front end's name, as STATUS and WHO show it ('tcp', 'tls', 'udp').")
     peer = Attribute("The client's (host, port).")
 
     def send_event(event: Event) -> None:

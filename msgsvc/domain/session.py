@@ -41,8 +41,10 @@ class Session:
     opened: float
     lasting: bool = True
     """False for a one-off request (a front end that keeps no client for it): it holds no slot and no state."""
+    secure: bool = False
+    """Whether the client's channel is encrypted (TLS); its front end says so when it opens the session."""
     transport_name: str = field(init=False)
-    """The front end's name (``tcp``, ``udp``), kept for STATUS after the client has gone."""
+    """The front end's name (``tcp``, ``tls``, ``udp``), kept for STATUS after the client has gone."""
     peer: tuple[str, int] = field(init=False)
     """The client's (host, port), kept for STATUS after it has gone."""
     closed: float | None = None

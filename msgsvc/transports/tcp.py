@@ -26,8 +26,10 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
     IDelayedCall,
     IHalfCloseableProtocol,
+    IHandshakeListener,
     IPushProducer,
     IReactorTime,
+    ISSLTransport,
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, connectionDone
@@ -74,7 +76,7 @@ class StreamTransport(Protocol):
     def abortConnection(self) -> None: ...
 
 
-@implementer(IClient, IPushProducer, IHalfCloseableProtocol)
+@implementer(IClient, IPushProducer, IHalfCloseableProtocol, IHandshakeListener)
 class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     """One TCP client; the sink of its reply pipeline."""
 
@@ -115,18 +117,28 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         transport: object = self.transport
         assert isinstance(transport, StreamTransport)  # see StreamTransport
         self._stream = transport
+        secure = ISSLTransport.providedBy(transport)
+        self.transport_name = "tls" if secure else "tcp"  # as STATUS, WHO and the log name it
         self.session = self.broker.open_session(self)
         if self.session is None:
             self.write(FULL.encode())
             self.replies.end()
             return
+        self.session.secure = secure
         self.replies.client_id = self.session.id
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # replies are small and awaited: never hold one back (Nagle)
-        self._stream.registerProducer(self, True)
-        self._producing = True
-        self._stream.write(GREETING)
         self.setTimeout(self.broker.config.idle_timeout)
+        if not secure:
+            self.handshakeCompleted()  # plain TCP has none
+
+    def handshakeCompleted(self) -> None:
+        """Become the transport's push producer and greet the client; over TLS once the handshake is done,
+        since until then the transport pauses its producer, which would pause reading the handshake too."""
+        if self.session is not None and not self.replies.closing:
+            self._stream.registerProducer(self, True)
+            self._producing = True
+            self._stream.write(GREETING)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred
 
 from msgsvc.dispatch.commands import Arg, CommandSet, Text
+from msgsvc.dispatch.plaintext_auth import require_tls
 from msgsvc.domain.accounts.passwords import password
 from msgsvc.domain.forum import post_number, safe_name
 from msgsvc.domain.text import account_name
@@ -36,9 +37,10 @@ NUMBER = Arg("n", post_number)
     summary="create a forum account and log in",
     remembers_client=True,
     identity=True,
-    errors=("exists", "in-use", "auth", "full"),
+    errors=("exists", "in-use", "auth", "full", "tls-required"),
 )
 def register(broker: Broker, session: Session, user: str, password: str) -> Deferred[Ok]:
+    require_tls(broker.config, session)
     return broker.forum.accounts.register(session, user, password).addCallback(lambda _: Ok(WELCOME))
 
 
@@ -49,9 +51,10 @@ def register(broker: Broker, session: Session, user: str, password: str) -> Defe
     summary="log in to the forum",
     remembers_client=True,
     identity=True,
-    errors=("no-user", "auth", "in-use", "full"),
+    errors=("no-user", "auth", "in-use", "full", "tls-required"),
 )
 def login(broker: Broker, session: Session, user: str, password: str) -> Deferred[Ok]:
+    require_tls(broker.config, session)
     return broker.forum.accounts.login(session, user, password).addCallback(lambda _: Ok(WELCOME))
 
 
