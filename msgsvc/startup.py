@@ -27,6 +27,8 @@ from msgsvc.store import StoreError, open_stores
 from msgsvc.transports.listeners import ListenerService, StartupError, startup_error
 from msgsvc.transports.tcp import ConnectionFactory
 from msgsvc.transports.udp import DatagramFrontEnd
+from msgsvc.web.service import WebService, listening_address
+from msgsvc.web.site import build_site
 
 
 class StartOptions(Protocol):
@@ -55,6 +57,9 @@ def preflight(options: StartOptions, reactor: IReactorTime) -> None:
         raise StartupError(str(error)) from None
     if options["port"]:
         check_port(options["interface"], options["port"], tcp=not options["no-tcp"], udp=not options["no-udp"])
+    web = listening_address(options["web"]) if options["web"] is not None else None
+    if web is not None and web[1]:
+        check_port(web[0], web[1], tcp=True, udp=False)
 
 
 def check_port(interface: str, port: int, tcp: bool, udp: bool) -> None:
@@ -100,12 +105,18 @@ class StartupService(Service):
     """
 
     def __init__(
-        self, options: StartOptions, reactor: IReactorTime, listeners: ListenerService, broker: BrokerService
+        self,
+        options: StartOptions,
+        reactor: IReactorTime,
+        listeners: ListenerService,
+        broker: BrokerService,
+        web: WebService | None = None,
     ) -> None:
         self.options = options
         self.reactor = reactor
         self.listeners = listeners
         self.broker_service = broker
+        self.web = web
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -126,8 +137,10 @@ class StartupService(Service):
         if options.credentials:
             _import_credentials(broker, options)
         table = build_table(self.reactor)
-        self.listeners.tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, self.reactor)
-        self.listeners.udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, self.reactor)
+        tcp = self.listeners.tcp = None if options["no-tcp"] else ConnectionFactory(broker, table, self.reactor)
+        udp = self.listeners.udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, self.reactor)
+        if self.web is not None:
+            self.web.site = build_site(broker, table, self.reactor, tcp, udp)
         self.broker_service.broker = broker
 
 

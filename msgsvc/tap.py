@@ -7,7 +7,8 @@ import os
 from collections.abc import Callable
 
 from twisted.application.service import IServiceCollection, MultiService
-from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -18,6 +19,7 @@ from msgsvc.startup import BrokerService, StartupService, preflight
 from msgsvc.store import DEFAULT_STORE, STORE_URLS, StoreError, check_store_url
 from msgsvc.transports.listeners import ListenerService, StartupError
 from msgsvc.transports.udp_safety import parse_trusted
+from msgsvc.web.service import WebService
 
 log = Logger()
 
@@ -107,6 +109,13 @@ class Options(usage.Options):
             "UDP peers exempt from address validation: comma-separated CIDRs, or 'none'.",
         ],
         ["credentials", None, None, "Import forum accounts from a 'username password' file at start (stored hashed)."],
+        [
+            "web",
+            None,
+            None,
+            "Serve the status page (/), /metrics, the chat page (/chat) and WebSocket clients (/ws) on this "
+            "Twisted server endpoint: tcp:8080:interface=127.0.0.1, or ssl:8443:privateKey=key.pem for HTTPS.",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -148,6 +157,8 @@ class Options(usage.Options):
             check_store_url(self["store"])
         except StoreError as error:
             raise usage.UsageError(str(error)) from None
+        if self["web"] is not None:
+            _check_endpoint("--web", self["web"])
 
     def config(self) -> Config:
         """The broker's settings from these options."""
@@ -170,6 +181,18 @@ class Options(usage.Options):
             register_limit_global=self["register-limit-global"],
             udp_trusted=parse_trusted(self["udp-trusted"]),
         )
+
+
+def _check_endpoint(option: str, description: str) -> None:
+    """UsageError unless ``description`` is a server endpoint Twisted can build (its files readable)."""
+    from twisted.internet import reactor
+
+    try:
+        serverFromString(reactor, description)
+    except (ValueError, TypeError, KeyError, OSError) as error:
+        raise usage.UsageError(f"{option} {description}: {error}") from None
+    except Exception as error:  # e.g. OpenSSL's Error for a key that does not match its certificate
+        raise usage.UsageError(f"{option} {description}: {type(error).__name__}: {error}") from None
 
 
 def makeService(options: Options, reactor: IReactorTime | None = None) -> IServiceCollection:
@@ -195,9 +218,13 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> IServi
     listeners.setName("listeners")
     broker_service = BrokerService()
     broker_service.setName("broker")
-    startup = StartupService(options, reactor, listeners, broker_service)
+    web = None if options["web"] is None else WebService(IReactorCore(reactor), options["web"])
+    if web is not None:
+        web.setName("web")
+    startup = StartupService(options, reactor, listeners, broker_service, web)
     startup.setName("startup")
     # The broker is last so it is stopped first: clients hear BYE before the ports close.
-    for child in (startup, listeners, broker_service):
-        child.setServiceParent(service)
+    for child in (startup, listeners, web, broker_service):
+        if child is not None:
+            child.setServiceParent(service)
     return service

@@ -48,6 +48,7 @@ from msgsvc.protocol.framing import line_too_long, literal_too_big
 from msgsvc.protocol.wire import CRLF, FULL, Err, parse_request
 from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.literals import LiteralReading
+from msgsvc.transports.traffic import Traffic
 
 __all__ = ["CHUNK", "GREETING", "MAX_EVENT_BACKLOG", "MAX_PENDING_REPLIES", "Connection", "ConnectionFactory"]
 
@@ -82,10 +83,16 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     transport_name = "tcp"
 
     def __init__(
-        self, broker: Broker, table: CommandTable, clock: IReactorTime, budget: InputBudget | None = None
+        self,
+        broker: Broker,
+        table: CommandTable,
+        clock: IReactorTime,
+        budget: InputBudget | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
-        """``budget``: shared by every connection of a listener; by default this connection's own."""
+        """``budget`` and ``traffic``: shared by every connection of a listener; by default this connection's own."""
         self.broker = broker
+        self.traffic = traffic if traffic is not None else Traffic()
         self.table = table
         self._clock = clock
         self.MAX_LENGTH = broker.config.max_line + 1  # room for the CR we strip
@@ -125,7 +132,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
             self.transport.setTcpNoDelay(True)  # replies are small and awaited: never hold one back (Nagle)
         self._stream.registerProducer(self, True)
         self._producing = True
-        self._stream.write(GREETING)
+        self.write(GREETING)
         self.setTimeout(self.broker.config.idle_timeout)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -167,6 +174,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     # -- framing -----------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        self.traffic.received += len(data)
         if self.replies.failed:
             return
         self._progress = False
@@ -238,6 +246,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     # -- the pipeline's sink -------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        self.traffic.sent += len(data)
         self._stream.write(data)
 
     write_part = write
@@ -281,8 +290,9 @@ class ConnectionFactory(Factory):
         self.table = table
         self.clock = clock
         self.budget = InputBudget(broker.config.max_pending_input)
+        self.traffic = Traffic()
 
     def buildProtocol(self, addr: object) -> Connection:
-        connection = Connection(self.broker, self.table, self.clock, self.budget)
+        connection = Connection(self.broker, self.table, self.clock, self.budget, self.traffic)
         connection.factory = self
         return connection
