@@ -28,6 +28,9 @@ SECURITY_HEADERS = {
 """Sent with the status page: it loads nothing but its stylesheet and runs no script."""
 
 
+CLIENT_COLUMNS = ("id", "name", "transport", "address", "since", "for")
+
+
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -41,13 +44,13 @@ def duration(seconds: float) -> str:
     return " ".join(f"{n}{unit}" for n, unit in parts)
 
 
-def _table(caption: str, headings: Iterable[str], rows: Iterable[Iterable[object]], empty: str) -> str:
-    """A table of escaped cells; ``empty`` says so when there are no rows."""
+def _table(ident: str, caption: str, headings: Iterable[str], rows: Iterable[Iterable[object]], empty: str) -> str:
+    """A section (``id=ident``) with a table of escaped cells; ``empty`` says so when there are no rows."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headings)
     body = "".join("<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>\n" for row in rows)
     if not body:
         body = f'<tr><td colspan="{len(list(headings)) or 1}" class="empty">{escape(empty)}</td></tr>\n'
-    return f"<section><h2>{escape(caption)}</h2>\n<table><tr>{head}</tr>\n{body}</table></section>\n"
+    return f'<section id="{ident}"><h2>{escape(caption)}</h2>\n<table><tr>{head}</tr>\n{body}</table></section>\n'
 
 
 def render_status(view: ServerView, depths: list[tuple[str, int]]) -> str:
@@ -97,9 +100,9 @@ def render_status(view: ServerView, depths: list[tuple[str, int]]) -> str:
 Clients: {escape(by_transport)}. This page refreshes every {REFRESH_SECONDS} seconds.</p>
 <nav><a href="/chat">chat</a> · <a href="/metrics">metrics</a></nav></header>
 <main>
-{_table("Clients", ("id", "name", "transport", "address", "since", "for"), clients, "no client is connected")}
-{_table("Queues", ("queue", "messages waiting"), depths, "every queue is empty")}
-{_table("Counters", ("since start", "count"), counters, "")}
+{_table("clients", "Clients", CLIENT_COLUMNS, clients, "no client is connected")}
+{_table("queues", "Queues", ("queue", "messages waiting"), depths, "every queue is empty")}
+{_table("counters", "Counters", ("since start", "count"), counters, "")}
 </main>
 </body>
 </html>
