@@ -54,7 +54,13 @@ class Options(usage.Options):
     optParameters = [
         ["port", "p", 55556, "TCP and UDP port number (0 picks a free one; the log says which).", int],
         ["interface", "i", "127.0.0.1", "Address to listen on (0.0.0.0 or :: for all)."],
-        ["max-clients", None, 3, "Cap on TCP connections plus UDP sessions; 0 = no cap.", _NonNegative(int)],
+        [
+            "max-clients",
+            None,
+            3,
+            "Cap on TCP connections, UDP sessions and WebSocket clients together; 0 = no cap.",
+            _NonNegative(int),
+        ],
         ["idle-timeout", None, 600.0, "Seconds before an idle TCP connection or UDP session is closed.", float],
         ["max-message", None, 1048576, "Largest payload (message, literal) accepted, in bytes.", int],
         ["max-line", None, 8192, "Longest command line accepted, in bytes.", int],
