@@ -13,9 +13,9 @@ from msgsvc.domain.events import Chat
 from msgsvc.protocol.wire import CRLF
 from msgsvc.transports.tcp import GREETING
 from msgsvc.transports.traffic import Traffic
-from msgsvc.transports.websocket import WebSocketClient
+from msgsvc.transports.websocket import WebSocketClient, input_limit
 from msgsvc.web.service import WebService
-from msgsvc.web.site import build_site
+from msgsvc.web.site import HTTP_IDLE_TIMEOUT, build_site
 from tests.helpers import TcpHarness, make_broker, temp_path
 from tests.wshelpers import ClientFactory, RecordingClient, WebHarness, parsed
 
@@ -112,6 +112,36 @@ class FramingTests(SynchronousTestCase):
         self.assertEqual(self.answer(b""), [])
 
 
+class InputBoundTests(SynchronousTestCase):
+    """Twisted gathers a message whole, so a client may not send more than its largest command without one."""
+
+    def test_oversized_message_dropped(self) -> None:
+        """Sending more than the largest command plus slack of an unfinished message closes the connection."""
+        web = WebHarness(max_line=20, max_message=100, max_upload=100)
+        client = web.connect()
+        web.flush()
+        # the start of one binary frame announcing 1 GiB (masked with a zero key), then more than the bound of it
+        header = b"\x82\xff" + (1 << 30).to_bytes(8, "big") + b"\0\0\0\0"
+        raw = client.transport.transport  # type: ignore[union-attr]  # Twisted's WebSocket transport's TCP one
+        raw.write(header + b"x" * (input_limit(web.broker.config) + 1))
+        web.flush()
+        self.assertIsNotNone(client.lost)
+        self.assertEqual(web.broker.sessions, [])
+
+    def test_counted_per_message(self) -> None:
+        """Many messages, each within the bound, may add up to more than it."""
+        web = WebHarness(max_line=20, max_message=100, max_upload=100)
+        client = web.connect()
+        web.flush()
+        message = b"SEND {100}\n" + b"y" * 100
+        count = input_limit(web.broker.config) // len(message) + 10
+        for _ in range(count):
+            client.send(message)
+        web.flush()
+        self.assertIsNone(client.lost)
+        self.assertEqual(web.broker.queues.totals.sent, count)
+
+
 class ClientTests(SynchronousTestCase):
     """A WebSocket client is a client like any other."""
 
@@ -174,6 +204,16 @@ class ClientTests(SynchronousTestCase):
         web.flush()
         self.assertEqual(client.take(), [b"* BYE idle-timeout\r\n"])
         self.assertIsNotNone(client.lost)
+
+    def test_http_timeout_not_applied(self) -> None:
+        """The HTTP connection's idle timeout does not cut the WebSocket upgraded from it; --idle-timeout does."""
+        web = WebHarness(idle_timeout=600)
+        client = web.connect()
+        web.flush()
+        web.reactor.advance(HTTP_IDLE_TIMEOUT * 2)
+        web.flush()
+        self.assertIsNone(client.lost)
+        self.assertEqual(web.site.timeOut, HTTP_IDLE_TIMEOUT)
 
     def test_server_stop(self) -> None:
         """Stopping the server says BYE shutdown to a WebSocket client and closes it."""

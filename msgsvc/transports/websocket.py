@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -30,6 +30,7 @@ from twisted.web.websocket import WebSocketTransport
 from wsproto.utilities import LocalProtocolError
 from zope.interface import implementer
 
+from msgsvc.config import Config
 from msgsvc.dispatch.pipeline import ReplyPipeline
 from msgsvc.dispatch.table import CommandTable
 from msgsvc.domain.broker import Broker
@@ -44,6 +45,15 @@ from msgsvc.transports.traffic import Traffic
 __all__ = ["WebSocketClient", "WebSocketFactory"]
 
 log = Logger()
+
+INPUT_SLACK = 64 * 1024
+"""Bytes beyond the largest command a client may send before a message completes: frame headers,
+control frames, and the start of the next message read with the end of one."""
+
+
+def input_limit(config: Config) -> int:
+    """Bytes a WebSocket client may send without completing a message: its largest command, and slack."""
+    return config.max_line + max(config.max_message, config.max_upload) + INPUT_SLACK
 
 
 @runtime_checkable
@@ -71,7 +81,9 @@ class WebSocketClient(TimeoutMixin):
         peer: tuple[str, int],
         raw: RawTransport,
         traffic: Traffic,
+        channel: Any = None,
     ) -> None:
+        """``channel``: the HTTP channel the WebSocket was upgraded from, whose input is bounded (see _bound_input)."""
         self.broker = broker
         self.table = table
         self.peer = peer
@@ -88,6 +100,9 @@ class WebSocketClient(TimeoutMixin):
         self._reading_paused = False
         self._handling = False
         self._producing = False
+        self._channel = channel
+        self._unframed = 0
+        """Bytes received since a message last completed."""
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """The idle timer (TimeoutMixin's) runs on the broker's clock."""
@@ -103,6 +118,8 @@ class WebSocketClient(TimeoutMixin):
         ws = self._ws
         assert ws is not None  # negotiation started
         ws.detachProducer()  # the HTTP channel produced for the connection until the upgrade; now this client does
+        if self._channel is not None:
+            self._bound_input(self._channel)
         self.session = self.broker.open_session(self)
         if self.session is None:
             self.write(FULL.encode())
@@ -114,11 +131,37 @@ class WebSocketClient(TimeoutMixin):
         self.write(GREETING)
         self.setTimeout(self.broker.config.idle_timeout)
 
+    def _bound_input(self, channel: Any) -> None:
+        """Drop a client that sends more than :func:`input_limit` without completing a message.
+
+        Twisted gathers a message's frames in memory whatever their size, so the
+        bytes are counted where they arrive: the upgraded HTTP channel hands them
+        to the WebSocket through its ``dataReceived``, which is wrapped here. The
+        count is checked after each read, so it may run over by one read (64 KiB).
+        """
+        deliver = channel.dataReceived
+        limit = input_limit(self.broker.config)
+
+        def received(data: bytes) -> None:
+            self._unframed += len(data)
+            deliver(data)  # a message completed in it resets the count
+            if self._unframed > limit:
+                log.info(
+                    "WebSocket client {peer} sent over {limit} bytes without completing a message; disconnecting",
+                    peer=host_port(self.peer),
+                    limit=limit,
+                    category="ERROR",
+                )
+                self.abort()
+
+        channel.dataReceived = received
+
     def textMessageReceived(self, message: str) -> None:
         self.bytesMessageReceived(message.encode())
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
         self.traffic.received += len(data)
+        self._unframed = 0
         self._inbox.append(bytes(data))
         self._handle_inbox()
 
@@ -279,10 +322,9 @@ class WebSocketFactory:
         self.traffic = Traffic()
 
     def buildProtocol(self, request: Request) -> WebSocketClient:
-        channel = request.channel
-        channel.setTimeout(None)  # the HTTP channel's idle timer would cut the WebSocket; the client keeps its own
+        channel = request.channel  # its idle timer stays off: Twisted stops it while a request (this one) is open
         raw = channel.transport
         assert isinstance(raw, RawTransport)  # a TCP or TLS connection
         address = request.getClientAddress()
         peer = (address.host, address.port) if isinstance(address, (IPv4Address, IPv6Address)) else ("", 0)
-        return WebSocketClient(self.broker, self.table, self.clock, peer, raw, self.traffic)
+        return WebSocketClient(self.broker, self.table, self.clock, peer, raw, self.traffic, channel)

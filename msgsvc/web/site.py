@@ -27,6 +27,8 @@ STATIC_TYPES = {
 """The files shipped in ``msgsvc/web/static``, with their content types."""
 CHAT_POLICY = b"default-src 'self'; connect-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'"
 """The chat page runs its own script only, and talks to its own server only."""
+HTTP_IDLE_TIMEOUT = 60
+"""Seconds an HTTP connection may stay idle (Twisted's default is 12 hours); a WebSocket has --idle-timeout."""
 
 
 class StaticFile(Resource):
@@ -74,6 +76,6 @@ def build_site(
     if tcp is not None:
         view.traffic["tcp"] = tcp.traffic
     table.observer = view.commands
-    site = Site(build_resources(view, websockets), reactor=reactor)
+    site = Site(build_resources(view, websockets), reactor=reactor, timeout=HTTP_IDLE_TIMEOUT)
     site.noisy = False
     return site
