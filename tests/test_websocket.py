@@ -13,7 +13,8 @@ from msgsvc.domain.events import Chat
 from msgsvc.protocol.wire import CRLF
 from msgsvc.transports.tcp import GREETING
 from msgsvc.transports.traffic import Traffic
-from msgsvc.transports.websocket import WebSocketClient, input_limit
+from msgsvc.transports.websocket import WebSocketClient
+from msgsvc.transports.websocket_input import input_limit
 from msgsvc.web.service import WebService
 from msgsvc.web.site import HTTP_IDLE_TIMEOUT, build_site
 from tests.helpers import TcpHarness, make_broker, temp_path

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -30,7 +30,6 @@ from twisted.web.websocket import WebSocketTransport
 from wsproto.utilities import LocalProtocolError
 from zope.interface import implementer
 
-from msgsvc.config import Config
 from msgsvc.dispatch.pipeline import ReplyPipeline
 from msgsvc.dispatch.table import CommandTable
 from msgsvc.domain.broker import Broker
@@ -41,30 +40,11 @@ from msgsvc.protocol.framing import FramingError, message_literal, split_message
 from msgsvc.protocol.wire import FULL, host_port
 from msgsvc.transports.tcp import GREETING
 from msgsvc.transports.traffic import Traffic
+from msgsvc.transports.websocket_input import InputBound, RawTransport, input_limit
 
 __all__ = ["WebSocketClient", "WebSocketFactory"]
 
 log = Logger()
-
-INPUT_SLACK = 64 * 1024
-"""Bytes beyond the largest command a client may send before a message completes: frame headers,
-control frames, and the start of the next message read with the end of one."""
-
-
-def input_limit(config: Config) -> int:
-    """Bytes a WebSocket client may send without completing a message: its largest command, and slack."""
-    return config.max_line + max(config.max_message, config.max_upload) + INPUT_SLACK
-
-
-@runtime_checkable
-class RawTransport(Protocol):
-    """What a WebSocket client uses of the connection under it (TCP or TLS): reading paused, dropping it."""
-
-    def pauseProducing(self) -> None: ...
-
-    def resumeProducing(self) -> None: ...
-
-    def abortConnection(self) -> None: ...
 
 
 @implementer(IClient, IPushProducer)
@@ -83,7 +63,7 @@ class WebSocketClient(TimeoutMixin):
         traffic: Traffic,
         channel: Any = None,
     ) -> None:
-        """``channel``: the HTTP channel the WebSocket was upgraded from, whose input is bounded (see _bound_input)."""
+        """``channel``: the HTTP channel the WebSocket was upgraded from, whose input is bounded (InputBound)."""
         self.broker = broker
         self.table = table
         self.peer = peer
@@ -101,8 +81,7 @@ class WebSocketClient(TimeoutMixin):
         self._handling = False
         self._producing = False
         self._channel = channel
-        self._unframed = 0
-        """Bytes received since a message last completed."""
+        self._input = InputBound(input_limit(broker.config), self._sent_too_much)
 
     def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
         """The idle timer (TimeoutMixin's) runs on the broker's clock."""
@@ -119,7 +98,7 @@ class WebSocketClient(TimeoutMixin):
         assert ws is not None  # negotiation started
         ws.detachProducer()  # the HTTP channel produced for the connection until the upgrade; now this client does
         if self._channel is not None:
-            self._bound_input(self._channel)
+            self._input.watch(self._channel)
         self.session = self.broker.open_session(self)
         if self.session is None:
             self.write(FULL.encode())
@@ -131,37 +110,21 @@ class WebSocketClient(TimeoutMixin):
         self.write(GREETING)
         self.setTimeout(self.broker.config.idle_timeout)
 
-    def _bound_input(self, channel: Any) -> None:
-        """Drop a client that sends more than :func:`input_limit` without completing a message.
-
-        Twisted gathers a message's frames in memory whatever their size, so the
-        bytes are counted where they arrive: the upgraded HTTP channel hands them
-        to the WebSocket through its ``dataReceived``, which is wrapped here. The
-        count is checked after each read, so it may run over by one read (64 KiB).
-        """
-        deliver = channel.dataReceived
-        limit = input_limit(self.broker.config)
-
-        def received(data: bytes) -> None:
-            self._unframed += len(data)
-            deliver(data)  # a message completed in it resets the count
-            if self._unframed > limit:
-                log.info(
-                    "WebSocket client {peer} sent over {limit} bytes without completing a message; disconnecting",
-                    peer=host_port(self.peer),
-                    limit=limit,
-                    category="ERROR",
-                )
-                self.abort()
-
-        channel.dataReceived = received
+    def _sent_too_much(self) -> None:
+        log.info(
+            "WebSocket client {peer} sent over {limit} bytes without completing a message; disconnecting",
+            peer=host_port(self.peer),
+            limit=self._input.limit,
+            category="ERROR",
+        )
+        self.abort()
 
     def textMessageReceived(self, message: str) -> None:
         self.bytesMessageReceived(message.encode())
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
         self.traffic.received += len(data)
-        self._unframed = 0
+        self._input.completed()
         self._inbox.append(bytes(data))
         self._handle_inbox()
 
