@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
+import twisted.test
 from twisted.internet import reactor
+from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.iweb import IPolicyForHTTPS
 from twisted.web.websocket import WebSocketClientEndpoint
+from zope.interface import implementer
 
 from msgsvc.client.replies import Event, Reply
 from msgsvc.dispatch.pipeline import MAX_PENDING_REPLIES
@@ -343,3 +349,38 @@ class RealSocketTests(TestCase):
         self.assertEqual(await client.next(), b"OK bye\r\n")
         await client.gone
         await broker.shutdown()
+
+    async def test_wss(self) -> None:
+        """With an ssl: endpoint the same WebSocket runs over TLS (HTTPS and WSS)."""
+        pem = os.path.join(os.path.dirname(twisted.test.__file__), "server.pem")  # a certificate for localhost
+        broker = make_broker(reactor)
+        web = WebService(reactor, f"ssl:0:interface=127.0.0.1:privateKey={pem}:certKey={pem}")
+        web.site = build_site(broker, build_table(), reactor, None, None)
+        web.startService()
+        self.addCleanup(web.stopService)
+        self.assertTrue(web.url.startswith("https://127.0.0.1:"))
+        url = f"https://localhost:{web.bound_port}/ws"
+        endpoint = WebSocketClientEndpoint.new(reactor, url, tlsPolicy=_TrustOne(Certificate.loadPEM(_read(pem))))
+        client: RecordingClient = await endpoint.connect(ClientFactory())
+        self.assertEqual(await client.next(), GREETING)
+        client.send(b"ECHO over tls")
+        self.assertEqual(await client.next(), b"DATA 8 echo\r\nover tls\r\n")
+        client.send(b"QUIT")
+        await client.gone
+        await broker.shutdown()
+
+
+@implementer(IPolicyForHTTPS)
+class _TrustOne:
+    """An HTTPS policy that trusts one certificate (the test server's own)."""
+
+    def __init__(self, certificate: Certificate) -> None:
+        self.certificate = certificate
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> object:
+        return optionsForClientTLS(hostname.decode(), trustRoot=self.certificate)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as source:
+        return source.read()
