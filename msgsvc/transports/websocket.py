@@ -117,7 +117,7 @@ class WebSocketClient(TimeoutMixin):
             limit=self._input.limit,
             category="ERROR",
         )
-        self.abort()
+        self.replies.abort()
 
     def textMessageReceived(self, message: str) -> None:
         self.bytesMessageReceived(message.encode())
