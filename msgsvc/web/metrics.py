@@ -40,9 +40,8 @@ class ServerCollector(Collector):
         commands = CounterMetricFamily(
             "msgsvc_commands", "Commands answered, by verb and result (ok or the ERR code).", labels=["verb", "result"]
         )
-        for verb, results in sorted(view.commands.by_verb.items()):
-            for result, count in sorted(results.items()):
-                commands.add_metric([verb, result], count)
+        for verb, result, count in view.commands.by_result():
+            commands.add_metric([verb, result], count)
         yield commands
         totals = view.broker.queues.totals
         messages = CounterMetricFamily(

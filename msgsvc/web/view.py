@@ -21,24 +21,33 @@ TRANSPORTS = ("tcp", "udp", "ws")
 class CommandCounts:
     """Commands answered, by verb and result (``ok`` or the ERR code): the command table's observer.
 
-    Called on every command's path, so it only bumps an integer in a dict of
-    dicts; the verbs are the table's own (unknown ones are one ``unknown``),
-    so the number of series stays bounded.
+    Called on every command's path, so a success only bumps one integer in a
+    dict keyed by verb; the verbs are the table's own (unknown ones are one
+    ``unknown``), so the number of series stays bounded.
     """
 
     def __init__(self) -> None:
-        self.by_verb: dict[str, dict[str, int]] = {}
+        self.ok: dict[str, int] = {}
+        """Commands answered OK or DATA, by verb."""
+        self.errors: dict[tuple[str, str], int] = {}
+        """Commands answered ERR, by verb and code."""
 
     def dispatched(self, verb: str, reply: Reply) -> None:
-        result = reply.code if type(reply) is Err else "ok"
-        results = self.by_verb.get(verb)
-        if results is None:
-            results = self.by_verb[verb] = {}
-        results[result] = results.get(result, 0) + 1
+        if type(reply) is Err:
+            key = (verb, reply.code)
+            self.errors[key] = self.errors.get(key, 0) + 1
+        else:
+            self.ok[verb] = self.ok.get(verb, 0) + 1
+
+    def by_result(self) -> list[tuple[str, str, int]]:
+        """(verb, result, count) for every verb and result seen, sorted."""
+        return sorted(
+            [*((verb, "ok", n) for verb, n in self.ok.items()), *((v, c, n) for (v, c), n in self.errors.items())]
+        )
 
     def total(self, errors_only: bool = False) -> int:
         """Commands answered (only those answered ERR with ``errors_only``)."""
-        return sum(n for results in self.by_verb.values() for r, n in results.items() if not errors_only or r != "ok")
+        return sum(self.errors.values()) + (0 if errors_only else sum(self.ok.values()))
 
 
 @dataclass
