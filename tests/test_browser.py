@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -31,7 +30,10 @@ WAIT = 15.0
 
 
 class Twistd:
-    """``twistd -n msgsvc --port 0 --web tcp:0`` in a subprocess, with the ports its log names."""
+    """``twistd -n msgsvc --port 0 --web tcp:0`` in a subprocess, with the ports its log names.
+
+    A thread keeps reading its log, so the server never blocks on a full pipe.
+    """
 
     def __init__(self, directory: str) -> None:
         script = "from twisted.scripts.twistd import run; run()"
@@ -43,22 +45,33 @@ class Twistd:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        log = self._read_until(rb"Web interface on (http://127\.0\.0\.1:\d+/)")
-        self.tcp_port = int(re.search(rb"Server started on 127\.0\.0\.1:(\d+)", log).group(1))  # type: ignore[union-attr]
-        self.url = re.search(rb"Web interface on (http://127\.0\.0\.1:\d+/)", log).group(1).decode()  # type: ignore[union-attr]
+        self.log = b""
+        self._ended = False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        web = self._wait_for(rb"Web interface on (http://127\.0\.0\.1:\d+/)")
+        self.url = web.group(1).decode()
+        self.tcp_port = int(self._wait_for(rb"Server started on 127\.0\.0\.1:(\d+)").group(1))
 
-    def _read_until(self, pattern: bytes) -> bytes:
-        """The log up to a line matching ``pattern`` (within WAIT seconds)."""
+    def _read_log(self) -> None:
         assert self.process.stdout is not None
-        log = b""
-        deadline = time.monotonic() + WAIT
-        while not re.search(pattern, log):
-            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            line = self.process.stdout.readline() if ready else b""
-            if not line:
-                raise AssertionError(f"twistd did not start:\n{log.decode(errors='replace')}")
-            log += line
-        return log
+        for chunk in iter(lambda: self.process.stdout.read1(65536), b""):  # type: ignore[union-attr]
+            with self._changed:
+                self.log += chunk
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def _wait_for(self, pattern: bytes) -> re.Match[bytes]:
+        """The first match of ``pattern`` in the log, within WAIT seconds."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._ended or re.search(pattern, self.log), WAIT)
+            found = re.search(pattern, self.log)
+            if found is None:
+                raise AssertionError(f"twistd did not start:\n{self.log.decode(errors='replace')}")
+            return found
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -67,6 +80,7 @@ class Twistd:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._reader.join(WAIT)
         assert self.process.stdout is not None
         self.process.stdout.close()
 
