@@ -13,7 +13,7 @@ class Config:
     """Every tunable the broker and the front ends consult."""
 
     max_clients: int = 3
-    """Cap on TCP connections plus UDP sessions; 0 means no cap."""
+    """Cap on TCP connections, UDP sessions and WebSocket clients together; 0 means no cap."""
     idle_timeout: float = 600.0
     """Seconds without a complete command before a client is let go."""
     max_message: int = 1048576

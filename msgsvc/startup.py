@@ -29,6 +29,8 @@ from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.listeners import ListenerService, StartupError, startup_error
 from msgsvc.transports.tcp import ConnectionFactory
 from msgsvc.transports.udp import DatagramFrontEnd
+from msgsvc.web.service import WebService, listening_address
+from msgsvc.web.site import build_site
 
 
 class StartOptions(Protocol):
@@ -62,6 +64,9 @@ def preflight(options: StartOptions, reactor: IReactorTime) -> None:
     for spec in options.listens:
         if spec.port:
             check_port(spec.interface, spec.port, tcp=True, udp=False)
+    web = listening_address(options["web"]) if options["web"] is not None else None
+    if web is not None and web[1]:
+        check_port(web[0], web[1], tcp=True, udp=False)
 
 
 def check_port(interface: str, port: int, tcp: bool, udp: bool) -> None:
@@ -107,12 +112,18 @@ class StartupService(Service):
     """
 
     def __init__(
-        self, options: StartOptions, reactor: IReactorTime, listeners: ListenerService, broker: BrokerService
+        self,
+        options: StartOptions,
+        reactor: IReactorTime,
+        listeners: ListenerService,
+        broker: BrokerService,
+        web: WebService | None = None,
     ) -> None:
         self.options = options
         self.reactor = reactor
         self.listeners = listeners
         self.broker_service = broker
+        self.web = web
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -137,7 +148,9 @@ class StartupService(Service):
         connections = ConnectionFactory(broker, table, self.reactor, budget)
         self.listeners.tcp = None if options["no-tcp"] else connections
         self.listeners.stream = connections
-        self.listeners.udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, self.reactor, budget)
+        udp = self.listeners.udp = None if options["no-udp"] else DatagramFrontEnd(broker, table, self.reactor, budget)
+        if self.web is not None:
+            self.web.site = build_site(broker, table, self.reactor, connections, udp)
         self.broker_service.broker = broker
 
 

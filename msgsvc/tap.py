@@ -7,7 +7,8 @@ import os
 from collections.abc import Callable
 
 from twisted.application.service import IServiceCollection, MultiService
-from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -20,6 +21,7 @@ from msgsvc.transports.endpoints import ListenSpec, parse_listen
 from msgsvc.transports.listeners import ListenerService, StartupError
 from msgsvc.transports.tls import load_options
 from msgsvc.transports.udp_safety import parse_trusted
+from msgsvc.web.service import WebService
 
 log = Logger()
 
@@ -59,7 +61,13 @@ class Options(usage.Options):
     optParameters = [
         ["port", "p", 55556, "TCP and UDP port number (0 picks a free one; the log says which).", int],
         ["interface", "i", "127.0.0.1", "Address to listen on (0.0.0.0 or :: for all)."],
-        ["max-clients", None, 3, "Cap on TCP connections plus UDP sessions; 0 = no cap.", _NonNegative(int)],
+        [
+            "max-clients",
+            None,
+            3,
+            "Cap on TCP connections, UDP sessions and WebSocket clients together; 0 = no cap.",
+            _NonNegative(int),
+        ],
         ["idle-timeout", None, 600.0, "Seconds before an idle TCP connection or UDP session is closed.", float],
         ["max-message", None, 1048576, "Largest payload (message, literal) accepted, in bytes.", int],
         ["max-line", None, 8192, "Longest command line accepted, in bytes.", int],
@@ -114,6 +122,13 @@ class Options(usage.Options):
             "UDP peers exempt from address validation: comma-separated CIDRs, or 'none'.",
         ],
         ["credentials", None, None, "Import forum accounts from a 'username password' file at start (stored hashed)."],
+        [
+            "web",
+            None,
+            None,
+            "Serve the status page (/), /metrics, the chat page (/chat) and WebSocket clients (/ws) on this "
+            "Twisted server endpoint: tcp:8080:interface=127.0.0.1, or ssl:8443:privateKey=key.pem for HTTPS.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -168,6 +183,8 @@ class Options(usage.Options):
         except StoreError as error:
             raise usage.UsageError(str(error)) from None
         self.listens = [self._listen_spec(description) for description in self["listen"]]
+        if self["web"] is not None:
+            _check_endpoint("--web", self["web"])
 
     @staticmethod
     def _listen_spec(description: str) -> ListenSpec:
@@ -204,6 +221,18 @@ class Options(usage.Options):
         )
 
 
+def _check_endpoint(option: str, description: str) -> None:
+    """UsageError unless ``description`` is a server endpoint Twisted can build (its files readable)."""
+    from twisted.internet import reactor
+
+    try:
+        serverFromString(reactor, description)
+    except (ValueError, TypeError, KeyError, OSError) as error:
+        raise usage.UsageError(f"{option} {description}: {error}") from None
+    except Exception as error:  # e.g. OpenSSL's Error for a key that does not match its certificate
+        raise usage.UsageError(f"{option} {description}: {type(error).__name__}: {error}") from None
+
+
 def makeService(options: Options, reactor: IReactorTime | None = None) -> IServiceCollection:
     """The msgsvc application: one broker, served over TCP and UDP.
 
@@ -229,9 +258,13 @@ def makeService(options: Options, reactor: IReactorTime | None = None) -> IServi
     listeners.setName("listeners")
     broker_service = BrokerService()
     broker_service.setName("broker")
-    startup = StartupService(options, reactor, listeners, broker_service)
+    web = None if options["web"] is None else WebService(IReactorCore(reactor), options["web"])
+    if web is not None:
+        web.setName("web")
+    startup = StartupService(options, reactor, listeners, broker_service, web)
     startup.setName("startup")
     # The broker is last so it is stopped first: clients hear BYE before the ports close.
-    for child in (startup, listeners, broker_service):
-        child.setServiceParent(service)
+    for child in (startup, listeners, web, broker_service):
+        if child is not None:
+            child.setServiceParent(service)
     return service

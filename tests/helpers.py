@@ -71,10 +71,14 @@ class FakeClient:
 class TcpHarness:
     """One TCP connection to a broker, over a StringTransport."""
 
-    def __init__(self, broker: Broker, port: int = 40000, table=None) -> None:
+    def __init__(self, broker: Broker, port: int = 40000, table=None, factory: ConnectionFactory | None = None) -> None:
+        """``factory``: the connection is its (sharing its budget and byte counts), else a lone one."""
         self.broker = broker
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
-        self.protocol = Connection(broker, table or build_table(), broker.clock)
+        if factory is not None:
+            self.protocol = factory.buildProtocol(None)
+        else:
+            self.protocol = Connection(broker, table or build_table(), broker.clock)
         self.protocol.makeConnection(self.transport)
         self._parser = ReplyParser()
 

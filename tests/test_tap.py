@@ -6,7 +6,7 @@ from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet import reactor
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -16,6 +16,7 @@ from msgsvc.store import StoreError
 from msgsvc.store.database import Database
 from msgsvc.tap import Options, makeService
 from msgsvc.transports.listeners import ListenerService, StartupError
+from msgsvc.web.service import WebService
 from tests.helpers import temp_dir
 
 
@@ -160,3 +161,41 @@ class TakenPortTests(TestCase):
         port = taken.getHost().port
         self.assertRaises(StartupError, check_port, "127.0.0.1", port, tcp=False, udp=True)
         check_port("127.0.0.1", port, tcp=False, udp=False)
+
+
+class WebOptionTests(TestCase):
+    """--web: checked when parsed, served by the service tree, its port tried before the fork."""
+
+    def test_refused(self) -> None:
+        """An endpoint Twisted cannot build is a usage error naming the option."""
+        for description in ("carrier-pigeon:80", "tcp:notaport", "ssl:8443:privateKey=/nonexistent/key.pem"):
+            error = self.assertRaises(usage.UsageError, parse, "--web", description)
+            self.assertTrue(str(error).startswith(f"--web {description}: "), str(error))
+
+    def test_served(self) -> None:
+        """With --web the tree has a web service after the listeners, bound when the application starts."""
+        reactor = MemoryReactorClock()
+        service = makeService(parse("--no-udp", "--port", "0", "--store", "memory", "--web", "tcp:8080"), reactor)
+        web = service.getServiceNamed("web")
+        self.assertIsInstance(web, WebService)
+        self.assertEqual(list(service)[2:], [web, service.getServiceNamed("broker")])
+        service.privilegedStartService()
+        self.assertIsNotNone(web.site)
+        self.assertEqual([port[0] for port in reactor.tcpServers], [0, 8080])
+        service.startService()
+        self.assertEqual(len(reactor.tcpServers), 2)  # not bound twice
+        self.successResultOf(service.stopService())
+
+    def test_without(self) -> None:
+        """Without --web there is no web service."""
+        service = makeService(parse("--port", "0", "--store", "memory"), MemoryReactor())
+        self.assertNotIn("web", [child.name for child in service])
+
+    def test_taken_port_checked_before_the_fork(self) -> None:
+        """makeService with a taken --web port ends at once with the one-line reason."""
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        options = parse("--port", "0", "--store", "memory", "--web", f"tcp:{port}:interface=127.0.0.1")
+        error = self.assertRaises(SystemExit, makeService, options, MemoryReactor())
+        self.assertEqual(str(error), f"msgsvc: cannot listen on 127.0.0.1:{port}: Address already in use")

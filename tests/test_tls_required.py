@@ -18,6 +18,7 @@ from msgsvc.domain.broker import Broker
 from msgsvc.transports.tcp import Connection
 from tests.helpers import UdpHarness, settle
 from tests.test_accounts import forum_broker, result_of
+from tests.wshelpers import WebHarness
 
 REMOTE = IPv4Address("TCP", "203.0.113.5", 1234)
 LOOPBACK = IPv4Address("TCP", "127.0.0.1", 1234)
@@ -122,3 +123,16 @@ class TlsRequiredTests(TestCase):
             self.assertTrue(is_loopback(host), host)
         for host in ("203.0.113.5", "::ffff:203.0.113.5", "2001:db8::1", "0.0.0.0", "localhost", ""):
             self.assertFalse(is_loopback(host), host)
+
+
+class WebSocketTlsRequiredTests(TestCase):
+    """A WebSocket client is held to the same rule: its channel has no TLS unless it came over WSS."""
+
+    def test_plain_websocket_from_afar(self) -> None:
+        """LOGIN over plain ws:// from another host is tls-required."""
+        harness = WebHarness()
+        client = harness.connect()
+        harness.flush()
+        client.take()
+        (reply,) = harness.exchange(client, b"LOGIN alice pw")
+        self.assertTrue(reply.startswith(b"ERR tls-required "))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -79,6 +79,16 @@ class Plan:
 REFUSED = Plan(None, refused=True)
 """The plan of a verb the table does not know."""
 
+UNKNOWN_VERB = "unknown"
+"""What :class:`DispatchObserver` hears as the verb of a request whose verb the table does not know."""
+
+
+class DispatchObserver(Protocol):
+    """Told of every dispatched command once its reply is known (the metrics count them)."""
+
+    def dispatched(self, verb: str, reply: Reply) -> None:
+        """``verb`` (the command's own, or UNKNOWN_VERB) was answered ``reply``; called on every command's path."""
+
 
 def settled(result: Deferred[Reply]) -> Reply | None:
     """The reply of a Deferred that has already fired with one (as the memory store's do), else None.
@@ -120,6 +130,8 @@ class CommandTable:
         }
         self._bad_tag_plans = {verb: Plan(command, refused=True) for verb, command in self._by_verb.items()}
         self.help.index([(s.system, s.description, s.commands) for s in sets], self._by_verb)
+        self.observer: DispatchObserver | None = None
+        """Told of each command's reply (verb, reply) when set: the server's metrics."""
 
     @property
     def verbs(self) -> list[str]:
@@ -159,33 +171,52 @@ class CommandTable:
             return held.addCallback(lambda _: self.awaitable(self.dispatch(broker, session, request, plan), broker))
         if plan is None:
             plan = self.prepare(request)
-        if plan.refused:
-            return self._refused(broker, session, request)
         command = plan.command
-        if command is None:  # only a refused plan has none
-            return self._refused(broker, session, request)
+        if plan.refused or command is None:  # only a refused plan has no command
+            return self._refused(broker, session, request, command)
         try:
             values = command.bind(request.args, request.literal)
         except ValueError as error:
-            return self._refused(broker, session, request, Err("bad-args", f"{error}; usage: {command.usage}"))
+            usage = Err("bad-args", f"{error}; usage: {command.usage}")
+            return self._refused(broker, session, request, command, usage)
         try:
             result = command.handler(broker, session, **values)
         except DomainError as error:
             result = reply_for(error)
         except Exception:
             result = self._failed(Failure(), command)
+        observer = self.observer
         if not isinstance(result, Reply):  # a Deferred (isinstance on Deferred, an ABC, is slow)
             reply = settled(result)
             if reply is None:
-                return result.addErrback(self._failed, command).addCallback(self.confirm, broker)
+                result.addErrback(self._failed, command)
+                if observer is not None:
+                    result.addCallback(self._observed, observer, command.verb)
+                return result.addCallback(self.confirm, broker)
             result = reply
+        if observer is not None:
+            observer.dispatched(command.verb, result)
         return Unconfirmed(result) if broker.durability.pending else result
 
-    def _refused(self, broker: Broker, session: Session | None, request: Request, error: Err | None = None) -> Err:
+    @staticmethod
+    def _observed(reply: Reply, observer: DispatchObserver, verb: str) -> Reply:
+        observer.dispatched(verb, reply)
+        return reply
+
+    def _refused(
+        self,
+        broker: Broker,
+        session: Session | None,
+        request: Request,
+        command: Command | None,
+        error: Err | None = None,
+    ) -> Err:
         """The reply to a malformed request (bad tag, no verb, unknown verb, or ``error``), logged as refused."""
         error = error or help.malformed(request)
         who = f"{session.transport_name} {host_port(session.peer)}" if session is not None else "unknown client"
         self.refusals.refused(who, error.code, error.text)
+        if self.observer is not None:
+            self.observer.dispatched(command.verb if command is not None else UNKNOWN_VERB, error)
         return error
 
     def awaitable(self, result: Reply | Unconfirmed | Deferred[Reply], broker: Broker) -> Reply | Deferred[Reply]:

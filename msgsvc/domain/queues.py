@@ -77,6 +77,8 @@ class Counters:
     received: int = 0
     acked: int = 0
     redelivered: int = 0
+    dead: int = 0
+    """Messages moved to the dead letters after too many deliveries."""
 
 
 class QueueService:
@@ -94,6 +96,8 @@ class QueueService:
         self._reservations: dict[int, _Reservation] = {}
         self._reserved_by: dict[object, set[int]] = {}
         self._counters: OrderedDict[str, Counters] = OrderedDict()
+        self.totals = Counters()
+        """Every queue's counters together (never forgotten, never decreasing: the metrics' counters)."""
 
     # -- sending and taking --------------------------------------------------
 
@@ -103,12 +107,14 @@ class QueueService:
         if not isinstance(message_id, int):
             return message_id.addCallback(self._sent, queue)
         self.counters(queue).sent += 1  # as _sent does, without a call: this is every message's path
+        self.totals.sent += 1
         if queue in self._waiting:
             self.receivers.wake(queue)
         return message_id
 
     def _sent(self, message_id: int, queue: str) -> int:
         self.counters(queue).sent += 1
+        self.totals.sent += 1
         if queue in self._waiting:
             self.receivers.wake(queue)
         return message_id
@@ -157,6 +163,7 @@ class QueueService:
         if reserve:
             self._hold(message, queue, holder_of(session))
         self.counters(queue).received += 1
+        self.totals.received += 1
         return message
 
     def give_back(self, queue: str, message: Message, reserved: bool) -> None:
@@ -198,6 +205,7 @@ class QueueService:
         reservation = self._reservation_of(session, message_id)
         self._forget(reservation)
         self.counters(reservation.queue).acked += 1
+        self.totals.acked += 1
         return self._store.acknowledge(message_id)
 
     def nack(self, session: Session, message_id: int, delay: float) -> Answer[None]:
@@ -220,9 +228,12 @@ class QueueService:
         self._forget(reservation)
         queue = reservation.queue
         if reservation.message.deliveries >= self._max_deliveries:
+            self.counters(queue).dead += 1
+            self.totals.dead += 1
             queue = dead_letter_queue(queue)
             return self._then_wake(self._store.move(message_id, queue, self._clock.seconds()), queue)
         self.counters(queue).redelivered += 1
+        self.totals.redelivered += 1
         released = self._store.release(message_id, self._clock.seconds() + delay)
         if delay <= 0:
             return self._then_wake(released, queue)

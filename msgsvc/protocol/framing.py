@@ -27,7 +27,7 @@ __all__ = [
     "split_message",
 ]
 
-ONE_COMMAND = Err("bad-args", "one command per datagram")
+ONE_COMMAND = Err("bad-args", "one command per datagram or WebSocket message")
 """The refusal of a message holding more than one command line."""
 
 
@@ -43,7 +43,7 @@ def literal_too_big(size: int, limit: int) -> Err:
 
 def literal_mismatch(announced: int, held: int) -> Err:
     """The refusal of a message whose literal is not the size its marker announced."""
-    return Err("bad-args", f"the literal announced {announced} bytes but the datagram holds {held}")
+    return Err("bad-args", f"the literal announced {announced} bytes but the message holds {held}")
 
 
 class FramingError(Exception):

@@ -50,6 +50,7 @@ from msgsvc.protocol.framing import line_too_long, literal_too_big
 from msgsvc.protocol.wire import CRLF, FULL, Err, parse_request
 from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.literals import LiteralReading
+from msgsvc.transports.traffic import Traffic
 
 __all__ = ["CHUNK", "GREETING", "MAX_EVENT_BACKLOG", "MAX_PENDING_REPLIES", "Connection", "ConnectionFactory"]
 
@@ -84,10 +85,16 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     transport_name = "tcp"
 
     def __init__(
-        self, broker: Broker, table: CommandTable, clock: IReactorTime, budget: InputBudget | None = None
+        self,
+        broker: Broker,
+        table: CommandTable,
+        clock: IReactorTime,
+        budget: InputBudget | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
-        """``budget``: shared by every connection of a listener; by default this connection's own."""
+        """``budget`` and ``traffic``: shared by every connection of a listener; by default this connection's own."""
         self.broker = broker
+        self.traffic = traffic if traffic is not None else Traffic()
         self.table = table
         self._clock = clock
         self.MAX_LENGTH = broker.config.max_line + 1  # room for the CR we strip
@@ -138,7 +145,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         if self.session is not None and not self.replies.closing:
             self._stream.registerProducer(self, True)
             self._producing = True
-            self._stream.write(GREETING)
+            self.write(GREETING)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
@@ -179,6 +186,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     # -- framing -----------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        self.traffic.received += len(data)
         if self.replies.failed:
             return
         self._progress = False
@@ -250,6 +258,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     # -- the pipeline's sink -------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        self.traffic.sent += len(data)
         self._stream.write(data)
 
     write_part = write
@@ -295,8 +304,9 @@ class ConnectionFactory(Factory):
         self.table = table
         self.clock = clock
         self.budget = budget if budget is not None else InputBudget(broker.config.max_pending_input)
+        self.traffic = Traffic()
 
     def buildProtocol(self, addr: object) -> Connection:
-        connection = Connection(self.broker, self.table, self.clock, self.budget)
+        connection = Connection(self.broker, self.table, self.clock, self.budget, self.traffic)
         connection.factory = self
         return connection

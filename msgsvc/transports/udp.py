@@ -25,6 +25,7 @@ from msgsvc.protocol.transfer import Malformed, parse_message, split_prefixes
 from msgsvc.protocol.wire import Data, Err, Reply, Request, StreamedData, host_port
 from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.reply_cache import ReplyCache
+from msgsvc.transports.traffic import Traffic
 from msgsvc.transports.udp_clients import UdpClient, UdpSessions, too_big
 from msgsvc.transports.udp_safety import Safety, is_trusted, needs_validation
 from msgsvc.transports.udp_transfers import UdpTransfers
@@ -33,8 +34,7 @@ __all__ = ["MAX_DATAGRAM", "DatagramFrontEnd", "UdpClient", "too_big"]
 
 log = Logger()
 
-MAX_DATAGRAM = 65507
-"""Largest UDP payload over IPv4."""
+MAX_DATAGRAM = 65507  # the largest UDP payload over IPv4
 
 Address = tuple
 
@@ -52,10 +52,8 @@ class _Exchange:
     """The reply datagram has been sent: a failure after that sends no second one."""
     validated: bool = True
     """From a trusted address or with a valid cookie: no budget, events and sessions allowed."""
-    key: bytes | None = None
-    """The session key the request carried (``&<key>``)."""
-    transfer: bytes | None = None
-    """The transfer id the request carried (``%<id>``): a large reply goes as that transfer."""
+    key: bytes | None = None  # the session key the request carried (&<key>)
+    transfer: bytes | None = None  # the transfer id it carried (%<id>): a large reply goes as that transfer
 
 
 class DatagramFrontEnd(DatagramProtocol):
@@ -76,12 +74,14 @@ class DatagramFrontEnd(DatagramProtocol):
         """Cookies, budgets and rate limits of the peers outside --udp-trusted."""
         self.dropped = self.safety.dropped
         """Datagrams dropped (not handled, or not answered), by reason: for the metrics."""
+        self.traffic = Traffic()
         config = broker.config
         budget = budget if budget is not None else InputBudget(config.max_pending_input)
         self.transfers = UdpTransfers(clock, self.send, budget, config.idle_timeout)
 
     def datagramReceived(self, datagram: bytes, address: Address) -> None:
         """Answer one datagram; whatever goes wrong, the sender gets one reply (ERR internal for a bug)."""
+        self.traffic.received += len(datagram)
         exchange = _Exchange(address)
         try:
             admitted = self._admit(datagram, exchange)
@@ -291,6 +291,7 @@ class DatagramFrontEnd(DatagramProtocol):
             return
         try:
             self.transport.write(data, address)
+            self.traffic.sent += len(data)
         except OSError as error:
             log.info("could not send to {address}: {error}", address=address, error=error, category="CONNECTION")
 
