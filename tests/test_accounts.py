@@ -1,136 +1,20 @@
-"""Forum accounts: password hashing, the cred checker and realm, login rules, throttling, import."""
+"""Forum accounts through the broker: REGISTER, LOGIN, logout, the realm, login rules and throttling."""
 
 from __future__ import annotations
 
-import threading
-
-from twisted.cred.credentials import UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
-from twisted.internet.testing import MemoryReactorClock
-from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
 from msgsvc.config import Config
-from msgsvc.domain.accounts import passwords
-from msgsvc.domain.accounts.credentials import read_credentials
-from msgsvc.domain.accounts.passwords import dummy_hash, hash_password, verify_password
-from msgsvc.domain.accounts.realm import IForumUser, ScryptChecker, UnknownUser
+from msgsvc.domain.accounts.passwords import verify_password
+from msgsvc.domain.accounts.realm import IForumUser
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW
 from msgsvc.domain.broker import Broker
-from msgsvc.domain.errors import AuthFailed, DomainError, Exists, InUse, NotLoggedIn, NoUser
+from msgsvc.domain.errors import AuthFailed, Exists, InUse, NotLoggedIn, NoUser
 from msgsvc.store import open_stores
-from msgsvc.store.interfaces import Account
-from msgsvc.store.memory import MemoryAccountStore
-from msgsvc.tap import BrokerService, Options, makeService
-from tests.helpers import FakeClient, TcpHarness, make_broker, run_now, temp_path
-
-
-def forum_broker(clock: Clock | None = None, **settings):
-    """A broker with the cheapest password hash, hashing in place."""
-    broker = make_broker(clock, password_cost=1, **settings)
-    return broker
-
-
-def result_of(d: Deferred):
-    """The result of a Deferred that has already fired (a Failure is returned, not raised)."""
-    results = []
-    d.addBoth(results.append)
-    assert results, "the Deferred has not fired"
-    return results[0]
-
-
-def refusal_of(d: Deferred) -> tuple[type[DomainError], str]:
-    """The (error type, text) a Deferred failed with; it must have failed with a DomainError."""
-    failure = result_of(d)
-    failure.trap(DomainError)
-    return type(failure.value), failure.value.text
-
-
-class HashingTests(TestCase):
-    """Salted scrypt records."""
-
-    def test_round_trip(self) -> None:
-        """A record verifies its own password and no other."""
-        record = hash_password("s3cret", 1)
-        self.assertTrue(verify_password(record, "s3cret"))
-        self.assertFalse(verify_password(record, "s3creT"))
-
-    def test_salted_and_no_plaintext(self) -> None:
-        """Two hashes of one password differ and neither contains it."""
-        first, second = hash_password("s3cret", 1), hash_password("s3cret", 1)
-        self.assertNotEqual(first, second)
-        self.assertNotIn("s3cret", first)
-        self.assertTrue(first.startswith("scrypt$1$"))
-
-    def test_other_cost_still_verifies(self) -> None:
-        """A record made at another cost verifies with the cost it names."""
-        self.assertTrue(verify_password(hash_password("pw", 3), "pw"))
-
-    def test_dummy_matches_nothing(self) -> None:
-        """The dummy record has the real format and cost but matches no password."""
-        record = dummy_hash(4)
-        self.assertTrue(record.startswith("scrypt$4$8$1$"))
-        self.assertFalse(verify_password(record, ""))
-
-    def test_cost_range(self) -> None:
-        """A cost outside 1-20 is refused."""
-        self.assertRaises(ValueError, hash_password, "pw", 0)
-        self.assertRaises(ValueError, hash_password, "pw", 21)
-
-
-class CheckerTests(TestCase):
-    """ScryptChecker over an account store."""
-
-    def setUp(self) -> None:
-        self.store = MemoryAccountStore()
-        self.store.add_account(Account("Alice", hash_password("pw", 2)))
-        self.calls: list[tuple] = []
-
-        def runner(function, *args):
-            self.calls.append((function, *args))
-            return run_now(function, *args)
-
-        self.checker = ScryptChecker(self.store, 2, runner)
-
-    def test_good_password(self) -> None:
-        """The right password yields the account name as registered, whatever the case typed."""
-        self.assertEqual(result_of(self.checker.requestAvatarId(UsernamePassword("alice", "pw"))), "Alice")
-
-    def test_wrong_password(self) -> None:
-        """A wrong password fails with UnauthorizedLogin (not UnknownUser)."""
-        failure = result_of(self.checker.requestAvatarId(UsernamePassword("alice", "nope")))
-        self.assertIs(failure.check(UnknownUser, UnauthorizedLogin), UnauthorizedLogin)
-
-    def test_unknown_user_checks_dummy(self) -> None:
-        """An unknown user fails with UnknownUser after a hash check at the same cost (equal timing)."""
-        failure = result_of(self.checker.requestAvatarId(UsernamePassword("bob", "pw")))
-        self.assertTrue(failure.check(UnknownUser))
-        ((function, record, secret),) = self.calls
-        self.assertIs(function, verify_password)
-        self.assertTrue(record.startswith("scrypt$2$"))
-        self.assertEqual(secret, "pw")
-
-    def test_hash_off_reactor_thread(self) -> None:
-        """By default the hash is checked in a worker thread, not the reactor thread."""
-        threads: list[threading.Thread] = []
-        real = passwords.verify_password
-
-        def spy(record, secret):
-            threads.append(threading.current_thread())
-            return real(record, secret)
-
-        self.patch(passwords, "verify_password", spy)
-        checker = ScryptChecker(self.store, 2)
-        d = checker.requestAvatarId(UsernamePassword("alice", "pw"))
-        self.assertNoResult(d)
-
-        def check(name):
-            self.assertEqual(name, "Alice")
-            self.assertIsNot(threads[0], threading.main_thread())
-
-        return d.addCallback(check)
+from tests.accounts_helpers import forum_broker, refusal_of, result_of
+from tests.helpers import FakeClient, TcpHarness
 
 
 class AccountsTests(TestCase):
@@ -322,87 +206,3 @@ class AccountsTests(TestCase):
             return broker.forum.accounts.login(broker.open_session(FakeClient()), "dave", "pw")
 
         return d.addCallback(login).addCallback(self.assertEqual, "dave")
-
-
-class CredentialsFileTests(TestCase):
-    """read_credentials and --credentials."""
-
-    def write(self, content: bytes) -> str:
-        path = temp_path(self)
-        with open(path, "wb") as target:
-            target.write(content)
-        return path
-
-    def test_read(self) -> None:
-        """Pairs are read, blank lines and CRLF endings tolerated."""
-        path = self.write(b"alice pw1\r\n\n  bob   pw2  \n")
-        self.assertEqual(read_credentials(path), [("alice", "pw1"), ("bob", "pw2")])
-
-    def test_bad_files(self) -> None:
-        """Malformed lines, bad names, duplicates and non-ASCII name the line, never the password."""
-        cases = {
-            b"alice\n": "line 1: expected 'username password'",
-            b"alice pw extra\n": "expected",
-            b"ok pw\na/b hunter2\n": "line 2: a name (chat name or forum user name)",
-            b"alice hunter2\nALICE hunter3\n": "appears twice",
-            b"alice caf\xc3\xa9\n": "not ASCII",
-            b"Anonymous pw\n": "line 1: the user name Anonymous is reserved",
-        }
-        for content, expected in cases.items():
-            error = self.assertRaises(ValueError, read_credentials, self.write(content))
-            self.assertIn(expected, str(error))
-            self.assertNotIn("hunter", str(error))
-
-    def test_missing_file(self) -> None:
-        """A file that cannot be read is a clear error."""
-        error = self.assertRaises(ValueError, read_credentials, temp_path(self))
-        self.assertIn("cannot read credentials file", str(error))
-
-    def test_import(self) -> None:
-        """Imported accounts are hashed, log in, and an existing account keeps its password."""
-        broker = forum_broker()
-        accounts = broker.forum.accounts
-        result_of(accounts.register(broker.open_session(FakeClient()), "alice", "old"))
-        self.assertEqual(result_of(accounts.import_credentials([("alice", "new"), ("bob", "pw")])), (1, 1))
-        self.assertNotIn("'pw'", repr(vars(accounts._store)))
-        bob = result_of(accounts._store.get_account("bob"))
-        self.assertTrue(verify_password(bob.password_hash, "pw"))
-        alice = result_of(accounts._store.get_account("alice"))
-        self.assertTrue(verify_password(alice.password_hash, "old"))
-
-    def test_tap_credentials(self) -> None:
-        """twistd msgsvc --credentials imports the file at start; no plaintext reaches the database file."""
-        path = self.write(b"yoda jedi-master\nluke xwing\n")
-        database = temp_path(self, "msgsvc.sqlite")
-        options = Options()
-        options.parseOptions(["--credentials", path, "--port", "0", "--store", "sqlite:" + database])
-        service = makeService(options, MemoryReactorClock())
-        (broker_service,) = [child for child in service if isinstance(child, BrokerService)]
-        if broker_service.broker is None:  # the store opens when the application starts
-            service.getServiceNamed("startup").privilegedStartService()
-        store = broker_service.broker.forum.accounts._store
-        self.assertEqual(options.credentials, [])
-        yoda = result_of(store.get_account("yoda"))
-        self.assertTrue(verify_password(yoda.password_hash, "jedi-master"))
-        broker_service.broker.stores.close()
-        with open(database, "rb") as file:
-            content = file.read()
-        self.assertIn(b"yoda", content)
-        self.assertNotIn(b"jedi-master", content)
-        self.assertNotIn(b"xwing", content)
-
-    def test_tap_bad_credentials(self) -> None:
-        """A bad credentials file stops start-up with a usage error."""
-        options = Options()
-        error = self.assertRaises(usage.UsageError, options.parseOptions, ["--credentials", self.write(b"x\n")])
-        self.assertIn("line 1", str(error))
-
-    def test_tap_max_upload(self) -> None:
-        """--max-upload reaches the config and must be positive."""
-        options = Options()
-        options.parseOptions(["--max-upload", "1000"])
-        self.assertEqual(options.config().max_upload, 1000)
-        default = Options()
-        default.parseOptions([])
-        self.assertEqual(default.config().max_upload, 67108864)
-        self.assertRaises(usage.UsageError, Options().parseOptions, ["--max-upload", "0"])

@@ -1,19 +1,16 @@
-"""The microblog: TWEET, LAST, TAGGED, FOLLOW/UNFOLLOW, its store, and the msgsvc-tweet CLI."""
+"""The microblog: TWEET, LAST and TAGGED (also on a store answering at once), hashtags, the memory store."""
 
 from __future__ import annotations
 
-from twisted.internet import reactor
 from twisted.internet.defer import succeed
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from msgsvc.client.replies import Event
-from msgsvc.dispatch.verbs import microblog as microblog_verbs
 from msgsvc.domain.microblog import hashtags
 from msgsvc.store.interfaces import ITweetStore, Tweet
 from msgsvc.store.memory import MemoryTweetStore
-from tests.helpers import TcpHarness, UdpHarness, make_broker, run_cli, serve_for_test
+from tests.helpers import TcpHarness, UdpHarness, make_broker
 from tests.test_forum import answering_at_once
 
 EMPTY = b"DATA 13 last\r\nEmpty Message\r\n"
@@ -205,183 +202,6 @@ class MemoryTweetStoreTests(TestCase):
         self.assertEqual(self.successResultOf(store.tagged("y", 5)), [Tweet(2, "b", "two"), Tweet(1, "a", "one")])
         self.assertEqual(self.successResultOf(store.tagged("y", 1)), [Tweet(2, "b", "two")])
         self.assertEqual(self.successResultOf(store.last()), Tweet(3, "c", "three"))
-
-
-class FollowTests(TestCase):
-    """FOLLOW sends ``* TWEET`` events for new matching messages; UNFOLLOW stops them."""
-
-    def setUp(self) -> None:
-        self.broker = make_broker(max_clients=0)
-        self.follower = TcpHarness(self.broker, port=40001)
-        self.author = TcpHarness(self.broker, port=40002)
-        self.follower.output()
-        self.author.output()
-
-    def events(self) -> list[str]:
-        return [f"{e.name} {e.args}" for e in self.follower.received() if isinstance(e, Event)]
-
-    def test_follow_tag(self) -> None:
-        """A follower of #news gets messages with #News, not other ones."""
-        self.assertEqual(self.follower.command(b"FOLLOW #News").text, "following #news")
-        self.author.command(b"TWEET big #NEWS today")
-        self.author.command(b"TWEET unrelated #sport")
-        self.assertEqual(self.follower.output(), b"* TWEET 1 anonymous big #NEWS today\r\n")
-
-    def test_follow_all(self) -> None:
-        """FOLLOW #ALL gets every message, with or without hashtags."""
-        self.assertEqual(self.follower.command(b"FOLLOW #all").text, "following all messages")
-        self.author.command(b"TWEET plain")
-        self.author.command(b"TWEET #x")
-        self.assertEqual(self.events(), ["TWEET 1 anonymous plain", "TWEET 2 anonymous #x"])
-
-    def test_one_event_per_message(self) -> None:
-        """A message matching several followed hashtags (and #ALL) is sent once."""
-        for line in (b"FOLLOW #a", b"FOLLOW #b", b"FOLLOW #ALL", b"FOLLOW #a"):
-            self.follower.command(line)
-        self.author.command(b"TWEET #a #b #A")
-        self.assertEqual(self.events(), ["TWEET 1 anonymous #a #b #A"])
-
-    def test_author_not_told(self) -> None:
-        """The author gets its OK, not a TWEET event about its own message."""
-        self.author.command(b"FOLLOW #ALL")
-        self.author.send(b"TWEET mine\n")
-        self.assertEqual(self.author.output(), b"OK 1 posted\r\n")
-
-    def test_named_author_in_event(self) -> None:
-        """The event names the author (a guest as ~name)."""
-        self.broker.chat.set_name(self.author.protocol.session, "bob")
-        self.follower.command(b"FOLLOW #ALL")
-        self.author.command("TWEET \u00e9t\u00e9 #x".encode())
-        self.assertEqual(self.follower.output(), "* TWEET 1 ~bob \u00e9t\u00e9 #x\r\n".encode())
-
-    def test_refused_message_not_sent(self) -> None:
-        """A refused message reaches no follower."""
-        self.follower.command(b"FOLLOW #ALL")
-        self.author.command(b"TWEET " + b"x" * 151)
-        self.assertEqual(self.follower.output(), b"")
-
-    def test_unfollow(self) -> None:
-        """UNFOLLOW #tag stops that hashtag only; UNFOLLOW of something not followed is harmless."""
-        self.follower.command(b"FOLLOW #a")
-        self.follower.command(b"FOLLOW #b")
-        self.assertEqual(self.follower.command(b"UNFOLLOW #A").text, "unfollowed #a")
-        self.assertEqual(self.follower.command(b"UNFOLLOW #a").text, "not following #a")
-        self.author.command(b"TWEET #a only")
-        self.author.command(b"TWEET #b only")
-        self.assertEqual(self.events(), ["TWEET 2 anonymous #b only"])
-
-    def test_unfollow_all(self) -> None:
-        """UNFOLLOW #ALL stops every subscription, hashtags and #ALL alike."""
-        self.follower.command(b"FOLLOW #a")
-        self.follower.command(b"FOLLOW #ALL")
-        self.assertEqual(self.follower.command(b"UNFOLLOW #ALL").text, "following nothing")
-        self.author.command(b"TWEET #a")
-        self.assertEqual(self.follower.output(), b"")
-        self.assertEqual(self.broker.microblog._followers, {})
-
-    def test_bad_hashtag(self) -> None:
-        """FOLLOW and UNFOLLOW need a well-formed hashtag."""
-        for line in (b"FOLLOW", b"FOLLOW news", b"FOLLOW #no-dash", b"UNFOLLOW #", b"FOLLOW #a #b"):
-            self.assertEqual(self.follower.command(line).code, "bad-args", line)
-
-    def test_follow_cap(self) -> None:
-        """A client may follow at most MAX_FOLLOWS hashtags at once."""
-        self.patch(microblog_verbs, "MAX_FOLLOWS", 2)
-        self.follower.command(b"FOLLOW #a")
-        self.follower.command(b"FOLLOW #b")
-        reply = self.follower.command(b"FOLLOW #c")
-        self.assertEqual((reply.code, reply.text), ("bad-args", "a client may follow at most 2 hashtags"))
-        self.follower.command(b"UNFOLLOW #a")
-        self.assertEqual(self.follower.command(b"FOLLOW #c").text, "following #c")
-
-    def test_disconnect_forgets(self) -> None:
-        """A follower that disconnects is forgotten and gets nothing more."""
-        self.follower.command(b"FOLLOW #a")
-        self.follower.command(b"FOLLOW #ALL")
-        self.follower.disconnect()
-        self.assertEqual(self.broker.microblog._followers, {})
-        self.assertEqual(self.broker.microblog._following, {})
-        self.author.command(b"TWEET #a")
-        self.assertEqual(self.follower.output(), b"")
-
-    def test_udp_follower(self) -> None:
-        """FOLLOW over UDP opens a session whose TWEET events arrive as datagrams; QUIT ends them."""
-        udp = UdpHarness(self.broker)
-        self.assertEqual(udp.command(b"FOLLOW #x").text, "following #x")
-        self.assertEqual(len(self.broker.sessions), 3)
-        self.author.command(b"TWEET over udp #X")
-        self.assertEqual(udp.datagrams(), [b"* TWEET 1 anonymous over udp #X\r\n"])
-        udp.command(b"QUIT")
-        self.author.command(b"TWEET again #x")
-        self.assertEqual(udp.datagrams(), [])
-        self.assertEqual(self.broker.microblog._followers, {})
-
-    def test_udp_bad_follow_opens_no_session(self) -> None:
-        """A refused FOLLOW over UDP leaves no session behind."""
-        udp = UdpHarness(self.broker)
-        self.assertEqual(udp.command(b"FOLLOW nope").code, "bad-args")
-        self.assertEqual(len(self.broker.sessions), 2)
-
-    def test_udp_author_to_tcp_follower(self) -> None:
-        """A message posted over UDP reaches TCP followers."""
-        self.follower.command(b"FOLLOW #ALL")
-        UdpHarness(self.broker).command(b"TWEET from udp")
-        self.assertEqual(self.events(), ["TWEET 1 anonymous from udp"])
-
-
-class TweetCliTests(TestCase):
-    """``msgsvc-tweet`` against a real server on a free port."""
-
-    def setUp(self) -> None:
-        self.broker = make_broker(reactor)
-        self.port = str(serve_for_test(self, self.broker))
-
-    async def tweet(self, *args: str) -> tuple[str, str, int]:
-        out, err, code = await run_cli("msgsvc.cli.tweet", *args)
-        return out.decode(), err.decode(), code
-
-    async def test_upload_then_download(self) -> None:
-        """-u posts the message and says Transmission Successful; -d prints it back."""
-        out, err, code = await self.tweet("-u", "127.0.0.1", self.port, "h\u00e9llo #World")
-        self.assertEqual((out, err, code), ("Transmission Successful: message 1 posted\n", "", 0))
-        out, err, code = await self.tweet("-d", "127.0.0.1", self.port)
-        self.assertEqual((out, err, code), ("Received Message: h\u00e9llo #World\n", "", 0))
-
-    async def test_download_empty(self) -> None:
-        """-d with nothing posted prints Empty Message."""
-        out, _, code = await self.tweet("-d", "127.0.0.1", self.port)
-        self.assertEqual((out, code), ("Received Message: Empty Message\n", 0))
-
-    async def test_over_udp(self) -> None:
-        """--udp posts and reads over UDP."""
-        out, _, code = await self.tweet("--udp", "-u", "127.0.0.1", self.port, " spaced ")
-        self.assertEqual((out, code), ("Transmission Successful: message 1 posted\n", 0))
-        self.assertEqual(self.successResultOf(self.broker.microblog.last()).text, " spaced ")
-
-    async def test_too_long_refused(self) -> None:
-        """A message over 150 characters gets a one-line error, exit status 1, and nothing stored."""
-        out, err, code = await self.tweet("-u", "127.0.0.1", self.port, "\u00e9" * 151)
-        self.assertEqual(
-            (out, err, code), ("", "msgsvc-tweet: server refused: too-long: message exceeds 150 characters\n", 1)
-        )
-        self.assertIsNone(self.successResultOf(self.broker.microblog.last()))
-
-    async def test_unreachable(self) -> None:
-        """A server that cannot be reached gives a one-line error and exit status 1."""
-        from twisted.internet.protocol import Factory
-
-        closed = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
-        port = str(closed.getHost().port)
-        await closed.stopListening()
-        out, err, code = await self.tweet("-d", "127.0.0.1", port)
-        self.assertEqual((out, code), ("", 1))
-        self.assertEqual(err, f"msgsvc-tweet: cannot reach 127.0.0.1:{port} over TCP: connection refused\n")
-
-    async def test_usage(self) -> None:
-        """-u without a message is a usage error (exit status 2)."""
-        out, err, code = await self.tweet("-u", "127.0.0.1", self.port)
-        self.assertEqual((out, code), ("", 2))
-        self.assertIn("-u takes a", err)
 
 
 class _AtOnce:

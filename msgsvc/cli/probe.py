@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_probe_cli -*-
+# -*- test-case-name: tests.test_probe_cli,tests.test_probe_stats -*-
 """``msgsvc-probe HOST PORT [--udp] echo TEXT | gen N | stream MS COUNT``: the network path check.
 
 - ``echo TEXT``: ECHO; prints the text that came back and the round-trip time.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_probe_cli -*-
+# -*- test-case-name: tests.test_probe_stats -*-
 """What ``msgsvc-probe`` computes: GEN's pattern check and a STREAM's packet statistics.
 
 The pattern is written out here again rather than taken from the server's code, so that a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_pipeline,tests.test_tcp,tests.test_lifecycle -*-
+# -*- test-case-name: tests.test_pipeline_output,tests.test_pipeline,tests.test_tcp,tests.test_lifecycle -*-
 """What reaches a client's sink: streamed bodies under flow control, events, and the ways a connection ends.
 
 :class:`StreamOutput` is the lower half of :class:`msgsvc.dispatch.pipeline.ReplyPipeline`,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_pipeline,tests.test_tcp,tests.test_lifecycle -*-
+# -*- test-case-name: tests.test_pipeline,tests.test_pipeline_output,tests.test_tcp,tests.test_lifecycle -*-
 """A client's replies, whatever carries them: in request order, each after the commit it needs.
 
 A front end frames requests, runs each through the command table and hands

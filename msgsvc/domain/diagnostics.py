@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_diagnostics -*-
+# -*- test-case-name: tests.test_diagnostics,tests.test_diagnostics_stream -*-
 """Diagnostics: generated payloads for GEN and timed packet streams for STREAM."""
 
 from __future__ import annotations

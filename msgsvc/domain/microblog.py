@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_microblog -*-
+# -*- test-case-name: tests.test_microblog,tests.test_microblog_follow -*-
 """The microblog: short messages, the last one, hashtags, and followers who get ``* TWEET`` events.
 
 Messages and their hashtag index live in an :class:`~msgsvc.store.interfaces.ITweetStore`;

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_chat -*-
+# -*- test-case-name: tests.test_chat_files -*-
 """Files served by LIST and GET: regular files directly inside one directory, nothing else."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tcp,tests.test_udp -*-
+# -*- test-case-name: tests.test_tcp,tests.test_tcp_literals,tests.test_tcp_flow,tests.test_udp -*-
 """Framing limits shared by every front end, and their error texts, written once.
 
 A stream front end (TCP, TLS) reads a command line, then the literal it

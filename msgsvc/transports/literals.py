@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tcp,tests.test_input_budget -*-
+# -*- test-case-name: tests.test_tcp,tests.test_tcp_literals,tests.test_input_budget -*-
 """Reading a ``{N}`` literal off a TCP stream, piece by piece as its bytes arrive.
 
 A literal goes one of three ways: to a sink (a forum upload streams to disk),

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_udp -*-
+# -*- test-case-name: tests.test_udp_retries -*-
 """The UDP retry cache: replies to tagged requests, kept a while so a retried datagram is not run twice."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tcp,tests.test_lifecycle,tests.test_input_budget -*-
+# -*- test-case-name: tests.test_tcp,tests.test_tcp_flow,tests.test_lifecycle,tests.test_input_budget -*-
 """The TCP front end (TLS too: the same protocol on an ``ssl:`` endpoint): frames lines and literals.
 
 It parses nothing beyond framing: every request is prepared and dispatched by

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_udp,tests.test_udp_keys,tests.test_udp_transfers -*-
+# -*- test-case-name: tests.test_udp,tests.test_udp_sessions,tests.test_udp_keys,tests.test_udp_transfers -*-
 """The UDP front end: one command per datagram, one reply datagram, sessions per address.
 
 A datagram is framed as a whole message, dispatched by the shared command

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_chat -*-
+# -*- test-case-name: tests.test_chat,tests.test_chat_files -*-
 """Chat verbs: NAME, SAY, WHO, STATUS, LIST, GET."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_diagnostics -*-
+# -*- test-case-name: tests.test_diagnostics,tests.test_diagnostics_stream -*-
 """Diagnostics verbs: ECHO, GEN, STREAM, STOP."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_microblog -*-
+# -*- test-case-name: tests.test_microblog,tests.test_microblog_follow -*-
 """Microblog verbs: TWEET, LAST, TAGGED, FOLLOW, UNFOLLOW."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_accounts -*-
+# -*- test-case-name: tests.test_accounts_credentials -*-
 """``--credentials FILE``: forum accounts to import at start-up, one ``username password`` a line."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_accounts -*-
+# -*- test-case-name: tests.test_accounts_passwords -*-
 """Passwords: what one may be, and salted scrypt hashes of them.
 
 A hash is a self-describing record ``scrypt$<log2 N>$<r>$<p>$<salt>$<digest>``,

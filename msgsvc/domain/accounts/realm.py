@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_accounts -*-
+# -*- test-case-name: tests.test_accounts,tests.test_accounts_passwords -*-
 """The ``twisted.cred`` pieces of the forum: the password checker and the realm.
 
 * :class:`ScryptChecker`: an ``ICredentialsChecker`` over the account store; an

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_accounts -*-
+# -*- test-case-name: tests.test_accounts,tests.test_accounts_credentials -*-
 """Forum accounts: REGISTER, LOGIN and logout, one login per account, with rate limits.
 
 The pieces live in modules below this one:
