@@ -34,7 +34,8 @@ from msgsvc.protocol.transfer import BLOCK, block_count, block_size
 __all__ = ["BlockReceiver", "BlockSender", "Reader", "TransferFailed"]
 
 WINDOW = 32
-"""Blocks in flight (about 38 KB), and blocks a receiver keeps ahead of a gap."""
+"""Blocks in flight (about 38 KB); while duplicates report a gap, up to twice that, as a receiver keeps
+two windows ahead of a gap (NewReno's window inflation: the path keeps carrying new blocks during recovery)."""
 INITIAL_RTO = 0.5
 """Seconds before the first retransmission, until a round trip has been measured."""
 MIN_RTO = 0.01
@@ -130,6 +131,7 @@ class BlockSender:
                 if self._duplicates % DUPLICATES == 0 and self._resend_due():
                     self._recover = self._next
                     self._resend()
+                self._fill()  # each duplicate is a block that left the path: room for a new one
             return
         fresh = True  # Karn: no sample from an ack that waited for a resent block
         for _ in range(next_seq - self._base):
@@ -162,7 +164,8 @@ class BlockSender:
 
     def _fill(self) -> None:
         now = self._clock.seconds()
-        while self._next < self._count and self._next - self._base < self._window:
+        room = self._window + min(self._duplicates, self._window)  # a receiver keeps 2 windows ahead
+        while self._next < self._count and self._next - self._base < room:
             payload = self._read(block_size(self._next, self.total))
             self._in_flight.append((payload, now))
             self._send(transfer.block(self.transfer_id, self._next, self.total, payload))
@@ -231,7 +234,7 @@ class BlockReceiver:
         total: int,
         send: Callable[[bytes], object],
         deliver: Callable[[bytes], object],
-        window: int = WINDOW,
+        window: int = 2 * WINDOW,
     ) -> None:
         self.transfer_id = transfer_id
         self.total = total
