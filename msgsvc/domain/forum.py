@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_forum -*-
+# -*- test-case-name: tests.test_forum,tests.test_forum_threads,tests.test_forum_files -*-
 """The forum: threads of numbered messages and uploaded files, for logged-in accounts.
 
 State lives behind :class:`~msgsvc.store.interfaces.IForumStore` (threads and

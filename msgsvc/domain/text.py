@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_chat,tests.test_forum -*-
+# -*- test-case-name: tests.test_chat,tests.test_forum,tests.test_forum_threads -*-
 """The rules for names and for text that others will read: each returns the value or raises ValueError."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_forum -*-
+# -*- test-case-name: tests.test_forum_files -*-
 """Where UPD literals go while they arrive, and how long a complete one waits for its command.
 
 The front ends stream a literal into the sink the UPD verb names (a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_forum -*-
+# -*- test-case-name: tests.test_forum,tests.test_forum_files -*-
 """Uploaded files as blobs in one directory, written piece by piece and never held whole in memory.
 
 A blob is named by a random key the server makes up (``<32 hex>.blob``), never

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_forum -*-
+# -*- test-case-name: tests.test_forum,tests.test_forum_threads,tests.test_forum_files,tests.test_forum_udp -*-
 """Forum verbs: REGISTER, LOGIN, CRT, MSG, DLT, EDT, LST, RDT, UPD, DWN, RMV (XIT is QUIT's alias)."""
 
 from __future__ import annotations
