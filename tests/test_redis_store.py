@@ -18,6 +18,7 @@ from msgsvc.client.replies import ServerError
 from msgsvc.store import StoreError, check_store_url, open_stores
 from msgsvc.store.interfaces import Immediate
 from msgsvc.store.redis_connection import CONNECT_WAIT, Address, parse_url
+from msgsvc.store.redis_files import CHUNK
 from msgsvc.store.registry import Stores
 from tests.helpers import CHECKOUT_ENV, temp_dir
 from tests.redis_server import RedisServer, free_port, start_redis
@@ -92,6 +93,19 @@ class ConnectionTests(TestCase):
         await stores.queues.enqueue("q", b"b", 1.0)
         self.assertEqual([(await stores.queues.dequeue("q", 2.0)).payload for _ in range(2)], [b"a", b"b"])
 
+    async def test_files_in_chunks(self) -> None:
+        """A kept file is a list of chunks of at most CHUNK bytes; an unfinished copy would expire."""
+        server = await start_redis(self)
+        stores = await self.open(server)
+        part = stores.files.begin()
+        part.write(b"x" * (2 * CHUNK + 5))
+        key = await stores.files.keep(part)
+        redis = stores.queues._redis
+        lengths = [len(chunk) for chunk in await redis.command("LRANGE", f"msgsvc:blob:{key}", 0, -1)]
+        self.assertEqual(lengths, [CHUNK, CHUNK, 5])
+        self.assertEqual(await redis.command("TTL", f"msgsvc:blob:{key}"), -1)
+        self.assertEqual(await redis.command("HGET", "msgsvc:blobs", key), b"%d" % (2 * CHUNK + 5))
+
     async def test_redis_lost_and_back(self) -> None:
         """With Redis gone operations fail within seconds, never hang; once it is back they work again."""
         server = await start_redis(self)
@@ -161,6 +175,25 @@ class TwistdOnRedisTests(TestCase):
         await server.start()
         self.assertEqual((await client.command("SEND", payload=b"back")).text, "1 queued 4 bytes")
         self.assertEqual((await client.command("RECV")).payload, b"back")
+
+    async def test_two_nodes_share_queues_accounts_and_files(self) -> None:
+        """Two msgsvc processes on one Redis: a message sent to one is received on the other; a file too."""
+        server = await start_redis(self)
+        (_, one), (_, two) = await self.start_msgsvc(server), await self.start_msgsvc(server)
+        alice, bob = await self.client(one), await self.client(two)
+        await alice.command("SEND", "@jobs", payload=b"for anyone")
+        self.assertEqual((await bob.command("RECV", "@jobs")).payload, b"for anyone")
+        await alice.command("REGISTER", "alice", "s3cret")
+        with self.assertRaises(ServerError):
+            await bob.command("REGISTER", "ALICE", "other")
+        await bob.command("REGISTER", "bob", "pw")
+        await alice.command("CRT", "demo")
+        data = bytes(range(256)) * 4096 + b"end"
+        await alice.command("UPD", "demo", "big.bin", payload=data)
+        await bob.command("MSG", "demo", "thanks")
+        downloaded = await bob.command("DWN", "demo", "big.bin")
+        self.assertEqual(downloaded.payload, data)
+        self.assertIn(b"thanks", (await alice.command("RDT", "demo")).payload)
 
     async def test_unreachable_redis_stops_the_start(self) -> None:
         """With no Redis at the URL, twistd msgsvc exits non-zero with one line naming it."""

@@ -13,8 +13,7 @@ acknowledged the change, and the stores' IDurability is ``Immediate``. What
 survives a crash of Redis itself is Redis's persistence setting (see
 docs/operations.md).
 
-Uploaded files are not in Redis yet: they live in a temporary directory of
-each process (as the memory store's do), so they are neither shared nor kept.
+Uploaded files are in Redis too, in chunks (see ``redis_files``).
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.store.blobs import FileStore
 from msgsvc.store.redis_connection import Redis, check_reachable, parse_url
+from msgsvc.store.redis_files import RedisBlobStore
 from msgsvc.store.redis_forum import RedisForumStore
 from msgsvc.store.redis_queues import RedisQueueStore
 from msgsvc.store.redis_records import RedisAccountStore, RedisTweetStore
@@ -35,7 +34,7 @@ def open_stores(url: str, clock: IReactorTime) -> Stores:
     address = parse_url(url)
     check_reachable(address)
     redis = Redis(address, clock)
-    files = FileStore(None)
+    files = RedisBlobStore(redis)
 
     def close() -> Deferred[None] | None:
         files.close()

@@ -18,9 +18,9 @@ from importlib import import_module
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from msgsvc.store.blobs import FileStore
 from msgsvc.store.interfaces import (
     IAccountStore,
+    IBlobStore,
     IDurability,
     IForumStore,
     Immediate,
@@ -38,7 +38,7 @@ class Stores:
     tweets: ITweetStore
     accounts: IAccountStore
     forum: IForumStore
-    files: FileStore
+    files: IBlobStore
     """Uploaded forum files (the memory store's live in a temporary directory)."""
     close: Callable[[], Deferred[None] | None]
     """Commit what is pending and release the stores (at shutdown); a Deferred if that ends later."""
