@@ -9,6 +9,7 @@ processes have: the tests about several nodes run only there.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet.defer import DeferredList
@@ -19,6 +20,7 @@ from msgsvc.store.answers import Answer, deferred
 from msgsvc.store.interfaces import (
     Account,
     FileExists,
+    IQueueStore,
     Message,
     NoMessage,
     NoThread,
@@ -43,6 +45,11 @@ async def fails(answer: Answer[Any], error: type[Exception]) -> Exception:
     except error as raised:
         return raised
     raise AssertionError(f"{error.__name__} not raised")
+
+
+async def figures(queues: IQueueStore, queue: str, now: float) -> QueueStats:
+    """A queue's stats without the counters only a shared store keeps (see the Redis store's tests)."""
+    return replace(await get(queues.stats(queue, now)), counters=None)
 
 
 BLOB = "0123456789abcdef" * 2
@@ -85,11 +92,11 @@ class StoreContract:
         sent = await get(queues.enqueue("q", b"job", 1.0))
         message = await get(queues.reserve("q", 2.0))
         self.assertEqual(message, Message(sent, b"job", 1.0, 1))
-        self.assertEqual(await get(queues.stats("q", 2.0)), QueueStats(0, 0, 1, None))
+        self.assertEqual(await figures(queues, "q", 2.0), QueueStats(0, 0, 1, None))
         self.assertIsNone(await get(queues.dequeue("q", 2.0)))
         self.assertEqual(await get(queues.depths()), [])
         await get(queues.acknowledge(sent))
-        self.assertEqual(await get(queues.stats("q", 3.0)), QueueStats(0, 0, 0, None))
+        self.assertEqual(await figures(queues, "q", 3.0), QueueStats(0, 0, 0, None))
 
     async def test_release_with_delay_returns_to_head(self) -> None:
         """A released message is delayed until ready_at, then first in line, its deliveries kept."""
@@ -98,7 +105,7 @@ class StoreContract:
         await get(queues.enqueue("q", b"b", 1.5))
         await get(queues.reserve("q", 2.0))
         await get(queues.release(first, 12.0))
-        self.assertEqual(await get(queues.stats("q", 5.0)), QueueStats(1, 1, 0, 1.5))
+        self.assertEqual(await figures(queues, "q", 5.0), QueueStats(1, 1, 0, 1.5))
         self.assertEqual(await get(queues.depths()), [("q", 2)])
         self.assertEqual((await get(queues.dequeue("q", 5.0))).payload, b"b")
         self.assertIsNone(await get(queues.dequeue("q", 11.0)))
@@ -132,7 +139,7 @@ class StoreContract:
         await get(queues.enqueue("q", b"b", 2.0))
         message = await get(queues.dequeue("q", 3.0))
         await get(queues.give_back("q", message))
-        self.assertEqual(await get(queues.stats("q", 3.0)), QueueStats(2, 0, 0, 1.0))
+        self.assertEqual(await figures(queues, "q", 3.0), QueueStats(2, 0, 0, 1.0))
         self.assertEqual(await get(queues.dequeue("q", 3.0)), message)
         self.assertEqual((await get(queues.dequeue("q", 3.0))).payload, b"b")
 
@@ -148,7 +155,7 @@ class StoreContract:
                 await get(queues.release(sent, float(attempt)))
         await get(queues.move(sent, dead_letter_queue("jobs"), 5.0))
         self.assertEqual(await get(queues.depths()), [("jobs.dead", 2)])
-        self.assertEqual(await get(queues.stats("jobs", 5.0)), QueueStats(0, 0, 0, None))
+        self.assertEqual(await figures(queues, "jobs", 5.0), QueueStats(0, 0, 0, None))
         self.assertEqual((await get(queues.dequeue("jobs.dead", 5.0))).payload, b"older")
         self.assertEqual(await get(queues.dequeue("jobs.dead", 5.0)), Message(sent, b"poison", 1.0, 3))
 
@@ -160,8 +167,8 @@ class StoreContract:
                 await get(queues.enqueue(queue, b"x", 100.0 + i))
         reserved = await get(queues.reserve("c", 101.0))
         self.assertEqual(await get(queues.depths()), [("a", 1), ("b", 2)])
-        self.assertEqual(await get(queues.stats("b", 101.0)), QueueStats(2, 0, 0, 100.0))
-        self.assertEqual(await get(queues.stats("c", 101.0)), QueueStats(0, 0, 1, None))
+        self.assertEqual(await figures(queues, "b", 101.0), QueueStats(2, 0, 0, 100.0))
+        self.assertEqual(await figures(queues, "c", 101.0), QueueStats(0, 0, 1, None))
         await get(queues.release(reserved.id, 200.0))
         self.assertEqual(await get(queues.depths()), [("a", 1), ("b", 2), ("c", 1)])
 
@@ -204,12 +211,12 @@ class StoreContract:
         await get(one.queues.reserve("q", 2.0))
         self.assertEqual((await get(two.queues.reserve("q", 3.0))).payload, b"next")
         later = 2.0 + self.lease + 0.5
-        self.assertEqual(await get(two.queues.stats("q", later)), QueueStats(1, 0, 1, 1.0))
+        self.assertEqual(await figures(two.queues, "q", later), QueueStats(1, 0, 1, 1.0))
         self.assertEqual(await get(two.queues.reserve("q", later)), Message(sent, b"job", 1.0, 2))
         await get(one.queues.acknowledge(sent))
-        self.assertEqual((await get(two.queues.stats("q", later))).reserved, 2)
+        self.assertEqual((await figures(two.queues, "q", later)).reserved, 2)
         await get(two.queues.acknowledge(sent))
-        self.assertEqual((await get(two.queues.stats("q", later))).reserved, 1)
+        self.assertEqual((await figures(two.queues, "q", later)).reserved, 1)
 
     lease = 0.0
 

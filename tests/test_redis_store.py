@@ -19,6 +19,7 @@ from msgsvc.store import StoreError, check_store_url, open_stores
 from msgsvc.store.interfaces import Immediate
 from msgsvc.store.redis_connection import CONNECT_WAIT, Address, parse_url
 from msgsvc.store.redis_files import CHUNK
+from msgsvc.store.redis_queues import COUNTERS, COUNTERS_KEPT
 from msgsvc.store.registry import Stores
 from tests.helpers import CHECKOUT_ENV, temp_dir
 from tests.redis_server import RedisServer, free_port, start_redis
@@ -92,6 +93,24 @@ class ConnectionTests(TestCase):
         await stores.queues._redis.command("SCRIPT", "FLUSH")
         await stores.queues.enqueue("q", b"b", 1.0)
         self.assertEqual([(await stores.queues.dequeue("q", 2.0)).payload for _ in range(2)], [b"a", b"b"])
+
+    async def test_counters_shared(self) -> None:
+        """stats carries the queue's counters as both instances changed them; a received message given back uncounts."""
+        server = await start_redis(self)
+        one, two = await self.open(server), await self.open(server)
+        self.assertEqual((await one.queues.stats("q", 1.0)).counters, dict.fromkeys(COUNTERS, 0))
+        for node in (one, two, one):
+            await node.queues.enqueue("q", b"m", 1.0)
+        await two.queues.give_back("q", await two.queues.dequeue("q", 1.0))
+        reserved = await one.queues.reserve("q", 1.0)
+        await one.queues.release(reserved.id, 1.0)
+        await two.queues.acknowledge((await two.queues.reserve("q", 2.0)).id)
+        held = await two.queues.reserve("q", 2.0)
+        await two.queues.unreserve(held.id)
+        counted = {"sent": 3, "received": 2, "acked": 1, "redelivered": 1}
+        self.assertEqual((await one.queues.stats("q", 2.0)).counters, counted)
+        ttl = await one.queues._redis.command("TTL", "msgsvc:counters:q")
+        self.assertTrue(0 < ttl <= COUNTERS_KEPT)
 
     async def test_files_in_chunks(self) -> None:
         """A kept file is a list of chunks of at most CHUNK bytes; an unfinished copy would expire."""
@@ -183,6 +202,8 @@ class TwistdOnRedisTests(TestCase):
         alice, bob = await self.client(one), await self.client(two)
         await alice.command("SEND", "@jobs", payload=b"for anyone")
         self.assertEqual((await bob.command("RECV", "@jobs")).payload, b"for anyone")
+        figures = (await alice.command("QSTAT", "@jobs")).payload.decode().splitlines()
+        self.assertEqual(figures[:4], ["ready 0", "reserved 0", "sent 1", "received 1"])
         await alice.command("REGISTER", "alice", "s3cret")
         with self.assertRaises(ServerError):
             await bob.command("REGISTER", "ALICE", "other")

@@ -19,7 +19,7 @@ Deferred fires); whether it is durable yet is told by the stores'
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -87,6 +87,9 @@ class QueueStats:
     reserved: int
     oldest_enqueued_at: float | None
     """When the oldest ready message was sent, or None."""
+    counters: Mapping[str, int] | None = None
+    """``sent``, ``received``, ``acked`` and ``redelivered`` as a store shared by several processes counts them;
+    None from a store of one process, whose queue service counts for itself."""
 
 
 class IQueueStore(Interface):

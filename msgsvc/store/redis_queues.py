@@ -7,7 +7,10 @@ Per queue ``Q``: ``msgsvc:ready:Q`` a LIST of message ids (head first),
 ``msgsvc:msg:ID`` a HASH (``q`` queue, ``p`` payload, ``t`` sent at,
 ``n`` deliveries, ``h`` the store holding its reservation); ``msgsvc:queues``
 the SET of queues holding any message; ids come from ``INCR msgsvc:ids``, so
-they are unique across processes. Every operation is one Lua script.
+they are unique across processes; ``msgsvc:counters:Q`` a HASH of QSTAT's
+counters (``sent``, ``received``, ``acked``, ``redelivered``) for every
+process, answered with ``stats`` and kept :data:`COUNTERS_KEPT` seconds after
+their last change. Every operation is one Lua script.
 
 Time to run: the queue service owns TTR. It holds each reservation with a
 timer and ends it (release, or a move to the dead letters after too many
@@ -34,9 +37,18 @@ from msgsvc.store.redis_connection import Redis, Script, decode, encode, number
 
 LEASE = 3600.0
 """Seconds a reservation lasts in Redis when its process never ends it."""
+COUNTERS = ("sent", "received", "acked", "redelivered")
+COUNTERS_KEPT = 7 * 24 * 3600
+"""Seconds a queue's counters are kept after they last changed."""
 
 _COMMON = """
 local P = 'msgsvc:'
+-- a queue's counters, kept for COUNTERS_KEPT seconds after their last change
+local function count(q, field, change)
+  local key = P..'counters:'..q
+  if redis.call('HINCRBY', key, field, change) < 0 then redis.call('HSET', key, field, 0) end
+  redis.call('EXPIRE', key, COUNTERS_KEPT)
+end
 local function forget_if_empty(q)
   if redis.call('EXISTS', P..'ready:'..q, P..'delayed:'..q, P..'reserved:'..q) == 0 then
     redis.call('SREM', P..'queues', q)
@@ -56,7 +68,7 @@ local function promote(q, now)
   table.sort(due, function(a, b) if a[1] ~= b[1] then return a[1] < b[1] end return a[2] < b[2] end)
   for i = #due, 1, -1 do redis.call('LPUSH', P..'ready:'..q, due[i][2]) end
 end
-"""
+""".replace("COUNTERS_KEPT", str(COUNTERS_KEPT))
 
 _ENQUEUE = Script(
     _COMMON
@@ -66,6 +78,7 @@ local id = redis.call('INCR', P..'ids')
 redis.call('HSET', P..'msg:'..id, 'q', q, 'p', ARGV[2], 't', ARGV[3], 'n', 0)
 redis.call('RPUSH', P..'ready:'..q, id)
 redis.call('SADD', P..'queues', q)
+count(q, 'sent', 1)
 return id
 """
 )
@@ -81,6 +94,7 @@ if not id then
   return false
 end
 local key = P..'msg:'..id
+count(q, 'received', 1)
 if reserve then
   redis.call('HINCRBY', key, 'n', 1)
   redis.call('HSET', key, 'h', ARGV[5])
@@ -107,10 +121,13 @@ end
 redis.call('HDEL', key, 'h')
 if op == 'acknowledge' then
   redis.call('DEL', key)
+  count(q, 'acked', 1)
 elseif op == 'release' then
   redis.call('ZADD', P..'delayed:'..q, ARGV[4], id)
+  count(q, 'redelivered', 1)
 elseif op == 'unreserve' then
   redis.call('HINCRBY', key, 'n', -1)
+  count(q, 'received', -1)
   redis.call('LPUSH', P..'ready:'..q, id)
 else
   redis.call('HSET', key, 'q', ARGV[4])
@@ -123,11 +140,13 @@ return 1
 )
 
 _GIVE_BACK = Script(
-    """
-local P, q, id = 'msgsvc:', ARGV[1], ARGV[2]
+    _COMMON
+    + """
+local q, id = ARGV[1], ARGV[2]
 redis.call('HSET', P..'msg:'..id, 'q', q, 'p', ARGV[3], 't', ARGV[4], 'n', ARGV[5])
 redis.call('LPUSH', P..'ready:'..q, id)
 redis.call('SADD', P..'queues', q)
+count(q, 'received', -1)
 return 1
 """
 )
@@ -153,8 +172,9 @@ local q = ARGV[1]
 promote(q, ARGV[2])
 local head = redis.call('LINDEX', P..'ready:'..q, 0)
 local oldest = head and redis.call('HGET', P..'msg:'..head, 't') or false
+local counters = redis.call('HMGET', P..'counters:'..q, 'sent', 'received', 'acked', 'redelivered')
 return {redis.call('LLEN', P..'ready:'..q), redis.call('ZCARD', P..'delayed:'..q),
-        redis.call('ZCARD', P..'reserved:'..q), oldest}
+        redis.call('ZCARD', P..'reserved:'..q), oldest, counters}
 """
 )
 
@@ -230,5 +250,6 @@ def _depths(found: list[Any]) -> list[tuple[str, int]]:
 
 
 def _stats(found: list[Any]) -> QueueStats:
-    ready, delayed, reserved, oldest = found
-    return QueueStats(int(ready), int(delayed), int(reserved), float(oldest) if oldest is not None else None)
+    ready, delayed, reserved, oldest, counted = found
+    counters = {name: int(value or 0) for name, value in zip(COUNTERS, counted, strict=True)}
+    return QueueStats(int(ready), int(delayed), int(reserved), float(oldest) if oldest is not None else None, counters)
