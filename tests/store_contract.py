@@ -86,6 +86,16 @@ class StoreContract:
         self.assertIsNone(await get(queues.dequeue("never", 20.0)))
         self.assertEqual(await get(queues.depths()), [])
 
+    async def test_operations_in_the_order_called(self) -> None:
+        """Operations called without waiting for each other's answers take effect in the order called."""
+        queues = (await self.open()).queues
+        answers = []
+        for i in range(50):
+            answers.append(deferred(queues.enqueue("q", b"%d" % i, 1.0)))
+            answers.append(deferred(queues.dequeue("q", 1.0)))
+        results = [result for _, result in await DeferredList(answers, fireOnOneErrback=True)]
+        self.assertEqual([message.payload for message in results[1::2]], [b"%d" % i for i in range(50)])
+
     async def test_reserve_then_acknowledge(self) -> None:
         """A reserved message counts a delivery and is hidden; acknowledged, it is gone."""
         queues = (await self.open()).queues

@@ -141,7 +141,9 @@ class ConnectionTests(TestCase):
                 await operation()
             self.assertLess(time.monotonic() - started, CONNECT_WAIT + 1)
         await server.start()
-        self.assertEqual(await stores.queues.enqueue("q", b"after", 1.0), 1)  # a new, empty Redis
+        created, titles = stores.forum.create_thread("t", "ann"), stores.forum.titles()  # a script, then a command
+        self.assertEqual((await created, await titles), (True, ["t"]))  # on a new, empty Redis
+        self.assertEqual(await stores.queues.enqueue("q", b"after", 1.0), 1)
         self.assertEqual((await stores.queues.dequeue("q", 2.0)).payload, b"after")
 
 

@@ -1,17 +1,17 @@
 # -*- test-case-name: tests.test_redis_store -*-
-"""The Redis stores' connection: the ``redis://`` URL, the start-up check, a lazy pool, and Lua scripts.
+"""The Redis stores' connection: the ``redis://`` URL, the start-up check, the connection, and Lua scripts.
 
 Every key msgsvc writes starts with ``msgsvc:`` (see docs/operations.md for the
 layout). A change that reads and then writes, or writes several keys, is one
 Lua script: Redis runs a script alone, so msgsvc processes sharing the Redis
-cannot slip between its steps. Scripts run by EVALSHA; a Redis that does not
-know one yet (it restarted, or ran SCRIPT FLUSH) answers NOSCRIPT, and the
-script is loaded with SCRIPT LOAD and run again. Scripts build their keys from
+cannot slip between its steps. Scripts run by EVALSHA; each new connection
+first loads them all (SCRIPT LOAD), and should Redis still answer NOSCRIPT
+(someone ran SCRIPT FLUSH) the script is loaded and run again. Scripts build their keys from
 the prefix, so the stores need one Redis (or a primary), not a Redis Cluster.
 
-The pool (txredisapi, on the global reactor) is made on first use, so that a
-start-up check that opens and closes the stores before twistd daemonizes
-leaves no connection behind. A command while no connection is up waits at
+The connection (a txredisapi pool of one, on the global reactor) is made on
+first use, so that a start-up check that opens and closes the stores before
+twistd daemonizes leaves no connection behind. A command while no connection is up waits at
 most :data:`CONNECT_WAIT` seconds for one, then fails with ConnectionError;
 a command sent fails when its connection is lost or after
 :data:`REPLY_TIMEOUT` seconds without a reply. So a lost Redis makes
@@ -41,7 +41,6 @@ CONNECT_WAIT = 2.0
 """Seconds a command waits for a connection while none is up."""
 REPLY_TIMEOUT = 10.0
 """Seconds a command waits for Redis's reply before its connection is dropped and it fails."""
-POOL_SIZE = 4
 RETRY_DELAY = (0.2, 1.0)
 """The first and the longest delay between attempts to reconnect (txredisapi's default backs off to 10 s)."""
 
@@ -96,9 +95,13 @@ def check_reachable(address: Address, timeout: float = START_TIMEOUT) -> None:
 class Script:
     """A Lua script, known to Redis by its SHA1 once loaded."""
 
+    every: list[Script] = []
+    """Every script made, to load on each new connection."""
+
     def __init__(self, source: str) -> None:
         self.source = source.encode()
         self.sha = hashlib.sha1(self.source).hexdigest()
+        Script.every.append(self)
 
 
 def encode(text: str) -> bytes:
@@ -117,14 +120,24 @@ def number(value: float) -> str:
 
 
 class Redis:
-    """The stores' shared connection pool; commands answer Deferreds that fail rather than hang."""
+    """The stores' connection to Redis; commands answer Deferreds that fail rather than hang.
+
+    One connection, so that Redis runs the commands in the order they were
+    called (the store interfaces promise it): a pool would spread them over
+    connections that Redis serves in any order. On each new connection every
+    script is loaded (SCRIPT LOAD) before anything else is sent, so a Redis
+    that restarted does not answer NOSCRIPT to the commands queued behind.
+    """
 
     def __init__(self, address: Address, clock: IReactorTime) -> None:
         self.address = address
         self._clock = clock
         self._pool: Any = None
         self._waiting: list[tuple[Deferred[None], IDelayedCall]] = []
+        """Commands waiting for a connection, in the order they were called."""
         self._peeking = False
+        self._loaded_on: object = None
+        """The connection the scripts were last loaded on."""
 
     def command(self, *args: Any) -> Deferred[Any]:
         """Run one Redis command; answers its reply (bulk strings as bytes, integers as int)."""
@@ -139,52 +152,79 @@ class Redis:
         return answer.addErrback(self._load_and_retry, script, args)
 
     def _load_and_retry(self, failure: Failure, script: Script, args: tuple[Any, ...]) -> Deferred[Any] | Failure:
+        """NOSCRIPT (someone ran SCRIPT FLUSH): load the script and run it again."""
         if not failure.check(txredisapi.ScriptDoesNotExist):
             return failure
         loaded = self._pool.execute_command("SCRIPT", "LOAD", script.source)
         return loaded.addCallback(lambda _: self._pool.evalsha(script.sha, [], args))
 
     def _connected(self) -> Deferred[None]:
-        """Fires once a connection is up: at once if one is, else within CONNECT_WAIT or failing."""
+        """Fires once the connection is up: at once if it is, else within CONNECT_WAIT or failing."""
         if self._pool is None:
             self._pool = txredisapi.lazyConnectionPool(
                 self.address.host,
                 self.address.port,
                 dbid=self.address.db,
-                poolsize=POOL_SIZE,
+                poolsize=1,
                 charset=None,
                 convertNumbers=False,
                 connectTimeout=CONNECT_WAIT,
                 replyTimeout=REPLY_TIMEOUT,
             )
             self._pool._factory.initialDelay, self._pool._factory.maxDelay = RETRY_DELAY
+        if self._pool._factory.size and not self._waiting:
+            self._load_scripts()
+            return succeed(None)
+        waiting: Deferred[None] = Deferred()
+        self._waiting.append((waiting, self._clock.callLater(CONNECT_WAIT, self._give_up, waiting)))
+        self._wait_for_connection()
+        return waiting
+
+    def _wait_for_connection(self) -> None:
         factory = self._pool._factory
         if factory.size:
-            return succeed(None)
+            self._clock.callLater(0, self._resume)
+            return
+        if self._peeking:
+            return
         queue = factory.connectionQueue
         for dead in [connection for connection in queue.pending if not connection.connected]:
             queue.remove(dead)  # else the queue would offer a dead connection as if one were up
-        waiting: Deferred[None] = Deferred()
-        timer = self._clock.callLater(CONNECT_WAIT, self._give_up, waiting)
-        if not self._peeking:
-            self._peeking = True
-            queue.peek().addCallback(self._came_up)
-        self._waiting.append((waiting, timer))
-        return waiting
+        self._peeking = True
+        queue.peek().addCallback(self._came_up)
 
     def _came_up(self, _: object) -> None:
         self._peeking = False
+        self._clock.callLater(0, self._resume)  # once txredisapi has put the new connection in its pool
+
+    def _resume(self) -> None:
+        """Send the waiting commands, in order, if the connection is (still) up."""
+        if self._pool is None or not self._waiting:
+            return
+        if not self._pool._factory.size:
+            self._wait_for_connection()
+            return
+        self._load_scripts()
         waiting, self._waiting = self._waiting, []
         for deferred, timer in waiting:
             timer.cancel()
             deferred.callback(None)
+
+    def _load_scripts(self) -> None:
+        """On a connection not seen before, load every script first (Redis forgets them when it restarts)."""
+        connection = self._pool._factory.pool[0]
+        if connection is self._loaded_on:
+            return
+        self._loaded_on = connection
+        for script in Script.every:
+            self._pool.execute_command("SCRIPT", "LOAD", script.source).addErrback(lambda _: None)
 
     def _give_up(self, waiting: Deferred[None]) -> None:
         self._waiting = [(deferred, timer) for deferred, timer in self._waiting if deferred is not waiting]
         waiting.errback(txredisapi.ConnectionError(f"Redis at {self.address} is unreachable"))
 
     def close(self) -> Deferred[None] | None:
-        """Close the pool's connections; answers a Deferred firing once they are closed (None if none was made)."""
+        """Close the connection; answers a Deferred firing once it is closed (None if none was made)."""
         pool, self._pool = self._pool, None
         waiting, self._waiting = self._waiting, []
         for deferred, timer in waiting:

@@ -3,7 +3,7 @@
 
 Opening checks that the Redis answers (blocking, at most a few seconds, before
 the reactor runs) and fails with StoreError and a one-line reason if not;
-the stores then talk to it through one lazy pool (see ``redis_connection``).
+the stores then share one connection, made on first use (see ``redis_connection``).
 
 Durability: every store operation answers with a Deferred fired by Redis's
 reply, which comes once Redis has made the change (and, with ``appendonly
