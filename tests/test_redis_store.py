@@ -183,12 +183,15 @@ class TwistdOnRedisTests(TestCase):
         self.assertEqual((await sender.command("SEND", payload=b"one")).text, "1 queued 3 bytes")
         self.assertEqual((await sender.command("SEND", payload=b"two")).text, "2 queued 3 bytes")
         self.assertEqual((await receiver.command("RECV")).payload, b"one")
+        await sender.command("SEND", payload=b"three")
+        self.assertEqual((await receiver.command("RESERVE")).payload, b"two")  # released when msgsvc stops
         process.transport.signalProcess("TERM")
         self.assertIn(await process.ended, [(0, None), (None, signal.SIGTERM)])
+        self.assertNotIn(b"Traceback", process.output, process.output.decode())
 
         process, port = await self.start_msgsvc(server)
         client = await self.client(port)
-        self.assertEqual((await client.command("RECV")).payload, b"two")
+        self.assertEqual([(await client.command("RECV")).payload for _ in range(2)], [b"two", b"three"])
         await server.stop()
         with self.assertRaises(ServerError) as raised:
             await client.command("SEND", payload=b"lost")

@@ -224,7 +224,18 @@ class Redis:
         waiting.errback(txredisapi.ConnectionError(f"Redis at {self.address} is unreachable"))
 
     def close(self) -> Deferred[None] | None:
-        """Close the connection; answers a Deferred firing once it is closed (None if none was made)."""
+        """Close the connection once the commands sent have been answered; a Deferred firing then (None if unmade).
+
+        Redis answers in order, so the answer to a last PING comes after every
+        other. Commands still waiting for a connection fail.
+        """
+        if self._pool is None:
+            return None
+        connected = self._pool._factory.size and not self._waiting
+        answered = self.command("PING") if connected else succeed(None)
+        return answered.addBoth(self._disconnect)
+
+    def _disconnect(self, _: object) -> Deferred[None] | None:
         pool, self._pool = self._pool, None
         waiting, self._waiting = self._waiting, []
         for deferred, timer in waiting:
