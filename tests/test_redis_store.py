@@ -85,6 +85,16 @@ class ConnectionTests(TestCase):
             str(error), f"Redis at 127.0.0.1:{server.port}/99 refused msgsvc: ERR DB index is out of range"
         )
 
+    async def test_password_required(self) -> None:
+        """A Redis that wants a password refuses msgsvc at open, with Redis's reason on one line."""
+        server = await start_redis(self)
+        stores = await self.open(server)
+        await stores.queues._redis.command("CONFIG", "SET", "requirepass", "secret")
+        error = self.assertRaises(StoreError, open_stores, server.url(), reactor)
+        self.assertEqual(
+            str(error), f"Redis at 127.0.0.1:{server.port}/0 refused msgsvc: NOAUTH Authentication required."
+        )
+
     async def test_scripts_reloaded(self) -> None:
         """After SCRIPT FLUSH (or a Redis restart) a script is loaded again and runs."""
         server = await start_redis(self)

@@ -1,19 +1,20 @@
 # -*- test-case-name: tests.test_redis_store -*-
 """The Redis stores' connection: the ``redis://`` URL, the start-up check, the connection, and Lua scripts.
 
-Every key msgsvc writes starts with ``msgsvc:`` (see docs/operations.md for the
-layout). A change that reads and then writes, or writes several keys, is one
-Lua script: Redis runs a script alone, so msgsvc processes sharing the Redis
-cannot slip between its steps. Scripts run by EVALSHA; each new connection
-first loads them all (SCRIPT LOAD), and should Redis still answer NOSCRIPT
-(someone ran SCRIPT FLUSH) the script is loaded and run again. Scripts build their keys from
-the prefix, so the stores need one Redis (or a primary), not a Redis Cluster.
+Every key msgsvc writes starts with ``msgsvc:`` (see docs/operations.md for
+the layout). A change that reads and then writes, or writes several keys, is
+one Lua script: Redis runs a script alone, so msgsvc processes sharing the
+Redis cannot slip between its steps. Scripts run by EVALSHA; each new
+connection first loads them all (SCRIPT LOAD), and should Redis still answer
+NOSCRIPT (someone ran SCRIPT FLUSH) the script is loaded and run again.
+Scripts build their keys from the prefix, so the stores need one Redis (or a
+primary), not a Redis Cluster.
 
 The connection (a txredisapi pool of one, on the global reactor) is made on
 first use, so that a start-up check that opens and closes the stores before
-twistd daemonizes leaves no connection behind. A command while no connection is up waits at
-most :data:`CONNECT_WAIT` seconds for one, then fails with ConnectionError;
-a command sent fails when its connection is lost or after
+twistd daemonizes leaves no connection behind. A command while no connection
+is up waits at most :data:`CONNECT_WAIT` seconds for one, then fails with
+ConnectionError; a command sent fails when its connection is lost or after
 :data:`REPLY_TIMEOUT` seconds without a reply. So a lost Redis makes
 operations fail, never hang, and work again within about a second of Redis
 being back.
@@ -34,7 +35,6 @@ from twisted.python.failure import Failure
 
 from msgsvc.store.interfaces import StoreError
 
-PREFIX = "msgsvc:"
 START_TIMEOUT = 2.0
 """Seconds the start-up check waits for Redis to answer PING."""
 CONNECT_WAIT = 2.0
@@ -79,7 +79,7 @@ def check_reachable(address: Address, timeout: float = START_TIMEOUT) -> None:
     try:
         with socket.create_connection((address.host, address.port), timeout=timeout) as connection:
             connection.sendall(request)
-            while received.count(b"\r\n") < 2 and not received.startswith(b"-"):
+            while received.count(b"\r\n") < (1 if received.startswith(b"-") else 2):
                 chunk = connection.recv(512)
                 if not chunk:
                     break
