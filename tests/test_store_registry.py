@@ -31,18 +31,18 @@ class RegistryTests(SynchronousTestCase):
         self.addCleanup(unregister, scheme)
 
     def test_built_in_kinds(self) -> None:
-        """memory and sqlite:PATH are registered, in that order, and say so in the help text."""
-        self.assertEqual(STORE_URLS, "memory, sqlite:PATH")
+        """memory, sqlite:PATH and redis://HOST:PORT/DB are registered, in that order, and say so in the help text."""
+        self.assertEqual(STORE_URLS, "memory, sqlite:PATH, redis://HOST:PORT/DB")
         stores = open_stores("memory", self.clock)
         self.addCleanup(stores.close)
         self.assertIsInstance(stores.queues, MemoryQueueStore)
 
     def test_unsupported_urls_keep_their_text(self) -> None:
         """A URL of no registered kind, or of the wrong form, is refused with the same one-line text."""
-        for url in ["", "memory:", "memory:x", "MEMORY", "sqlite", "sqlite:", "redis://localhost:6379/0", "x:y"]:
+        for url in ["", "memory:", "memory:x", "MEMORY", "sqlite", "sqlite:", "redis", "redis:", "x:y"]:
             for call in (check_store_url, lambda url: open_stores(url, self.clock)):
                 error = self.assertRaises(StoreError, call, url)
-                self.assertEqual(str(error), f"unsupported store {url!r}; use one of: memory, sqlite:PATH")
+                self.assertEqual(str(error), f"unsupported store {url!r}; use one of: {STORE_URLS}")
 
     def test_a_new_kind_is_one_registration(self) -> None:
         """A registered opener gets the whole URL and the clock; help and error texts list its form."""
@@ -51,7 +51,7 @@ class RegistryTests(SynchronousTestCase):
         stores = open_stores("fake://somewhere", self.clock)
         self.addCleanup(stores.close)
         self.assertEqual(OPENED, [("fake://somewhere", self.clock)])
-        self.assertEqual(store_urls(), "memory, sqlite:PATH, fake://HOST")
+        self.assertEqual(store_urls(), "memory, sqlite:PATH, redis://HOST:PORT/DB, fake://HOST")
         self.assertRaises(StoreError, check_store_url, "fake")
 
     def test_opener_by_name_is_imported_when_opened(self) -> None:
@@ -72,3 +72,19 @@ class RegistryTests(SynchronousTestCase):
         self.register("broken", broken, "broken:ADDRESS")
         error = self.assertRaises(StoreError, open_stores, "broken:nowhere", self.clock)
         self.assertEqual(str(error), "cannot reach fake at nowhere")
+
+    def test_check_of_a_kind(self) -> None:
+        """A kind's check (a function or its "module:function" name) runs on its URLs, not on others'."""
+        checked: list[str] = []
+
+        def check(url: str) -> None:
+            checked.append(url)
+            if url.endswith("!"):
+                raise StoreError("malformed checked URL")
+
+        register("checked", open_fake, "checked:X", check=check)
+        self.addCleanup(unregister, "checked")
+        check_store_url("checked:fine")
+        check_store_url("memory")
+        self.assertEqual(str(self.assertRaises(StoreError, check_store_url, "checked:bad!")), "malformed checked URL")
+        self.assertEqual(checked, ["checked:fine", "checked:bad!"])

@@ -3,7 +3,7 @@
 
 State lives behind :class:`~msgsvc.store.interfaces.IForumStore` (threads and
 messages, atomic check-and-change), :class:`~msgsvc.store.interfaces.IAccountStore`
-(see :mod:`msgsvc.domain.accounts.service`) and a :class:`~msgsvc.store.blobs.FileStore`
+(see :mod:`msgsvc.domain.accounts.service`) and an :class:`~msgsvc.store.interfaces.IBlobStore`
 (upload bytes; streamed uploads arrive through :mod:`msgsvc.domain.uploads`). A store
 may answer at once or later (:mod:`msgsvc.store.answers`). Expected failures are the
 types of :mod:`msgsvc.domain.errors` (the store's refusals translated into them); a file
@@ -37,9 +37,9 @@ from msgsvc.domain.uploads import (
     UploadSink,
 )
 from msgsvc.store import Stores
-from msgsvc.store.answers import attempt
-from msgsvc.store.blobs import FileStore, PartFile
-from msgsvc.store.interfaces import FileExists, NoMessage, NoThread, NotOwner, Post, Upload
+from msgsvc.store.answers import Answer, attempt
+from msgsvc.store.blobs import PartFile
+from msgsvc.store.interfaces import FileExists, IBlobStore, NoMessage, NoThread, NotOwner, Post, Upload
 
 log = Logger()
 
@@ -88,7 +88,7 @@ class Forum:
         self._run_in_thread = run_in_thread
         self.store = stores.forum
         self._confirm = stores.durability.confirm
-        self.files: FileStore = stores.files
+        self.files: IBlobStore = stores.files
         self._config = config
         self.pending_uploads = PendingUploads(clock)
         """Streamed uploads waiting for their UPD to run (it may be held behind a LOGIN)."""
@@ -158,10 +158,13 @@ class Forum:
 
     def _delete(self, _: None, blobs: list[str]) -> None:
         for blob in blobs:
-            try:
-                self.files.delete(blob)
-            except OSError:
-                log.failure("could not delete an uploaded file", category="ERROR")
+            self._delete_blob(blob)
+
+    def _delete_blob(self, blob: str) -> None:
+        """Delete a blob in the background; a failure is logged."""
+        attempt(self.files.delete, blob).addErrback(
+            lambda failure: log.failure("could not delete an uploaded file", failure, category="ERROR")
+        )
 
     # -- files ---------------------------------------------------------------------
 
@@ -197,9 +200,9 @@ class Forum:
             part.discard()
             raise errors.TooBig(f"file exceeds the {self._config.max_upload}-byte upload limit")
         size = part.size
-        # Keeping a blob syncs it to disk on a durable store: done off the event loop. If that
-        # fails (OSError), the failure goes on to the command table, which logs it.
-        kept = self._run_in_thread(self.files.keep, part)
+        # Keeping a blob syncs it to disk on a durable local store: done off the event loop. If
+        # that fails (OSError), the failure goes on to the command table, which logs it.
+        kept = self._run_in_thread(self.files.keep, part) if self.files.blocking else attempt(self.files.keep, part)
         return kept.addCallback(self._record_upload, user, title, file, size)
 
     def _record_upload(self, blob: str, user: str, title: str, file: str, size: int) -> Deferred[int]:
@@ -224,7 +227,7 @@ class Forum:
         return size
 
     def _upload_refused(self, failure: Failure, blob: str, title: str, file: str) -> Failure:
-        self.files.delete(blob)
+        self._delete_blob(blob)
         return self._refuse(failure, title, file=file)
 
     @staticmethod
@@ -237,7 +240,7 @@ class Forum:
         d = self.accounts.user(session).addCallback(lambda _: self.store.find_upload(title, file))
         return d.addCallbacks(self._open, self._refuse, callbackArgs=(title, file), errbackArgs=(title,))
 
-    def _open(self, upload: Upload | None, title: str, file: str) -> tuple[int, BinaryIO]:
+    def _open(self, upload: Upload | None, title: str, file: str) -> Answer[tuple[int, BinaryIO]]:
         if upload is None:
             raise errors.NoFile(f"{file} has not been uploaded to {title}")
         return self.files.open(upload.blob)

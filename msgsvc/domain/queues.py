@@ -276,7 +276,10 @@ class QueueService:
     def _figures(
         self, stats: QueueStats, dead: Answer[QueueStats | None], queue: str, now: float
     ) -> Answer[dict[str, int]]:
-        counters = self._counters.get(queue) or Counters()
+        if stats.counters is None:
+            counters = self._counters.get(queue) or Counters()
+        else:  # a store shared by several processes counts for all of them
+            counters = Counters(**stats.counters)
         oldest = stats.oldest_enqueued_at
         figures = {
             "ready": stats.ready,

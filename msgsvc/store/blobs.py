@@ -21,6 +21,10 @@ from collections.abc import Collection
 from typing import BinaryIO
 from uuid import uuid4
 
+from zope.interface import implementer
+
+from msgsvc.store.interfaces import IBlobStore
+
 _KEY = re.compile(r"[0-9a-f]{32}\Z")
 
 
@@ -63,8 +67,11 @@ class PartFile:
             pass
 
 
+@implementer(IBlobStore)
 class FileStore:
-    """Blobs in a directory, by server-made keys."""
+    """Blobs in a directory, by server-made keys (an IBlobStore whose ``keep`` blocks while it syncs)."""
+
+    blocking = True
 
     def __init__(self, directory: str | None, durable: bool = False) -> None:
         self._directory = directory

@@ -19,13 +19,16 @@ Deferred fires); whether it is durable yet is told by the stores'
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.store.answers import Answer
+
+if TYPE_CHECKING:
+    from msgsvc.store.blobs import PartFile  # blobs implements IBlobStore, so it imports this module
 
 
 class IDurability(Interface):
@@ -84,6 +87,9 @@ class QueueStats:
     reserved: int
     oldest_enqueued_at: float | None
     """When the oldest ready message was sent, or None."""
+    counters: Mapping[str, int] | None = None
+    """``sent``, ``received``, ``acked`` and ``redelivered`` as a store shared by several processes counts them;
+    None from a store of one process, whose queue service counts for itself."""
 
 
 class IQueueStore(Interface):
@@ -251,3 +257,27 @@ class IForumStore(Interface):
 
         Fails with NoThread or NotOwner (only the creator may remove a thread).
         """
+
+
+class IBlobStore(Interface):
+    """Uploaded files' bytes, by keys the store makes up, never held whole in memory.
+
+    An upload streams into a local part file (``begin``); ``keep`` stores it
+    under a new key. A store on this machine's disk answers at once but blocks
+    while it syncs (``blocking``: callers run ``keep`` in a thread); a
+    networked one answers Deferreds and must be called in the reactor thread.
+    """
+
+    blocking = Attribute("True if keep blocks on local I/O and is run in a thread; False if it answers a Deferred")
+
+    def begin() -> PartFile:
+        """A new, empty local part file for an upload."""
+
+    def keep(part: PartFile) -> Answer[str]:
+        """Store a complete part (and remove the local part file); answers the blob's new key."""
+
+    def open(key: str) -> Answer[tuple[int, BinaryIO]]:
+        """The blob's size and an open file to read it from (the caller closes it)."""
+
+    def delete(key: str) -> Answer[None]:
+        """Remove a blob; one already gone is fine."""
