@@ -10,7 +10,7 @@ NOSCRIPT (someone ran SCRIPT FLUSH) the script is loaded and run again.
 Scripts build their keys from the prefix, so the stores need one Redis (or a
 primary), not a Redis Cluster.
 
-The connection (a txredisapi pool of one, on the global reactor) is made on
+The connection (txredisapi's protocol, kept up by Twisted's ClientService) is made on
 first use, so that a start-up check that opens and closes the stores before
 twistd daemonizes leaves no connection behind. A command while no connection
 is up waits at most :data:`CONNECT_WAIT` seconds for one, then fails with
@@ -29,8 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import txredisapi
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.store.interfaces import StoreError
@@ -42,7 +46,9 @@ CONNECT_WAIT = 2.0
 REPLY_TIMEOUT = 10.0
 """Seconds a command waits for Redis's reply before its connection is dropped and it fails."""
 RETRY_DELAY = (0.2, 1.0)
-"""The first and the longest delay between attempts to reconnect (txredisapi's default backs off to 10 s)."""
+"""The first and the longest delay between attempts to reconnect."""
+
+log = Logger()
 
 URL = re.compile(r"redis://(?P<host>\[[0-9A-Fa-f:.]+\]|[^/:\[\]]+)(?::(?P<port>\d{1,5}))?(?:/(?P<db>\d{1,4}))?/?\Z")
 """``redis://HOST[:PORT][/DB]`` (an IPv6 HOST in brackets)."""
@@ -119,109 +125,97 @@ def number(value: float) -> str:
     return repr(float(value))
 
 
+class _ProtocolFactory(Factory):
+    """Builds txredisapi's protocol for one database; what that protocol asks of its factory on a failed SELECT."""
+
+    isLazy = True
+    """txredisapi logs, rather than raises, a connection error of a lazy factory."""
+
+    def __init__(self, db: int) -> None:
+        self.db = db
+
+    def buildProtocol(self, addr: object) -> txredisapi.BaseRedisProtocol:
+        protocol = txredisapi.BaseRedisProtocol(
+            charset=None, dbid=self.db, replyTimeout=REPLY_TIMEOUT, convertNumbers=False
+        )
+        protocol.factory = self
+        return protocol
+
+    def stopTrying(self) -> None:
+        """A SELECT refused: the connection is dropped and tried again (the start-up check caught the usual causes)."""
+
+    def connectionError(self, message: str) -> None:
+        log.error("{message}", message=message, category="ERROR")
+
+
 class Redis:
     """The stores' connection to Redis; commands answer Deferreds that fail rather than hang.
 
-    One connection, so that Redis runs the commands in the order they were
-    called (the store interfaces promise it): a pool would spread them over
-    connections that Redis serves in any order. On each new connection every
-    script is loaded (SCRIPT LOAD) before anything else is sent, so a Redis
-    that restarted does not answer NOSCRIPT to the commands queued behind.
+    One connection, kept up by Twisted's ClientService (reconnecting with a
+    backoff of :data:`RETRY_DELAY`), so that Redis runs the commands in the
+    order they were called (the store interfaces promise it). On each new
+    connection every script is loaded (SCRIPT LOAD) before anything else is
+    sent, so a Redis that restarted does not answer NOSCRIPT to the commands
+    queued behind.
     """
 
-    def __init__(self, address: Address, clock: IReactorTime) -> None:
+    def __init__(self, address: Address, reactor: IReactorTime) -> None:
         self.address = address
-        self._clock = clock
-        self._pool: Any = None
-        self._waiting: list[tuple[Deferred[None], IDelayedCall]] = []
-        """Commands waiting for a connection, in the order they were called."""
-        self._peeking = False
+        self._clock = reactor
+        endpoint = HostnameEndpoint(reactor, address.host, address.port, timeout=CONNECT_WAIT)
+        self._service = ClientService(
+            endpoint, _ProtocolFactory(address.db), retryPolicy=backoffPolicy(*RETRY_DELAY), clock=reactor
+        )
+        self._started = False
         self._loaded_on: object = None
         """The connection the scripts were last loaded on."""
 
     def command(self, *args: Any) -> Deferred[Any]:
         """Run one Redis command; answers its reply (bulk strings as bytes, integers as int)."""
-        return self._connected().addCallback(lambda _: self._pool.execute_command(*args))
+        return self._connected().addCallback(lambda protocol: protocol.execute_command(*args))
 
     def run(self, script: Script, *args: Any) -> Deferred[Any]:
         """Run a Lua script with ``args`` as ARGV (no KEYS: scripts build their keys from the prefix)."""
-        return self._connected().addCallback(lambda _: self._evalsha(script, args))
+        return self._connected().addCallback(self._evalsha, script, args)
 
-    def _evalsha(self, script: Script, args: tuple[Any, ...]) -> Deferred[Any]:
-        answer = self._pool.evalsha(script.sha, [], args)
-        return answer.addErrback(self._load_and_retry, script, args)
+    def _evalsha(self, protocol: Any, script: Script, args: tuple[Any, ...]) -> Deferred[Any]:
+        answer = protocol.evalsha(script.sha, [], args)
+        return answer.addErrback(self._load_and_retry, protocol, script, args)
 
-    def _load_and_retry(self, failure: Failure, script: Script, args: tuple[Any, ...]) -> Deferred[Any] | Failure:
+    def _load_and_retry(
+        self, failure: Failure, protocol: Any, script: Script, args: tuple[Any, ...]
+    ) -> Deferred[Any] | Failure:
         """NOSCRIPT (someone ran SCRIPT FLUSH): load the script and run it again."""
         if not failure.check(txredisapi.ScriptDoesNotExist):
             return failure
-        loaded = self._pool.execute_command("SCRIPT", "LOAD", script.source)
-        return loaded.addCallback(lambda _: self._pool.evalsha(script.sha, [], args))
+        loaded = protocol.execute_command("SCRIPT", "LOAD", script.source)
+        return loaded.addCallback(lambda _: protocol.evalsha(script.sha, [], args))
 
-    def _connected(self) -> Deferred[None]:
-        """Fires once the connection is up: at once if it is, else within CONNECT_WAIT or failing."""
-        if self._pool is None:
-            self._pool = txredisapi.lazyConnectionPool(
-                self.address.host,
-                self.address.port,
-                dbid=self.address.db,
-                poolsize=1,
-                charset=None,
-                convertNumbers=False,
-                connectTimeout=CONNECT_WAIT,
-                replyTimeout=REPLY_TIMEOUT,
-            )
-            self._pool._factory.initialDelay, self._pool._factory.maxDelay = RETRY_DELAY
-        if self._pool._factory.size and not self._waiting:
-            self._load_scripts()
-            return succeed(None)
-        waiting: Deferred[None] = Deferred()
-        self._waiting.append((waiting, self._clock.callLater(CONNECT_WAIT, self._give_up, waiting)))
-        self._wait_for_connection()
-        return waiting
+    def _connected(self) -> Deferred[Any]:
+        """The connection, ready (its database selected), within CONNECT_WAIT seconds or failing.
 
-    def _wait_for_connection(self) -> None:
-        factory = self._pool._factory
-        if factory.size:
-            self._clock.callLater(0, self._resume)
-            return
-        if self._peeking:
-            return
-        queue = factory.connectionQueue
-        for dead in [connection for connection in queue.pending if not connection.connected]:
-            queue.remove(dead)  # else the queue would offer a dead connection as if one were up
-        self._peeking = True
-        queue.peek().addCallback(self._came_up)
+        Callbacks run in the order the commands were called, so commands reach Redis in that order.
+        """
+        if not self._started:
+            self._started = True
+            self._service.startService()
+        connected: Deferred[Any] = self._service.whenConnected()
+        ready = connected.addCallback(lambda protocol: protocol.whenConnected())  # its database selected
+        ready.addTimeout(CONNECT_WAIT, self._clock, self._unreachable)
+        return ready.addCallback(self._load_scripts)
 
-    def _came_up(self, _: object) -> None:
-        self._peeking = False
-        self._clock.callLater(0, self._resume)  # once txredisapi has put the new connection in its pool
+    def _unreachable(self, result: object, timeout: float) -> object:
+        if isinstance(result, Failure) and result.check(CancelledError):
+            raise txredisapi.ConnectionError(f"Redis at {self.address} is unreachable")
+        return result
 
-    def _resume(self) -> None:
-        """Send the waiting commands, in order, if the connection is (still) up."""
-        if self._pool is None or not self._waiting:
-            return
-        if not self._pool._factory.size:
-            self._wait_for_connection()
-            return
-        self._load_scripts()
-        waiting, self._waiting = self._waiting, []
-        for deferred, timer in waiting:
-            timer.cancel()
-            deferred.callback(None)
-
-    def _load_scripts(self) -> None:
+    def _load_scripts(self, protocol: Any) -> Any:
         """On a connection not seen before, load every script first (Redis forgets them when it restarts)."""
-        connection = self._pool._factory.pool[0]
-        if connection is self._loaded_on:
-            return
-        self._loaded_on = connection
-        for script in Script.every:
-            self._pool.execute_command("SCRIPT", "LOAD", script.source).addErrback(lambda _: None)
-
-    def _give_up(self, waiting: Deferred[None]) -> None:
-        self._waiting = [(deferred, timer) for deferred, timer in self._waiting if deferred is not waiting]
-        waiting.errback(txredisapi.ConnectionError(f"Redis at {self.address} is unreachable"))
+        if protocol is not self._loaded_on:
+            self._loaded_on = protocol
+            for script in Script.every:
+                protocol.execute_command("SCRIPT", "LOAD", script.source).addErrback(lambda _: None)
+        return protocol
 
     def close(self) -> Deferred[None] | None:
         """Close the connection once the commands sent have been answered; a Deferred firing then (None if unmade).
@@ -229,16 +223,8 @@ class Redis:
         Redis answers in order, so the answer to a last PING comes after every
         other. Commands still waiting for a connection fail.
         """
-        if self._pool is None:
+        if not self._started:
             return None
-        connected = self._pool._factory.size and not self._waiting
-        answered = self.command("PING") if connected else succeed(None)
-        return answered.addBoth(self._disconnect)
-
-    def _disconnect(self, _: object) -> Deferred[None] | None:
-        pool, self._pool = self._pool, None
-        waiting, self._waiting = self._waiting, []
-        for deferred, timer in waiting:
-            timer.cancel()
-            deferred.errback(txredisapi.ConnectionError("the Redis stores are closed"))
-        return pool.disconnect() if pool is not None else None
+        self._started = False
+        last = self.command("PING") if self._loaded_on is not None else succeed(None)
+        return last.addBoth(lambda _: self._service.stopService())
