@@ -165,3 +165,46 @@ class GreetingTimeoutTests(TestCase):
             str(error), f"User timeout caused connection failure: no greeting from 127.0.0.1:{port} within 0.2 seconds."
         )
         await silent.lost
+
+
+class UdpRetryTests(SynchronousTestCase):
+    """When a UDP command is sent again: a few round trips first, then backing off to the timeout."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.client = UdpClient(self.clock, "127.0.0.1", 9, timeout=1.0, retries=3)
+        self.transport = _Datagrams()
+        self.client.makeConnection(self.transport)
+
+    def reply_to_last(self, text: bytes) -> None:
+        """The server answers the latest command."""
+        tag = self.transport.sent[-1].split(b" #")[1].split(b" ")[0]
+        self.client.datagramReceived(b"#%s %s\r\n" % (tag, text), ("127.0.0.1", 9))
+
+    def send_times(self, seconds: float) -> list[float]:
+        """The times (from now, in seconds) at which datagrams went out within ``seconds``, timer by timer."""
+        start, times, seen = self.clock.seconds(), [], len(self.transport.sent) - 1
+        while True:
+            if len(self.transport.sent) > seen:
+                times.append(round(self.clock.seconds() - start, 3))
+                seen = len(self.transport.sent)
+            due = [call.getTime() for call in self.clock.getDelayedCalls()]
+            if not due or min(due) - start > seconds:
+                return times
+            self.clock.advance(min(due) - self.clock.seconds())
+
+    def test_unmeasured_waits_the_timeout(self) -> None:
+        """Before any round trip is measured, a command is sent again every timeout, (retries + 1) times."""
+        pending = self.client.command("PING")
+        self.assertEqual(self.send_times(4.5), [0.0, 1.0, 2.0, 3.0])
+        self.failureResultOf(pending, TimeoutError)
+
+    def test_measured_round_trip_paces_retries(self) -> None:
+        """After a 20 ms round trip, a lost command goes again after 80 ms, then 160, 320, 640, 1000 ms."""
+        self.client.command("PING")
+        self.clock.advance(0.02)
+        self.reply_to_last(b"OK PONG")
+        self.assertAlmostEqual(self.client.pacing.round_trip or 0, 0.02)
+        pending = self.client.command("PING")
+        self.assertEqual(self.send_times(2.3), [0.0, 0.08, 0.24, 0.56, 1.2, 2.2])
+        self.assertNoResult(pending)

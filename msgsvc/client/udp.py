@@ -10,14 +10,14 @@ literal is larger than one block (docs/protocol.md, "UDP").
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
 from itertools import count
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.error import TimeoutError
-from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime, IReactorUDP
+from twisted.internet.interfaces import IReactorCore, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 
+from msgsvc.client.attempts import Attempt, RetryPacing
 from msgsvc.client.replies import Event, ProtocolViolation, Reply, ReplyParser, ServerError
 from msgsvc.client.requests import encode_command
 from msgsvc.client.tcp import EventHandler
@@ -33,20 +33,6 @@ COOKIE_REQUEST = b"COOKIE" + b" " * 26
 """Asks the server for this address's cookie, padded so the answer fits what it may send an unproved address."""
 FINISHED = 64
 """Finished downloads whose last acknowledgement is repeated if the server missed it."""
-
-
-@dataclass
-class _Attempt:
-    result: Deferred[Reply]
-    datagram: bytes
-    timeout: float
-    tries_left: int
-    timer: IDelayedCall | None = None
-    payload: bytes | None = None
-    """A literal going up as a transfer once the server is ready for it."""
-    upload: BlockSender | None = None
-    download: BlockReceiver | None = None
-    parts: list[bytes] = field(default_factory=list)
 
 
 class UdpClient(DatagramProtocol):
@@ -76,10 +62,12 @@ class UdpClient(DatagramProtocol):
         self.tag_prefix = "u" + secrets.token_hex(3)
         """Tags unlike those of an earlier client on the same address (a NAT, a reused port): the server's
         retry cache must not answer this client with that one's replies."""
-        self._pending: dict[str, _Attempt] = {}
+        self._pending: dict[str, Attempt] = {}
         self._finished: dict[bytes, int] = {}
         self.cookie: bytes | None = None
         """Proves to the server that this client receives what is sent to its address (see :meth:`validate`)."""
+        self.pacing = RetryPacing(timeout, retries)
+        """When a request is sent again: after a few measured round trips, then twice as long each time."""
         self.key = secrets.token_hex(8).encode()
         """Binds a session this client logs in to to this client: a forged datagram cannot act in it."""
 
@@ -89,7 +77,7 @@ class UdpClient(DatagramProtocol):
         A server answers more than a few bytes, keeps a session and sends
         events only to addresses that proved this way (or that it trusts).
         """
-        attempt = _Attempt(Deferred(lambda _: self._forget("")), COOKIE_REQUEST, self.timeout, self.retries + 1)
+        attempt = self._attempt("", COOKIE_REQUEST, 0)
         self._pending[""] = attempt  # the answer is the one reply without a tag
         self._transmit("")
         return attempt.result.addCallback(self._validated)
@@ -112,13 +100,14 @@ class UdpClient(DatagramProtocol):
         upload = None
         if payload is not None and len(datagram) > BLOCK:  # the line alone; the literal follows as a transfer
             datagram, upload = datagram[: -len(payload) - 2], payload
-        attempt = _Attempt(
-            Deferred(lambda _: self._forget(tag)), self._proved(datagram), self.timeout + wait, self.retries + 1
-        )
+        attempt = self._attempt(tag, self._proved(datagram), wait)
         attempt.payload = upload
         self._pending[tag] = attempt
         self._transmit(tag)
         return attempt.result
+
+    def _attempt(self, tag: str, datagram: bytes, wait: float) -> Attempt:
+        return self.pacing.attempt(Deferred(lambda _: self._forget(tag)), datagram, wait, self.reactor.seconds())
 
     def _proved(self, datagram: bytes) -> bytes:
         return datagram if self.cookie is None else b"!" + self.cookie + b" " + datagram
@@ -133,7 +122,7 @@ class UdpClient(DatagramProtocol):
         if attempt is not None:
             self._quiet(attempt)
 
-    def _quiet(self, attempt: _Attempt) -> None:
+    def _quiet(self, attempt: Attempt) -> None:
         if attempt.timer is not None and attempt.timer.active():
             attempt.timer.cancel()
         if attempt.upload is not None:
@@ -143,11 +132,16 @@ class UdpClient(DatagramProtocol):
         attempt = self._pending.get(tag)
         if attempt is None:
             return
-        if attempt.tries_left == 0:
+        now = self.reactor.seconds()
+        if now >= attempt.deadline:
             self._fail(tag, TimeoutError(f"no reply from {self.host}:{self.port}"))
             return
-        attempt.tries_left -= 1
-        attempt.timer = self.reactor.callLater(attempt.timeout, self._transmit, tag)
+        if attempt.first_sent < 0:
+            attempt.first_sent = now
+        else:
+            attempt.resent = True
+        attempt.timer = self.reactor.callLater(min(attempt.delay, attempt.deadline - now), self._transmit, tag)
+        attempt.delay = min(attempt.delay * 2, attempt.timeout)
         assert self.transport is not None  # listening
         self.transport.write(attempt.datagram, (self.host, self.port))
 
@@ -185,6 +179,8 @@ class UdpClient(DatagramProtocol):
             if attempt is None:
                 continue
             self._quiet(attempt)
+            if not attempt.resent and attempt.download is None and attempt.upload is None:  # Karn's rule
+                self.pacing.measured(self.reactor.seconds() - attempt.first_sent)
             if item.kind == "ERR":
                 attempt.result.errback(ServerError(item))
             else:
@@ -205,7 +201,7 @@ class UdpClient(DatagramProtocol):
         else:
             self._block(tag, attempt, message)
 
-    def _upload_acknowledged(self, tag: str, attempt: _Attempt, next_seq: int) -> None:
+    def _upload_acknowledged(self, tag: str, attempt: Attempt, next_seq: int) -> None:
         if attempt.payload is None:
             return
         if attempt.upload is None:  # the server is ready: send the literal; the request is not resent meanwhile
@@ -230,10 +226,11 @@ class UdpClient(DatagramProtocol):
         if failure is not None:
             self._fail(tag, failure)
             return
-        attempt.tries_left = self.retries
-        attempt.timer = self.reactor.callLater(attempt.timeout, self._transmit, tag)
+        attempt.deadline = self.reactor.seconds() + attempt.timeout * self.retries
+        attempt.delay = self.pacing.first_delay(attempt.timeout)
+        attempt.timer = self.reactor.callLater(attempt.delay, self._transmit, tag)
 
-    def _block(self, tag: str, attempt: _Attempt, block: Block) -> None:
+    def _block(self, tag: str, attempt: Attempt, block: Block) -> None:
         receiver = attempt.download
         if receiver is None:
             receiver = attempt.download = BlockReceiver(block.transfer, block.total, self._write, attempt.parts.append)
