@@ -38,8 +38,8 @@ from msgsvc.domain.uploads import (
 )
 from msgsvc.store import Stores
 from msgsvc.store.answers import Answer, attempt
-from msgsvc.store.blobs import PartFile
 from msgsvc.store.interfaces import FileExists, IBlobStore, NoMessage, NoThread, NotOwner, Post, Upload
+from msgsvc.store.parts import PartFile
 
 log = Logger()
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from twisted.internet.interfaces import IReactorTime
 
 from msgsvc.domain.session import Session
-from msgsvc.store.blobs import PartFile
+from msgsvc.store.parts import PartFile
 
 
 class PendingUpload:

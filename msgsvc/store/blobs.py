@@ -24,47 +24,9 @@ from uuid import uuid4
 from zope.interface import implementer
 
 from msgsvc.store.interfaces import IBlobStore
+from msgsvc.store.parts import PartFile
 
 _KEY = re.compile(r"[0-9a-f]{32}\Z")
-
-
-class PartFile:
-    """An upload being written to a ``.part`` file in the store's directory."""
-
-    def __init__(self, path: str, stream: BinaryIO) -> None:
-        self.path = path
-        self.size = 0
-        self.error: OSError | None = None
-        """The first write error (disk full...); later writes are dropped."""
-        self._stream: BinaryIO | None = stream
-
-    def write(self, data: bytes) -> None:
-        """Append bytes, straight to the file."""
-        if self._stream is None or self.error is not None:
-            return
-        try:
-            self._stream.write(data)
-        except OSError as error:
-            self.error = error
-            return
-        self.size += len(data)
-
-    def close(self) -> None:
-        """Close the file (flushing it); the part stays on disk until kept or discarded."""
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.close()
-            except OSError as error:
-                self.error = self.error or error
-
-    def discard(self) -> None:
-        """Close and delete the part."""
-        self.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
 @implementer(IBlobStore)

@@ -21,14 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.store.answers import Answer
-
-if TYPE_CHECKING:
-    from msgsvc.store.blobs import PartFile  # blobs implements IBlobStore, so it imports this module
+from msgsvc.store.parts import PartFile
 
 
 class IDurability(Interface):

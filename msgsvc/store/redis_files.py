@@ -23,8 +23,9 @@ from uuid import uuid4
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from msgsvc.store.blobs import FileStore, PartFile
+from msgsvc.store.blobs import FileStore
 from msgsvc.store.interfaces import IBlobStore
+from msgsvc.store.parts import PartFile
 from msgsvc.store.redis_connection import Redis, Script
 
 CHUNK = 256 * 1024
