@@ -8,6 +8,9 @@
  * Modes (all connect to 127.0.0.1 only, all bounded in time and in count):
  *   queue   msgsvc: unit = "SEND <size bytes>" + "RECV", both replies parsed
  *   redis   Redis:  unit = "LPUSH q <size bytes>" + "RPOP q" (RESP)
+ *   beanstalk  beanstalkd: unit = "put 0 0 60 <size>" + the data, "reserve",
+ *           then "delete <id>" once the RESERVED reply names the job; put and
+ *           reserve are pipelined like the redis mode, the unit ends at DELETED
  *   ref     thread-per-connection reference: unit = one connection that sends
  *           the message + one connection that sends "<<GET>>" and reads it back
  *   chat    msgsvc: `--conns` members take a NAME, each keeps `--pipeline`
@@ -20,6 +23,10 @@
  *   sender  the plain C sender for the bulk rows: listens on 127.0.0.1:0,
  *           prints "PORT <n>", answers "GEN n" and "GET file" lines with the
  *           same DATA replies as msgsvc using read()/write() of 256 KiB
+ *
+ * The pipelined modes (queue, redis, beanstalk, chat) take `--port2 N`: the
+ * connections then alternate between --port and --port2 (connection i goes to
+ * --port2 when i is odd), for two servers sharing one store.
  *
  * Results are one JSON object on standard output.
  */
@@ -61,7 +68,8 @@ static struct {
     const char *files;
     double connect_timeout;
     int ping;
-} opt = {"queue", 0, 1, 1, 3.0, 0.5, 41, 50000000L, "GEN 1000", 1, ".", 30.0, 0};
+    int port2;
+} opt = {"queue", 0, 1, 1, 3.0, 0.5, 41, 50000000L, "GEN 1000", 1, ".", 30.0, 0, 0};
 
 static void die(const char *fmt, ...) {
     va_list ap;
@@ -144,7 +152,7 @@ static void write_all(int fd, const char *data, size_t len) {
 
 /* ---- pipelined request/reply connections (queue, redis, chat) ---------- */
 
-enum proto { P_MSGSVC, P_REDIS };
+enum proto { P_MSGSVC, P_REDIS, P_BEANSTALK };
 
 typedef struct {
     int fd;
@@ -205,6 +213,10 @@ static void build_unit(void) {
                                     "*3\r\n$5\r\nLPUSH\r\n$5\r\nbench\r\n$%d\r\n%.*s\r\n*2\r\n$4\r\nRPOP\r\n$5\r\nbench\r\n",
                                     opt.size, opt.size, payload);
         replies_per_unit = 2;
+    } else if (!strcmp(opt.mode, "beanstalk")) {
+        unit_len = (size_t)snprintf(unit_bytes, sizeof unit_bytes, "put 0 0 60 %d\r\n%.*s\r\nreserve\r\n", opt.size,
+                                    opt.size, payload);
+        replies_per_unit = 1; /* only DELETED ends a unit: INSERTED and RESERVED are steps */
     } else { /* chat */
         unit_len = (size_t)snprintf(unit_bytes, sizeof unit_bytes, "SAY %.*s\n", opt.size, payload);
         replies_per_unit = 1;
@@ -315,6 +327,34 @@ static size_t parse_redis(conn_t *c) {
     }
 }
 
+/* Parse complete beanstalk replies; a RESERVED job is deleted at once (the delete is queued on c->out). */
+static size_t parse_beanstalk(conn_t *c) {
+    size_t pos = 0;
+    for (;;) {
+        char *line = c->buf + pos;
+        char *nl = memchr(line, '\n', c->len - pos);
+        if (!nl) return pos;
+        size_t linelen = (size_t)(nl - line) + 1;
+        if (linelen >= 9 && !strncmp(line, "RESERVED ", 9)) {
+            char *end;
+            unsigned long long id = strtoull(line + 9, &end, 10);
+            long n = strtol(end, NULL, 10);
+            if (c->len - pos < linelen + (size_t)n + 2) return pos;
+            pos += linelen + (size_t)n + 2;
+            char del[64];
+            int dl = snprintf(del, sizeof del, "delete %llu\r\n", id);
+            out_append(c, del, (size_t)dl);
+        } else if (linelen >= 9 && !strncmp(line, "INSERTED ", 9)) {
+            pos += linelen;
+        } else if (linelen >= 7 && !strncmp(line, "DELETED", 7)) {
+            pos += linelen;
+            reply_done(c, 0, 0);
+        } else {
+            die("unexpected beanstalk reply: %.*s", (int)(linelen > 80 ? 80 : linelen), line);
+        }
+    }
+}
+
 static conn_t *conns;
 
 static void handle_readable(conn_t *c, enum proto proto) {
@@ -328,7 +368,7 @@ static void handle_readable(conn_t *c, enum proto proto) {
         }
         if (n == 0) die("the server closed a connection");
         c->len += (size_t)n;
-        size_t used = proto == P_REDIS ? parse_redis(c) : parse_msgsvc(c);
+        size_t used = proto == P_REDIS ? parse_redis(c) : proto == P_BEANSTALK ? parse_beanstalk(c) : parse_msgsvc(c);
         memmove(c->buf, c->buf + used, c->len - used);
         c->len -= used;
         if ((size_t)n < RBUF / 2) return;
@@ -367,14 +407,14 @@ static void name_members(void) {
 }
 
 static int run_pipelined(void) {
-    enum proto proto = !strcmp(opt.mode, "redis") ? P_REDIS : P_MSGSVC;
+    enum proto proto = !strcmp(opt.mode, "redis") ? P_REDIS : !strcmp(opt.mode, "beanstalk") ? P_BEANSTALK : P_MSGSVC;
     int ep = epoll_create1(0);
     conns = calloc((size_t)opt.conns, sizeof *conns);
     for (int i = 0; i < opt.conns; i++) {
         conn_t *c = &conns[i];
-        c->fd = connect_loopback(opt.port, 0);
+        c->fd = connect_loopback(opt.port2 && i % 2 ? opt.port2 : opt.port, 0);
         c->buf = malloc(RBUF);
-        c->greeted = proto == P_REDIS;
+        c->greeted = proto != P_MSGSVC;
         int fl = fcntl(c->fd, F_GETFL);
         fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
     }
@@ -730,7 +770,7 @@ static int run_sender(void) {
 
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
-    if (argc < 2) die("usage: loadgen queue|redis|ref|chat|bulk|idle|sender [--option value ...]");
+    if (argc < 2) die("usage: loadgen queue|redis|beanstalk|ref|chat|bulk|idle|sender [--option value ...]");
     opt.mode = argv[1];
     for (int i = 2; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -746,12 +786,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--files")) opt.files = v;
         else if (!strcmp(k, "--connect-timeout")) opt.connect_timeout = atof(v);
         else if (!strcmp(k, "--ping")) opt.ping = atoi(v);
+        else if (!strcmp(k, "--port2")) opt.port2 = atoi(v);
         else die("unknown option %s", k);
     }
     if (opt.conns < 1 || opt.pipeline < 1 || opt.pipeline > MAX_PIPELINE) die("bad --conns or --pipeline");
     if (!strcmp(opt.mode, "sender")) return run_sender();
     if (opt.port <= 0) die("--port is required");
-    if (!strcmp(opt.mode, "queue") || !strcmp(opt.mode, "redis") || !strcmp(opt.mode, "chat")) return run_pipelined();
+    if (!strcmp(opt.mode, "queue") || !strcmp(opt.mode, "redis") || !strcmp(opt.mode, "beanstalk") ||
+        !strcmp(opt.mode, "chat"))
+        return run_pipelined();
     if (!strcmp(opt.mode, "ref")) return run_ref();
     if (!strcmp(opt.mode, "bulk")) return run_bulk();
     if (!strcmp(opt.mode, "idle")) return run_idle();

@@ -23,7 +23,8 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 
 from msgsvc.cli.arguments import add_transport_arguments, transport_of
-from msgsvc.cli.common import CliError, Commands, converse, farewell, run, save, use_terminal
+from msgsvc.cli.common import CliError, Commands, converse, farewell, run, use_terminal
+from msgsvc.cli.display import save
 from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 
 ReadLine = Callable[[str], Awaitable[str | None]]

@@ -25,6 +25,7 @@ from twisted.internet.defer import CancelledError, Deferred, DeferredList, First
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorThreads, IReactorTime
 from twisted.python.failure import Failure
 
+from msgsvc.cli.display import describe
 from msgsvc.client import (
     ServerError,
     TcpClient,
@@ -218,20 +219,6 @@ def run(program: str, body: Body, host: str, port: int, transport: str) -> NoRet
     sys.exit(signalled if signalled is not None else status)
 
 
-def describe(event: Event) -> str:
-    """An event as a person reads it."""
-    if event.name == "CHAT":
-        speaker, _, text = event.args.partition(" ")
-        return f"{speaker}: {text}"
-    if event.name == "JOIN":
-        return f"* {event.args} joined"
-    if event.name == "LEAVE":
-        return f"* {event.args} left"
-    if event.name == "BYE":
-        return f"* the server closed the session ({event.args})"
-    return f"* {event.name} {event.args}"
-
-
 async def until_ended(conversation: Coroutine[Any, Any, None], ended: Deferred[None]) -> None:
     """Run the conversation; stop with an error if the server ends the session first."""
     talking = Deferred.fromCoroutine(conversation)
@@ -298,14 +285,3 @@ async def converse(
     finally:
         await console.close()
         await leave(client)
-
-
-def save(say: Callable[[str], None], target: str, payload: bytes) -> None:
-    """Write a downloaded file; say how many bytes went where, or why it could not be written."""
-    try:
-        with open(target, "wb") as file:
-            file.write(payload)
-    except OSError as error:
-        say(f"error: cannot write {target}: {error.strerror}")
-        return
-    say(f"saved {len(payload)} bytes to {target}")

@@ -25,8 +25,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
 from msgsvc.cli.arguments import add_transport_arguments, transport_of
-from msgsvc.cli.common import CliError, Commands, Interrupted, converse, farewell, run, save, use_terminal
+from msgsvc.cli.common import CliError, Commands, Interrupted, converse, farewell, run, use_terminal
 from msgsvc.cli.console import TerminalConsole
+from msgsvc.cli.display import save
 from msgsvc.client import Reply, ServerError, TcpClient, UdpClient
 
 ReadLine = Callable[[str], Awaitable[str | None]]

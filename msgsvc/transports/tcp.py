@@ -20,7 +20,6 @@ nothing of our output taken; a client that waits for a reply of ours is not idle
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
@@ -39,7 +38,6 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from msgsvc import __version__
 from msgsvc.dispatch.pipeline import CHUNK, MAX_EVENT_BACKLOG, MAX_PENDING_REPLIES, ReplyPipeline
 from msgsvc.dispatch.table import CommandTable
 from msgsvc.domain.broker import Broker
@@ -47,34 +45,18 @@ from msgsvc.domain.events import Event
 from msgsvc.domain.interfaces import IClient
 from msgsvc.domain.session import Session
 from msgsvc.protocol.framing import line_too_long, literal_too_big
-from msgsvc.protocol.wire import CRLF, FULL, Err, parse_request
+from msgsvc.protocol.wire import FULL, Err, parse_request
 from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.literals import LiteralReading
+from msgsvc.transports.stream import GREETING, StreamTransport
 from msgsvc.transports.traffic import Traffic
 
 __all__ = ["CHUNK", "GREETING", "MAX_EVENT_BACKLOG", "MAX_PENDING_REPLIES", "Connection", "ConnectionFactory"]
 
 log = Logger()
 
-GREETING = f"OK msgsvc {__version__} ready; HELP lists commands".encode() + CRLF
 OVER_BUDGET = Err("too-big", "the server holds too much unfinished input right now; try again later")
 """The reply to a literal skipped because all clients together hold --max-pending-input of unfinished input."""
-
-
-@runtime_checkable
-class StreamTransport(Protocol):
-    """What a connection uses of its transport: TCP and TLS transports have all of it, and so
-    does a test's StringTransport, though no one Twisted interface declares it all."""
-
-    def write(self, data: bytes) -> None: ...
-
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
-
-    def unregisterProducer(self) -> None: ...
-
-    def loseConnection(self) -> None: ...
-
-    def abortConnection(self) -> None: ...
 
 
 @implementer(IClient, IPushProducer, IHalfCloseableProtocol, IHandshakeListener)

@@ -38,7 +38,7 @@ from msgsvc.domain.interfaces import IClient
 from msgsvc.domain.session import Session
 from msgsvc.protocol.framing import FramingError, message_literal, split_message
 from msgsvc.protocol.wire import FULL, host_port
-from msgsvc.transports.tcp import GREETING
+from msgsvc.transports.stream import GREETING
 from msgsvc.transports.traffic import Traffic
 from msgsvc.transports.websocket_input import InputBound, RawTransport, input_limit
 
