@@ -21,6 +21,7 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol
 
@@ -30,14 +31,22 @@ MAX_PACKET = 65535
 
 
 class LossyRelay(DatagramProtocol):
-    """Forwards datagrams between one client and the server, dropping each with probability ``loss``."""
+    """Forwards datagrams between one client and the server, dropping each with probability ``loss``.
+
+    With a ``clock`` and ``reorder`` > 0, one datagram in four waits ``reorder`` seconds, so it
+    arrives after some sent later (the reliable-transfer tests use that).
+    """
 
     noisy = False
 
-    def __init__(self, server: tuple[str, int], loss: float, seed: int) -> None:
+    def __init__(
+        self, server: tuple[str, int], loss: float, seed: int, clock: Any = None, reorder: float = 0.0
+    ) -> None:
         self.server = server
         self.loss = loss
         self.random = random.Random(seed)
+        self.clock = clock
+        self.reorder = reorder
         self.client: tuple[str, int] | None = None
         self.forwarded = self.dropped = 0
 
@@ -52,7 +61,14 @@ class LossyRelay(DatagramProtocol):
             self.dropped += 1
             return
         self.forwarded += 1
-        self.transport.write(datagram, target)
+        if self.clock is not None and self.reorder and self.random.random() < 0.25:
+            self.clock.callLater(self.reorder, self._forward, datagram, target)
+        else:
+            self._forward(datagram, target)
+
+    def _forward(self, datagram: bytes, target: tuple[str, int]) -> None:
+        if self.transport is not None:
+            self.transport.write(datagram, target)
 
 
 async def _measure(reactor, args: argparse.Namespace) -> dict:

@@ -3,42 +3,12 @@
 from __future__ import annotations
 
 import os
-import random
 
 from twisted.internet import reactor
-from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import TestCase
 
+from benchmarks.udp import LossyRelay
 from tests.helpers import make_broker, run_cli, serve_for_test, temp_dir
-
-
-class LossyRelay(DatagramProtocol):
-    """Forwards datagrams between one client and the server, dropping ``loss`` of them and delaying the rest."""
-
-    def __init__(self, server: tuple[str, int], loss: float, seed: int) -> None:
-        self.server = server
-        self.loss = loss
-        self.random = random.Random(seed)
-        self.client: tuple[str, int] | None = None
-        self.forwarded = self.dropped = 0
-
-    def datagramReceived(self, datagram: bytes, address: tuple[str, int]) -> None:
-        if address == self.server:
-            target = self.client
-        else:
-            self.client, target = address, self.server
-        if target is None:
-            return
-        if self.random.random() < self.loss:
-            self.dropped += 1
-            return
-        self.forwarded += 1
-        delay = self.random.choice((0, 0, 0, 0.002))  # some arrive after later ones
-        reactor.callLater(delay, self._forward, datagram, target)
-
-    def _forward(self, datagram: bytes, target: tuple[str, int]) -> None:
-        if self.transport is not None:
-            self.transport.write(datagram, target)
 
 
 class RelayTests(TestCase):
@@ -49,7 +19,7 @@ class RelayTests(TestCase):
     def setUp(self) -> None:
         broker = make_broker(reactor, max_message=1 << 20)
         port = serve_for_test(self, broker)
-        self.relay = LossyRelay(("127.0.0.1", port), loss=0.05, seed=11)
+        self.relay = LossyRelay(("127.0.0.1", port), loss=0.05, seed=11, clock=reactor, reorder=0.002)
         listening = reactor.listenUDP(0, self.relay, interface="127.0.0.1", maxPacketSize=65535)
         self.addCleanup(listening.stopListening)
         self.relay_port = str(listening.getHost().port)
