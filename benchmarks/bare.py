@@ -19,12 +19,8 @@ import collections
 import re
 import sys
 
-from twisted.internet import epollreactor
-
-epollreactor.install()
-
-from twisted.internet import protocol, reactor  # noqa: E402  (after the reactor is chosen)
-from twisted.protocols.basic import LineReceiver  # noqa: E402
+from twisted.internet import protocol
+from twisted.protocols.basic import LineReceiver
 
 GREETING = b"OK bare-twisted ready\r\n"
 EMPTY = b"ERR empty Error - no messages in queue.\r\n"
@@ -181,8 +177,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kind", choices=("line", "batched"), required=True)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    from twisted.internet import reactor  # Twisted's default on Linux: epoll, as msgsvc's twistd runs
+
     port = reactor.listenTCP(args.port, Factory(args.kind), interface="127.0.0.1", backlog=1024)
-    print(f"bare-twisted-{args.kind}: Server started on 127.0.0.1:{port.getHost().port}", flush=True)
+    where = port.getHost().port
+    print(f"bare-twisted-{args.kind}: Server started on 127.0.0.1:{where} ({type(reactor).__name__})", flush=True)
     reactor.run()
 
 

@@ -24,8 +24,11 @@ from dataclasses import dataclass
 from benchmarks import amplification
 from benchmarks.servers import (
     ROOT,
+    Bare,
+    Beanstalkd,
     CSender,
     Msgsvc,
+    MsgsvcCluster,
     Redis,
     Reference,
     Server,
@@ -121,6 +124,8 @@ class Bench:
         self.client_cpu = available[1] if len(available) > 1 else None
         self.samples: dict[str, list[dict]] = {}
         self.unavailable: dict[str, str] = {}
+        self.store_redis: Redis | None = None
+        """The redis-server of the msgsvc-redis rows, while the queue rows run."""
 
     def add(self, key: str, sample: dict) -> None:
         """Keep one repetition's result."""
@@ -128,8 +133,8 @@ class Bench:
 
     def loadgen_run(self, server: Server, mode: str, *args: str, timeout: float | None = None) -> dict:
         """Run the load generator once against ``server``; returns its JSON plus the server's CPU use."""
-        command = [self.loadgen, mode, "--port", str(server.port), *args]
-        before_cpu, before_time = cpu_seconds(server.pid), time.monotonic()
+        command = [self.loadgen, mode, "--port", str(server.port), *server.loadgen_args(), *args]
+        before_cpu, before_time = sum(map(cpu_seconds, server.pids)), time.monotonic()
         result = subprocess.run(
             command,
             capture_output=True,
@@ -140,7 +145,8 @@ class Bench:
         if result.returncode != 0:
             raise RuntimeError(f"loadgen {mode} failed against {server.name}: {result.stderr.strip()}")
         sample = json.loads(result.stdout.strip().splitlines()[-1])
-        sample["server_cpu"] = (cpu_seconds(server.pid) - before_cpu) / (time.monotonic() - before_time)
+        elapsed = time.monotonic() - before_time
+        sample["server_cpu"] = (sum(map(cpu_seconds, server.pids)) - before_cpu) / elapsed
         return sample
 
     def _client_setup(self) -> None:
@@ -151,44 +157,73 @@ class Bench:
     # -- queue -------------------------------------------------------------
 
     def queue_servers(self) -> list[tuple[str, callable]]:
-        """(key, factory) for every server of the queue rows."""
+        """(key, factory) for every server of the queue rows (the msgsvc-redis rows use ``self.store_redis``)."""
+        cpu = self.server_cpu
         return [
-            ("msgsvc-memory", lambda: Msgsvc(self.server_cpu, "memory")),
-            ("msgsvc-sqlite", lambda: Msgsvc(self.server_cpu, "sqlite")),
-            ("redis", lambda: Redis(self.server_cpu)),
-            ("reference", lambda: Reference(self.server_cpu)),
+            ("msgsvc-memory", lambda: Msgsvc(cpu, "memory")),
+            ("msgsvc-sqlite", lambda: Msgsvc(cpu, "sqlite")),
+            ("msgsvc-redis", lambda: MsgsvcCluster(cpu, self.store_redis, 1)),
+            ("msgsvc-redis-2nodes", lambda: MsgsvcCluster(cpu, self.store_redis, 2)),
+            ("bare-twisted-line", lambda: Bare(cpu, "line")),
+            ("bare-twisted-batched", lambda: Bare(cpu, "batched")),
+            ("redis", lambda: Redis(cpu)),
+            ("beanstalkd", lambda: Beanstalkd(cpu)),
+            ("reference", lambda: Reference(cpu)),
         ]
+
+    def missing(self, name: str) -> str | None:
+        """Why the queue row ``name`` cannot run here (its server is not installed), or None."""
+        if name in ("redis", "msgsvc-redis", "msgsvc-redis-2nodes") and Redis.available() is None:
+            return "redis-server not installed (apt-get install redis-server)"
+        if name == "beanstalkd" and Beanstalkd.available() is None:
+            return "beanstalkd not installed (apt-get install beanstalkd)"
+        return None
 
     def run_queue(self) -> None:
         """One repetition of the queue matrix on every server."""
+        self.store_redis = None
+        try:
+            for name, make in self.queue_servers():
+                if name in self.unavailable:
+                    continue
+                why = self.missing(name)
+                if why:
+                    self.unavailable[name] = why
+                    print(f"  {name}: n/a ({why})", file=sys.stderr)
+                    continue
+                try:
+                    if name.startswith("msgsvc-redis") and self.store_redis is None:
+                        # One redis-server for both msgsvc-redis rows, on the server CPU with the nodes.
+                        self.store_redis = Redis(self.server_cpu).start()
+                    server = make().start()
+                except ServerUnavailable as error:
+                    self.unavailable[name] = str(error)
+                    print(f"  {name}: n/a ({error})", file=sys.stderr)
+                    continue
+                try:
+                    self._queue_points(name, server)
+                finally:
+                    server.stop()
+        finally:
+            if self.store_redis is not None:
+                self.store_redis.stop()
+                self.store_redis = None
+
+    def _queue_points(self, name: str, server: Server) -> None:
+        """Every point of the queue matrix against one running server."""
         plan = self.plan
-        for name, make in self.queue_servers():
-            if name in self.unavailable:
-                continue
-            if name == "redis" and Redis.available() is None:
-                self.unavailable[name] = "redis-server not installed (apt-get install redis-server)"
-                continue
-            try:
-                server = make().start()
-            except ServerUnavailable as error:
-                self.unavailable[name] = str(error)
-                print(f"  {name}: n/a ({error})", file=sys.stderr)
-                continue
-            try:
-                for conns, pipeline in plan.queue_matrix:
-                    if name == "reference" and pipeline > 1:
-                        continue  # one message per connection: nothing to pipeline
-                    mode = {"redis": "redis", "reference": "ref"}.get(name, "queue")
-                    sample = self.loadgen_run(
-                        server,
-                        mode,
-                        *("--conns", str(conns), "--pipeline", str(pipeline)),
-                        *("--duration", str(plan.duration), "--warmup", str(plan.warmup), "--size", "41"),
-                    )
-                    self.add(f"queue/{conns}/{pipeline}/{name}", sample)
-                    print(f"  queue C={conns} P={pipeline} {name}: {sample['rate']:.0f} units/s", file=sys.stderr)
-            finally:
-                server.stop()
+        mode = {"redis": "redis", "beanstalkd": "beanstalk", "reference": "ref"}.get(name, "queue")
+        for conns, pipeline in plan.queue_matrix:
+            if name == "reference" and pipeline > 1:
+                continue  # one message per connection: nothing to pipeline
+            sample = self.loadgen_run(
+                server,
+                mode,
+                *("--conns", str(conns), "--pipeline", str(pipeline)),
+                *("--duration", str(plan.duration), "--warmup", str(plan.warmup), "--size", "41"),
+            )
+            self.add(f"queue/{conns}/{pipeline}/{name}", sample)
+            print(f"  queue C={conns} P={pipeline} {name}: {sample['rate']:.0f} units/s", file=sys.stderr)
 
     # -- chat --------------------------------------------------------------
 
@@ -357,6 +392,9 @@ def machine() -> dict:
     redis = None
     if Redis.available():
         redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.strip()
+    beanstalkd = None
+    if Beanstalkd.available():
+        beanstalkd = subprocess.run([Beanstalkd.available(), "-v"], capture_output=True, text=True).stdout.strip()
     import twisted
 
     return {
@@ -367,6 +405,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "twisted": twisted.__version__,
         "redis": redis,
+        "beanstalkd": beanstalkd,
     }
 
 
@@ -387,13 +426,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or (tempfile.mkdtemp(prefix="msgsvc-bench-smoke-") if args.smoke else RESULTS_DIR)
     rows = args.only or list(ROWS)
 
-    from benchmarks.report import chart, summarize, table
+    from benchmarks.report import chart, chat_baseline, summarize, table
 
     raise_fd_limit()
     loadgen = build_loadgen() if set(rows) - {"udp"} else ""  # the UDP rows' client is Python
     bench = Bench(plan, loadgen)
     if Redis.available() is None:
         print("redis-server not found: the Redis rows are skipped (apt-get install redis-server)", file=sys.stderr)
+    if Beanstalkd.available() is None and "queue" in rows:
+        print("beanstalkd not found: the beanstalkd row is skipped (apt-get install beanstalkd)", file=sys.stderr)
     started = time.monotonic()
     files = tempfile.mkdtemp(prefix="msgsvc-bench-files-")
     try:
@@ -422,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         amplified = amplification.factors()
         print(f"  amplification: largest factor {max(amplified.values()):.2f}", file=sys.stderr)
     elapsed = time.monotonic() - started
-    summary = summarize(bench.samples, bench.unavailable, plan, amplified)
+    summary = summarize(bench.samples, bench.unavailable, plan, amplified, chat_baseline(plan.chat_members))
     results = {
         "machine": machine(),
         "plan": plan.__dict__,

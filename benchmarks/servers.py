@@ -154,6 +154,15 @@ class Server:
         """The server's process id."""
         return self.process.pid
 
+    @property
+    def pids(self) -> list[int]:
+        """Every process whose CPU time is the server's (one here; a cluster has more)."""
+        return [self.pid]
+
+    def loadgen_args(self) -> list[str]:
+        """Options the load generator needs besides ``--port`` (a second port, for a cluster)."""
+        return []
+
     def stop(self) -> None:
         """Kill the server (and anything it started) and forget its files."""
         if self.process is not None and self.process.poll() is None:
@@ -273,3 +282,130 @@ class CSender(Server):
 
     def _wait_ready(self) -> int:
         return int(self._read_until(re.compile(rb"PORT ([0-9]+)")).group(1))
+
+
+class Bare(Server):
+    """A bare Twisted queue server (``python -m benchmarks.bare``): ``line`` or ``batched``."""
+
+    def __init__(self, cpu: int | None, kind: str) -> None:
+        super().__init__(cpu)
+        self.kind = kind
+        self.name = f"bare-twisted-{kind}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "benchmarks.bare", "--kind", self.kind, "--port", "0"]
+
+    def cwd(self) -> str:
+        return ROOT
+
+    def env(self) -> dict[str, str]:
+        path = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+        return dict(os.environ, PYTHONPATH=path)
+
+    def _wait_ready(self) -> int:
+        return int(self._read_until(_STARTED).group(1))
+
+
+class Beanstalkd(Server):
+    """``beanstalkd -l 127.0.0.1 -p PORT`` (no binlog: jobs in memory only, as Redis's default keeps them)."""
+
+    name = "beanstalkd"
+
+    def __init__(self, cpu: int | None) -> None:
+        super().__init__(cpu)
+        self._port = free_port()
+
+    @staticmethod
+    def available() -> str | None:
+        """The beanstalkd executable, or None when it is not installed."""
+        for candidate in ("/usr/sbin/beanstalkd", "/usr/bin/beanstalkd"):
+            if os.access(candidate, os.X_OK):
+                return candidate
+        return shutil.which("beanstalkd")
+
+    def command(self) -> list[str]:
+        executable = self.available()
+        if executable is None:
+            raise ServerUnavailable("beanstalkd is not installed (apt-get install beanstalkd)")
+        return [executable, "-l", "127.0.0.1", "-p", str(self._port)]
+
+    def _wait_ready(self) -> int:
+        # beanstalkd prints nothing when it is ready: poll its port.
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode(errors="replace").strip()
+                raise ServerUnavailable(f"beanstalkd exited with status {self.process.returncode}: {output}")
+            try:
+                socket.create_connection(("127.0.0.1", self._port), timeout=1).close()
+                return self._port
+            except OSError:
+                time.sleep(0.05)
+        raise ServerUnavailable(f"beanstalkd did not listen within {START_TIMEOUT:.0f} s")
+
+
+def redis_command(port: int, *args: str) -> bytes:
+    """Send one command to the Redis on 127.0.0.1:``port``; returns its reply's first line."""
+    request = f"*{len(args)}\r\n" + "".join(f"${len(arg.encode())}\r\n{arg}\r\n" for arg in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return reply.strip()
+
+
+class MsgsvcCluster:
+    """``nodes`` msgsvc processes sharing ``--store redis://`` on a running :class:`Redis` (flushed first).
+
+    Quacks like a :class:`Server` for the driver: ``port`` is the first node's, :meth:`loadgen_args`
+    gives the load generator the second node's as ``--port2`` (it then alternates its connections
+    between the two), and ``pids`` adds the redis-server to the nodes, so "srv CPU" is all of it.
+    """
+
+    def __init__(self, cpu: int | None, redis: Redis, nodes: int) -> None:
+        self.redis = redis
+        self.nodes = [Msgsvc(cpu, f"redis://127.0.0.1:{redis.port}/0") for _ in range(nodes)]
+        self.name = "msgsvc (redis store)" if nodes == 1 else f"msgsvc (redis store, {nodes} nodes)"
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    @property
+    def pid(self) -> int:
+        return self.nodes[0].pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [node.pid for node in self.nodes] + [self.redis.pid]
+
+    def loadgen_args(self) -> list[str]:
+        return ["--port2", str(self.nodes[1].port)] if len(self.nodes) > 1 else []
+
+    def start(self) -> MsgsvcCluster:
+        """Empty the Redis, then start every node."""
+        reply = redis_command(self.redis.port, "FLUSHALL")
+        if reply != b"+OK":
+            raise ServerUnavailable(f"redis FLUSHALL answered {reply!r}")
+        try:
+            for node in self.nodes:
+                node.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the nodes (the Redis is the caller's)."""
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> MsgsvcCluster:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -7,12 +7,13 @@ import os
 import sys
 
 from twisted.internet import reactor
+from twisted.internet.testing import StringTransport
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
-from benchmarks import amplification
+from benchmarks import amplification, bare
 from benchmarks.driver import SMOKE, Plan
-from benchmarks.report import summarize, table
+from benchmarks.report import CHAT_BASELINE, chat_baseline, summarize, table, worst_ratio
 from tests.helpers import CHECKOUT_ENV, ROOT, temp_dir
 
 PLAN = Plan(**{**SMOKE.__dict__, "queue_matrix": ((50, 1), (50, 32)), "reps": 2})
@@ -43,6 +44,23 @@ def _samples() -> dict[str, list[dict]]:
         "udp/gen/udp/0": [_udp(20, 1.0), _udp(20, 2.0), _udp(20, 0.5)],
         "udp/gen/udp/0.05": [{**_udp(20, 4.0), "forwarded": 95, "dropped": 5}],
         "udp/gen/tcp/0": [_udp(20, 0.1)],
+    }
+
+
+def _results(summary: dict) -> dict:
+    """What table() reads: the summary, the plan, the machine."""
+    return {
+        "summary": summary,
+        "plan": PLAN.__dict__,
+        "machine": {
+            "cpu": "cpu",
+            "cpus": 2,
+            "memory_gib": 1,
+            "kernel": "k",
+            "python": "3",
+            "twisted": "t",
+            "redis": None,
+        },
     }
 
 
@@ -90,20 +108,7 @@ class ReportTests(unittest.TestCase):
 
     def test_table_marks_unavailable_store(self) -> None:
         """The table shows the SQLite row as not available until the store exists."""
-        results = {
-            "summary": self.summary,
-            "plan": PLAN.__dict__,
-            "machine": {
-                "cpu": "cpu",
-                "cpus": 2,
-                "memory_gib": 1,
-                "kernel": "k",
-                "python": "3",
-                "twisted": "t",
-                "redis": None,
-            },
-        }
-        text = table(results)
+        text = table(_results(self.summary))
         self.assertIn("n/a (store not available)", text)
         self.assertIn("0.50x the C sender", text)
         self.assertIn("udp GEN 20 MiB   UDP, 5% loss each way", text)
@@ -125,6 +130,150 @@ class ReportTests(unittest.TestCase):
         target = self.targets["largest amplification factor for an unvalidated peer"]
         self.assertEqual((target["measured"], target["holds"]), (3.0, True))
         self.assertEqual(self.summary["amplification"]["groups"][0], {"factor": 3.0, "verbs": ["GEN", "HELP"]})
+
+
+PLAN3 = Plan(**{**SMOKE.__dict__, "queue_matrix": ((1, 1), (50, 1), (50, 32)), "reps": 3})
+
+
+def _issue16_samples() -> dict[str, list[dict]]:
+    """Every row of the issue 16 matrix, with rates chosen so that some targets hold and some do not."""
+    rates = {
+        (1, 1): {"msgsvc-memory": 9_000, "msgsvc-sqlite": 7_200, "bare-twisted-line": 9_500, "redis": 10_000},
+        (50, 1): {"msgsvc-memory": 60_000, "msgsvc-sqlite": 40_000, "bare-twisted-line": 60_000, "redis": 100_000},
+        (50, 32): {"msgsvc-memory": 90_000, "msgsvc-sqlite": 72_000, "bare-twisted-line": 150_000, "redis": 800_000},
+    }
+    samples = {
+        f"queue/{conns}/{pipeline}/{server}": [_queue(rate, p99_us=2500.0)] * 3
+        for (conns, pipeline), servers in rates.items()
+        for server, rate in servers.items()
+    }
+    for (conns, pipeline), memory in ((1, 1), 9_000), ((50, 1), 60_000), ((50, 32), 90_000):
+        samples[f"queue/{conns}/{pipeline}/msgsvc-redis"] = [_queue(memory / 4)]
+        samples[f"queue/{conns}/{pipeline}/msgsvc-redis-2nodes"] = [_queue(memory / 2)]
+        samples[f"queue/{conns}/{pipeline}/bare-twisted-batched"] = [_queue(memory * 2)]
+    samples["chat/msgsvc-memory"] = [
+        {"event_rate": 1_200_000.0, "rate": 12_000.0, "p99_us": 9000.0, "server_cpu": 1.0}
+    ] * 3
+    samples["idle/msgsvc-memory"] = [{"conns": 10000, "bytes_per_conn": 3200.0}]
+    return samples
+
+
+class Issue16TargetTests(unittest.SynchronousTestCase):
+    """The issue 16 rows (bare Twisted, beanstalkd, the msgsvc Redis store on one and two nodes) and targets."""
+
+    def setUp(self) -> None:
+        unavailable = {"beanstalkd": "beanstalkd not installed (apt-get install beanstalkd)"}
+        self.summary = summarize(_issue16_samples(), unavailable, PLAN3, None, chat_base=700_000.0)
+        self.targets = {target["target"]: target for target in self.summary["targets"]}
+
+    def test_redis_ratios(self) -> None:
+        """C=50 P=32 and C=50 P=1 need half of Redis, C=1 P=1 needs 0.8 of it."""
+        self.assertEqual(self.targets["queue C=50 P=32 vs Redis"]["required"], 0.5)
+        self.assertFalse(self.targets["queue C=50 P=32 vs Redis"]["holds"])
+        self.assertEqual(self.targets["queue C=50 P=1 vs Redis"]["measured"], 0.6)
+        self.assertTrue(self.targets["queue C=50 P=1 vs Redis"]["holds"])
+        self.assertEqual(self.targets["queue C=1 P=1 vs Redis"]["measured"], 0.9)
+        self.assertTrue(self.targets["queue C=1 P=1 vs Redis"]["holds"])
+        self.assertFalse(self.targets["queue C=50 P=1 p99 latency"]["holds"])  # 2.5 ms
+
+    def test_bare_twisted_worst_row(self) -> None:
+        """At least 0.9x the bare LineReceiver at every point: the worst row decides, and is named."""
+        target = self.targets["queue vs bare Twisted LineReceiver (worst row)"]
+        self.assertEqual((target["measured"], target["row"], target["holds"]), (0.6, "C=50 P=32", False))
+        self.assertEqual(worst_ratio(self.summary, "msgsvc-memory", "bare-twisted-line"), ("C=50 P=32", 0.6))
+        self.assertEqual(worst_ratio(self.summary, "msgsvc-memory", "beanstalkd"), (None, None))
+
+    def test_sqlite_worst_row(self) -> None:
+        """The SQLite store needs 0.7x the memory store at every point."""
+        target = self.targets["SQLite store vs memory store (worst row)"]
+        self.assertAlmostEqual(target["measured"], 40_000 / 60_000)
+        self.assertEqual((target["row"], target["holds"], target["required"]), ("C=50 P=1", False, 0.7))
+
+    def test_chat_against_baseline(self) -> None:
+        """The chat fan-out target is 1.5x the recorded baseline."""
+        target = self.targets["chat fan-out vs baseline (benchmarks/baselines)"]
+        self.assertAlmostEqual(target["measured"], 1_200_000 / 700_000)
+        self.assertTrue(target["holds"])
+        self.assertEqual(self.summary["chat"]["baseline_deliveries_per_s"], 700_000.0)
+
+    def test_chat_without_baseline(self) -> None:
+        """Without a baseline the chat target is n/a, not a failure."""
+        summary = summarize(_issue16_samples(), {}, PLAN3)
+        target = next(t for t in summary["targets"] if t["target"].startswith("chat fan-out"))
+        self.assertIsNone(target["holds"])
+
+    def test_idle_bound(self) -> None:
+        """Idle connections may cost at most 3 KiB each."""
+        target = self.targets["idle RSS per connection"]
+        self.assertEqual((target["required"], target["at_least"], target["holds"]), (3.0, False, False))
+
+    def test_new_rows_in_table(self) -> None:
+        """The new rows appear with their ratios; an uninstalled server is n/a with the reason."""
+        text = table(_results(self.summary))
+        self.assertIn("n/a (beanstalkd not installed (apt-get install beanstalkd))", text)
+        lines = {line[:47].rstrip(): line for line in text.splitlines()}
+        two_nodes = lines["queue C=50 P=1   msgsvc (Redis store, 2 nodes)"].split()
+        self.assertEqual(two_nodes[-3:], ["0.50", "-", "0.50"])  # vs line, vs ref (no reference row), vs mem
+        batched = lines["queue C=50 P=1   bare Twisted, batched"].split()
+        self.assertEqual(batched[-2:], ["1.20", "2.00"])  # vs Redis, vs line
+        self.assertIn("1.71x the baseline's 700,000", text)
+        self.assertIn("NO (at C=50 P=32)", text)
+        self.assertEqual(
+            self.summary["queue"]["C=50 P=1"]["beanstalkd"],
+            {"n/a": "beanstalkd not installed (apt-get install beanstalkd)"},
+        )
+
+    def test_recorded_chat_baseline(self) -> None:
+        """benchmarks/baselines holds today's chat figure for 100 members; another count or no file is no baseline."""
+        self.assertGreater(chat_baseline(100, CHAT_BASELINE), 0)
+        self.assertIsNone(chat_baseline(10, CHAT_BASELINE))  # a smoke run's 10 members: not comparable
+        self.assertIsNone(chat_baseline(100, os.path.join(temp_dir(self), "missing.json")))
+
+
+def _bare_exchange(kind: type, chunks: list[bytes]) -> bytes:
+    server = kind(bare.Queue())
+    transport = StringTransport()
+    transport.setTcpNoDelay = lambda enabled: None
+    server.makeConnection(transport)
+    for chunk in chunks:
+        server.dataReceived(chunk)
+    return transport.value()
+
+
+class BareTwistedTests(unittest.SynchronousTestCase):
+    """benchmarks.bare speaks the load generator's queue unit as msgsvc answers it."""
+
+    STREAM = b"SEND hello world\nRECV\nRECV\r\nSEND {5}\nab\ncd\r\nRECV\nSEND {3}\nxyzRECV\nFOO\n"
+    EXPECTED = (
+        b"OK bare-twisted ready\r\nOK 1 queued 11 bytes\r\nDATA 11 1\r\nhello world\r\n"
+        b"ERR empty Error - no messages in queue.\r\nOK 2 queued 5 bytes\r\nDATA 5 2\r\nab\ncd\r\n"
+        b"OK 3 queued 3 bytes\r\nDATA 3 3\r\nxyz\r\nERR unknown-command only SEND and RECV\r\n"
+    )
+
+    def test_whole(self) -> None:
+        """Inline and literal SENDs, RECV of each and of an empty queue, in one read."""
+        for kind in (bare.LineServer, bare.BatchedServer):
+            self.assertEqual(_bare_exchange(kind, [self.STREAM]), self.EXPECTED, kind)
+
+    def test_byte_by_byte(self) -> None:
+        """The same stream one byte at a time (literals and their CRLF split anywhere)."""
+        chunks = [self.STREAM[i : i + 1] for i in range(len(self.STREAM))]
+        for kind in (bare.LineServer, bare.BatchedServer):
+            self.assertEqual(_bare_exchange(kind, chunks), self.EXPECTED, kind)
+
+    def test_batched_writes_once_per_read(self) -> None:
+        """The batched server answers a whole read with one write; the line server with one per reply."""
+        writes = {}
+        for kind in (bare.LineServer, bare.BatchedServer):
+            server = kind(bare.Queue())
+            transport = StringTransport()
+            transport.setTcpNoDelay = lambda enabled: None
+            calls = []
+            transport.write = calls.append
+            server.makeConnection(transport)
+            server.dataReceived(b"SEND a\nRECV\nSEND b\nRECV\n")
+            writes[kind] = len(calls) - 1  # the greeting
+        self.assertEqual(writes, {bare.LineServer: 4, bare.BatchedServer: 1})
 
 
 class AmplificationTableTests(unittest.SynchronousTestCase):
