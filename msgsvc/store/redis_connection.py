@@ -167,15 +167,21 @@ class Redis:
             endpoint, _ProtocolFactory(address.db), retryPolicy=backoffPolicy(*RETRY_DELAY), clock=reactor
         )
         self._started = False
-        self._loaded_on: object = None
-        """The connection the scripts were last loaded on."""
+        self._loaded_on: Any = None
+        """The connection the scripts were last loaded on: while it is up, commands go straight to it."""
 
     def command(self, *args: Any) -> Deferred[Any]:
         """Run one Redis command; answers its reply (bulk strings as bytes, integers as int)."""
+        live = self._loaded_on
+        if live is not None and live.connected:  # the usual case: straight onto the connection
+            return live.execute_command(*args)
         return self._connected().addCallback(lambda protocol: protocol.execute_command(*args))
 
     def run(self, script: Script, *args: Any) -> Deferred[Any]:
         """Run a Lua script with ``args`` as ARGV (no KEYS: scripts build their keys from the prefix)."""
+        live = self._loaded_on
+        if live is not None and live.connected:
+            return self._evalsha(live, script, args)
         return self._connected().addCallback(self._evalsha, script, args)
 
     def _evalsha(self, protocol: Any, script: Script, args: tuple[Any, ...]) -> Deferred[Any]:
