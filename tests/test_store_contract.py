@@ -32,14 +32,6 @@ class SqliteStoreContract(StoreContract, TestCase):
         self.addCleanup(stores.close)
         return stores
 
-    async def test_due_messages_come_back_earliest_first(self) -> None:
-        """Several released messages that are due go to the head in the order they became ready."""
-        await super().test_due_messages_come_back_earliest_first()
-
-    test_due_messages_come_back_earliest_first.todo = (  # type: ignore[attr-defined]
-        "the SQLite queue store puts released messages at the head in the order released, not by ready_at"
-    )
-
 
 class RedisStoreContract(StoreContract, TestCase):
     """The contract on --store redis://HOST:PORT/DB, with two instances on one Redis as two nodes."""

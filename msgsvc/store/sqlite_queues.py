@@ -63,6 +63,8 @@ class SqliteQueueStore:
         waiting = self._unreserved.get(queue)
         if not waiting:
             return None
+        if self._delayed:
+            self._promote(queue, now)
         pending = self._pending.get(queue)
         head = None
         if waiting > len(pending or ()):  # written messages come before this turn's
@@ -83,6 +85,19 @@ class SqliteQueueStore:
         else:
             self._db.write("DELETE FROM messages WHERE id = ?", (message_id,))
         return Message(message_id, payload, enqueued_at, deliveries)
+
+    def _promote(self, queue: str, now: float) -> None:
+        """Released messages whose time has come go to the head, the earliest due first (as the memory store's)."""
+        due = sorted(
+            (ready_at, message_id)
+            for message_id, (where, ready_at) in self._delayed.items()
+            if where == queue and ready_at <= now
+        )
+        for _, message_id in reversed(due):
+            del self._delayed[message_id]
+            self._db.write(
+                "UPDATE messages SET position = ?, ready_at = 0 WHERE id = ?", (self._next_head(), message_id)
+            )
 
     def _take_pending(self, queue: str, reserve: bool) -> Message:
         """Take a message sent this turn: received, it is never written; reserved, it is written as such."""
@@ -165,12 +180,7 @@ class SqliteQueueStore:
         return sorted(self._unreserved.items())
 
     def stats(self, queue: str, now: float) -> QueueStats:
-        delayed = 0
-        for message_id, (where, ready_at) in list(self._delayed.items()):
-            if ready_at <= now:
-                del self._delayed[message_id]
-            elif where == queue:
-                delayed += 1
+        delayed = sum(1 for where, ready_at in self._delayed.values() if where == queue and ready_at > now)
         head = self._db.read(
             "SELECT enqueued_at FROM messages WHERE queue = ? AND reserved = 0 AND ready_at <= ?"
             " ORDER BY position LIMIT 1",
