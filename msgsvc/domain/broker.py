@@ -20,6 +20,8 @@ from twisted.logger import Logger
 from msgsvc.config import Config
 from msgsvc.domain.accounts.realm import ThreadRunner
 from msgsvc.domain.chat import ChatRoom
+from msgsvc.domain.cluster import ICluster, QueueReady, SingleNode
+from msgsvc.domain.cluster_node import NodeWiring, SharedCluster
 from msgsvc.domain.diagnostics import Diagnostics
 from msgsvc.domain.forum import Forum
 from msgsvc.domain.interfaces import IClient
@@ -47,20 +49,28 @@ class Broker:
         self.stores = stores
         self.durability = stores.durability
         """When the changes made so far are durable: replies that follow changes wait for it."""
+        self.cluster: ICluster = SingleNode() if stores.cluster is None else SharedCluster(stores.cluster)
+        """The other nodes on the same store, if it is shared (see ``cluster``)."""
         self.queues = QueueService(stores.queues, clock, config.ttr, config.max_deliveries)
-        self.chat = ChatRoom()
+        if self.cluster.shared:
+            self.queues.announce = lambda queue: self.cluster.tell(QueueReady(queue))
+        self.chat = ChatRoom(self.cluster)
         self.files = FileShelf(config.files)
         self._sessions: dict[int, Session] = {}
         self._gone: deque[Session] = deque(maxlen=config.history)
         self._ids = count(1)
         self._on_close: list[Callable[[Session], None]] = [self.queues.session_closed, self.chat.session_closed]
         self.microblog = Microblog(stores.tweets, stores.durability.confirm)
+        self.microblog.cluster = self.cluster
         self.diagnostics = Diagnostics(clock)
         self._on_close += [self.microblog.session_closed, self.diagnostics.session_closed]
         self.forum = Forum(stores, config, clock, self.chat, run_in_thread)
         self._on_close.append(self.forum.session_closed)
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None
+        self.node = NodeWiring(self.cluster, clock, self.queues, self.chat, self.microblog)
+        """This node's part in the cluster: hears the others, re-checks waiting receivers."""
+        self.node.start(config.node_lease)
 
     @property
     def sessions(self) -> list[Session]:
@@ -120,6 +130,7 @@ class Broker:
         """Tell every client ``* BYE shutdown``; fires once they are gone (or after a grace period)."""
         if self._stopped is None:
             self._stopped = Deferred()
+            self.node.stop()
             for session in self.sessions:
                 session.client.close("shutdown")
             if self._sessions:

@@ -3,13 +3,16 @@
 
 Names are unique among connected clients, ignoring case. Forum accounts own
 their names: a client logging in to an account takes the account's name from a
-guest that holds it (:meth:`ChatRoom.claim`).
+guest that holds it (:meth:`ChatRoom.claim`). With other nodes (see
+``cluster``), every event is told to them too, names freed here are freed
+there, and the NAME verb claims a name across nodes before :meth:`set_name`.
 """
 
 from __future__ import annotations
 
 from twisted.logger import Logger
 
+from msgsvc.domain.cluster import ICluster, SingleNode
 from msgsvc.domain.errors import InvalidRequest, NameTaken, NoName
 from msgsvc.domain.events import Chat, Event, Join, Leave
 from msgsvc.domain.session import Session
@@ -20,8 +23,9 @@ log = Logger()
 class ChatRoom:
     """Who is named, and who hears what. Names are unique among connected clients, ignoring case."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster: ICluster | None = None) -> None:
         self._members: dict[str, Session] = {}
+        self.cluster: ICluster = cluster or SingleNode()
 
     @property
     def members(self) -> list[Session]:
@@ -45,6 +49,8 @@ class ChatRoom:
         if old is not None:
             del self._members[old.casefold()]
             self._broadcast(Leave(old), session)
+            if old.casefold() != name.casefold():
+                self.cluster.release_name(session, old)
         session.name = name
         self._members[name.casefold()] = session
         self._broadcast(Join(name), session)
@@ -64,6 +70,7 @@ class ChatRoom:
             assert gone is not None  # a member is named
             del self._members[name.casefold()]
             holder.name = None
+            self.cluster.release_name(holder, gone)
             log.info(
                 "client {id} lost the name {name} to the forum account", id=holder.id, name=gone, category="GENERAL"
             )
@@ -84,8 +91,15 @@ class ChatRoom:
         if session.name is not None and self._members.get(session.name.casefold()) is session:
             del self._members[session.name.casefold()]
             self._broadcast(Leave(session.name), session)
+            self.cluster.release_name(session, session.name)
 
-    def _broadcast(self, event: Event, sender: Session) -> None:
+    def deliver(self, event: Event) -> None:
+        """Another node's event: every member here hears it."""
+        for member in list(self._members.values()):
+            member.client.send_event(event)
+
+    def _broadcast(self, event: Chat | Join | Leave, sender: Session) -> None:
         for member in list(self._members.values()):
             if member is not sender:
                 member.client.send_event(event)
+        self.cluster.tell(event)

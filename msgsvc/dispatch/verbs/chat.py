@@ -12,6 +12,7 @@ from msgsvc.dispatch.commands import Arg, CommandSet, Text
 from msgsvc.domain.errors import InvalidRequest, NameTaken
 from msgsvc.domain.text import chat_name, one_line
 from msgsvc.protocol.wire import Data, Ok, StreamedData, listing
+from msgsvc.store.answers import Answer, then
 
 if TYPE_CHECKING:
     from msgsvc.domain.broker import Broker
@@ -29,11 +30,22 @@ commands = CommandSet("chat", "named clients, lines to all, who is here, file do
 )
 def name(broker: Broker, session: Session, name: str) -> Deferred[Ok]:
     # Accounts own their names: only the client logged in to the account may take its name.
-    def decide(is_account: bool) -> Ok:
+    def decide(is_account: bool) -> Answer[Ok]:
         own = session.account is not None and session.account.casefold() == name.casefold()
         if is_account and not own:
             raise NameTaken(f"{name} is a forum account; LOGIN {name} <password> to use it")
-        broker.chat.set_name(session, name)
+        holder = broker.chat.named(name)
+        if not session.lasting or (holder is not None and holder is not session):
+            broker.chat.set_name(session, name)  # refused, as without other nodes
+        return then(broker.cluster.claim_name(session, name), granted)  # unique across nodes too
+
+    def granted(taken: bool) -> Ok:
+        if not taken:
+            raise NameTaken(f"{name} is already in use")
+        if not session.open:  # it left while the claim ran
+            broker.cluster.release_name(session, name)
+        else:
+            broker.chat.set_name(session, name)
         return Ok(f"Your name is set as: {name}")
 
     return broker.forum.is_account(name).addCallback(decide)
