@@ -18,6 +18,7 @@ from msgsvc.domain.session import Session
 from msgsvc.protocol.events import encode_event
 from msgsvc.store import open_stores
 from msgsvc.store.redis_cluster import RedisNodeLink
+from msgsvc.store.redis_connection import Address
 from tests.helpers import run_now
 from tests.redis_server import RedisServer, start_redis
 
@@ -64,9 +65,10 @@ def link_of(broker: Broker) -> RedisNodeLink:
     return link
 
 
-async def start_node(testcase: TestCase, server: RedisServer, **settings: object) -> Broker:
+async def start_node(testcase: TestCase, server: RedisServer | Address, **settings: object) -> Broker:
     """A broker on the server's Redis, joined (listening, first heartbeat done); shut down after the test."""
-    stores = open_stores(server.url(), reactor)
+    url = server.url() if isinstance(server, RedisServer) else f"redis://{server}"
+    stores = open_stores(url, reactor)
     broker = Broker(stores, Config(**settings), reactor, run_now)  # type: ignore[arg-type]
     testcase.addCleanup(stores.close)
     testcase.addCleanup(broker.shutdown)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from msgsvc.domain.cluster import ICluster, SingleNode
+from msgsvc.domain.cluster import Claimed, ICluster, SingleNode
 from msgsvc.domain.errors import InvalidRequest, NameTaken, NoName
 from msgsvc.domain.events import Chat, Event, Join, Leave
 from msgsvc.domain.session import Session
@@ -55,8 +55,12 @@ class ChatRoom:
         self._members[name.casefold()] = session
         self._broadcast(Join(name), session)
 
-    def claim(self, session: Session, name: str) -> None:
+    def claim(self, session: Session, name: str, elsewhere: bool = False) -> None:
         """Name a client after the forum account it logs in to; the account owns the name.
+
+        ``elsewhere``: a guest of another node held it (the login took it in
+        the cluster already): that node is told, and the members here hear
+        ``* LEAVE``, before the ``* JOIN``.
 
         A guest holding the name (any other client: the realm refuses a second
         login to the account before this) loses it: every named client, the
@@ -64,6 +68,9 @@ class ChatRoom:
         (its SAY fails with NoName) until it picks another. Then the account's
         client takes the name as :meth:`set_name` does (the others hear ``* JOIN``).
         """
+        if elsewhere:
+            self.cluster.tell(Claimed(name))
+            self.deliver(Leave(name))
         holder = self._members.get(name.casefold())
         if holder is not None and holder is not session:
             gone = holder.name
@@ -92,6 +99,15 @@ class ChatRoom:
             del self._members[session.name.casefold()]
             self._broadcast(Leave(session.name), session)
             self.cluster.release_name(session, session.name)
+
+    def lose(self, name: str) -> None:
+        """An account of another node took ``name``: its guest here, if any, loses it; the members here hear LEAVE."""
+        holder = self._members.pop(name.casefold(), None)
+        if holder is not None:
+            holder.name = None
+            log.info("client {id} lost the name {name} to an account", id=holder.id, name=name, category="GENERAL")
+            holder.client.send_event(Leave(name))
+        self.deliver(Leave(name))
 
     def deliver(self, event: Event) -> None:
         """Another node's event: every member here hears it."""

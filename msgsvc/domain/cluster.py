@@ -33,6 +33,13 @@ class QueueReady:
 
 
 @dataclass(frozen=True)
+class Claimed:
+    """A forum account logged in and took its name from a guest of another node: that guest loses it."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class TweetNews:
     """A tweet, for the followers of its tags (or of everything) on every node."""
 
@@ -40,7 +47,7 @@ class TweetNews:
     tags: frozenset[str]
 
 
-Notice = QueueReady | Chat | Join | Leave | TweetNews
+Notice = QueueReady | Chat | Join | Leave | TweetNews | Claimed
 """What one node tells the others."""
 
 
@@ -55,6 +62,8 @@ def encode(notice: Notice) -> bytes:
             fields = ["join", name]
         case Leave(name):
             fields = ["leave", name]
+        case Claimed(name):
+            fields = ["claimed", name]
         case TweetNews(Tweet(tweet_id, author, text), tags):
             fields = ["tweet", tweet_id, author, text, sorted(tags)]
     return json.dumps(fields).encode("ascii")
@@ -72,6 +81,8 @@ def decode(data: bytes) -> Notice:
             return Join(name)
         case ["leave", str(name)]:
             return Leave(name)
+        case ["claimed", str(name)]:
+            return Claimed(name)
         case ["tweet", int(tweet_id), str(author), str(text), list(tags)]:
             return TweetNews(Tweet(tweet_id, author, text), frozenset(str(tag) for tag in tags))
     raise ValueError(f"not a cluster notice: {data[:80]!r}")
@@ -94,6 +105,9 @@ class ICluster(Protocol):
 
     def claim_name(self, session: Session, name: str) -> Answer[bool]:
         """Take ``name`` for ``session`` across nodes; False if a client of another node holds it."""
+
+    def take_name(self, session: Session, name: str) -> Answer[bool]:
+        """Give ``name`` to ``session`` (logged in to that account) even from another; True if another node's had it."""
 
     def release_name(self, session: Session, name: str) -> None:
         """``session`` no longer uses ``name``."""
@@ -134,6 +148,10 @@ class SingleNode:
     def claim_name(self, session: Session, name: str) -> Answer[bool]:
         """Granted: the chat room's own rules decide."""
         return True
+
+    def take_name(self, session: Session, name: str) -> Answer[bool]:
+        """Nobody elsewhere had it."""
+        return False
 
     def release_name(self, session: Session, name: str) -> None:
         """Nothing held elsewhere."""

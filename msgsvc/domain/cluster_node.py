@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from msgsvc.domain.cluster import ICluster, Notice, QueueReady, TweetNews, decode, encode
+from msgsvc.domain.cluster import Claimed, ICluster, Notice, QueueReady, TweetNews, decode, encode
 from msgsvc.domain.events import Chat, Join, Leave
 from msgsvc.domain.session import Session
 from msgsvc.store.answers import Answer
@@ -76,6 +76,10 @@ class SharedCluster:
     def claim_name(self, session: Session, name: str) -> Answer[bool]:
         """Claim ``name`` in the store for ``session``."""
         return self.link.claim(NAMES, name.casefold(), str(session.id), name)
+
+    def take_name(self, session: Session, name: str) -> Answer[bool]:
+        """Take ``name`` for ``session`` from whoever holds it."""
+        return self.link.take(NAMES, name.casefold(), str(session.id), name)
 
     def release_name(self, session: Session, name: str) -> None:
         """Free ``name`` if ``session`` holds it."""
@@ -139,6 +143,8 @@ class NodeWiring:
                 self._queues.receivers.wake(notice.queue)
         elif isinstance(notice, TweetNews):
             self._microblog.tell_local(notice.tweet, notice.tags)
+        elif isinstance(notice, Claimed):
+            self._chat.lose(notice.name)
         elif isinstance(notice, Chat | Join | Leave):
             self._chat.deliver(notice)
 

@@ -42,6 +42,9 @@ class INodeLink(Protocol):
     def claim(self, kind: str, key: str, holder: str, label: str) -> Deferred[bool]:
         """Take ``key`` of ``kind`` for ``holder`` (again, if it holds it already); False if another holds it."""
 
+    def take(self, kind: str, key: str, holder: str, label: str) -> Deferred[bool]:
+        """Take ``key`` of ``kind`` for ``holder`` even from another; True if a client of another node held it."""
+
     def release(self, kind: str, key: str, holder: str) -> Deferred[object]:
         """Free ``key`` if ``holder`` holds it."""
 

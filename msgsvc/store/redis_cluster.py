@@ -74,11 +74,15 @@ CLAIM = Script(
     """
 local key = 'msgsvc:' .. ARGV[1]
 local held = redis.call('HGET', key, ARGV[2])
-if held and string.sub(held, 1, #ARGV[3]) ~= ARGV[3] then return 0 end
+local other = held and string.sub(held, 1, #ARGV[3]) ~= ARGV[3]
+if other and ARGV[5] == '' then return 0 end
 redis.call('HSET', key, ARGV[2], ARGV[3] .. ARGV[4])
+if other and string.sub(held, 1, #ARGV[5]) ~= ARGV[5] then return 2 end
 return 1
 """
 )
+"""Take a key for a holder: 0 if another holds it, else 1; forced (ARGV[5], this node's prefix), 2 if it was
+another node's."""
 
 RELEASE = Script(
     """
@@ -166,8 +170,14 @@ class RedisNodeLink:
 
     def claim(self, kind: str, key: str, holder: str, label: str) -> Deferred[bool]:
         """Take ``key`` of ``kind`` for ``holder``; False if another holds it."""
-        answer = self._redis.run(CLAIM, kind, encode(key), encode(f"{self.node} {holder} "), encode(label))
+        answer = self._redis.run(CLAIM, kind, encode(key), encode(f"{self.node} {holder} "), encode(label), b"")
         return answer.addCallback(lambda taken: bool(int(taken)))
+
+    def take(self, kind: str, key: str, holder: str, label: str) -> Deferred[bool]:
+        """Take ``key`` of ``kind`` for ``holder`` even if another holds it; True if a client of another node did."""
+        node = encode(f"{self.node} ")
+        answer = self._redis.run(CLAIM, kind, encode(key), node + encode(f"{holder} "), encode(label), node)
+        return answer.addCallback(lambda taken: int(taken) == 2)
 
     def release(self, kind: str, key: str, holder: str) -> Deferred[object]:
         """Free ``key`` if ``holder`` holds it."""
