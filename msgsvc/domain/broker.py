@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from msgsvc.config import Config
 from msgsvc.domain.accounts.realm import ThreadRunner
 from msgsvc.domain.chat import ChatRoom
-from msgsvc.domain.cluster import ICluster, QueueReady, SingleNode
+from msgsvc.domain.cluster import ICluster, QueueReady, SingleNode, listing
 from msgsvc.domain.cluster_node import NodeWiring, SharedCluster
 from msgsvc.domain.diagnostics import Diagnostics
 from msgsvc.domain.forum import Forum
@@ -52,9 +52,10 @@ class Broker:
         self.cluster: ICluster = SingleNode() if stores.cluster is None else SharedCluster(stores.cluster)
         """The other nodes on the same store, if it is shared (see ``cluster``)."""
         self.queues = QueueService(stores.queues, clock, config.ttr, config.max_deliveries)
+        self.chat = ChatRoom(self.cluster)
         if self.cluster.shared:
             self.queues.announce = lambda queue: self.cluster.tell(QueueReady(queue))
-        self.chat = ChatRoom(self.cluster)
+            self.chat.changed = self._list
         self.files = FileShelf(config.files)
         self._sessions: dict[int, Session] = {}
         self._gone: deque[Session] = deque(maxlen=config.history)
@@ -81,7 +82,8 @@ class Broker:
         """Admit a TCP connection or UDP session; None when ``--max-clients`` is reached."""
         host, port = client.peer
         cap = self.config.max_clients
-        if self._stopped is not None or (cap and len(self._sessions) >= cap):
+        # The other nodes' clients as of the last heartbeat (lease/3 old at most): admission stays synchronous.
+        if self._stopped is not None or (cap and len(self._sessions) + self.cluster.other_clients() >= cap):
             log.info(
                 "refused {transport} client {host}:{port}: server is full",
                 transport=client.transport_name,
@@ -92,6 +94,7 @@ class Broker:
             return None
         session = Session(next(self._ids), client, self.clock.seconds())
         self._sessions[session.id] = session
+        self._list(session)
         log.info(
             "client {id} connected over {transport} from {host}:{port}",
             id=session.id,
@@ -101,6 +104,11 @@ class Broker:
             category="CONNECTION",
         )
         return session
+
+    def _list(self, session: Session) -> None:
+        """Show the other nodes this client as it is now (WHO, STATUS, their client count)."""
+        if self.cluster.shared and session.open:
+            self.cluster.client_changed(session, listing(session))
 
     @property
     def clients_of_run(self) -> list[Session]:
@@ -121,6 +129,8 @@ class Broker:
             del self._sessions[session.id]
             self._gone.append(session)
             log.info("client {id} disconnected", id=session.id, category="CONNECTION")
+            if self.cluster.shared:
+                self.cluster.client_gone(session)
         for release in self._on_close:
             release(session)
         if self._stopped is not None and not self._sessions:

@@ -10,6 +10,8 @@ there, and the NAME verb claims a name across nodes before :meth:`set_name`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.logger import Logger
 
 from msgsvc.domain.cluster import Claimed, ICluster, SingleNode
@@ -26,6 +28,8 @@ class ChatRoom:
     def __init__(self, cluster: ICluster | None = None) -> None:
         self._members: dict[str, Session] = {}
         self.cluster: ICluster = cluster or SingleNode()
+        self.changed: Callable[[Session], None] | None = None
+        """Told of a client whose listing changed (name, lines said), if other nodes list this node's clients."""
 
     @property
     def members(self) -> list[Session]:
@@ -54,6 +58,7 @@ class ChatRoom:
         session.name = name
         self._members[name.casefold()] = session
         self._broadcast(Join(name), session)
+        self._changed(session)
 
     def claim(self, session: Session, name: str, elsewhere: bool = False) -> None:
         """Name a client after the forum account it logs in to; the account owns the name.
@@ -78,6 +83,7 @@ class ChatRoom:
             del self._members[name.casefold()]
             holder.name = None
             self.cluster.release_name(holder, gone)
+            self._changed(holder)
             log.info(
                 "client {id} lost the name {name} to the forum account", id=holder.id, name=gone, category="GENERAL"
             )
@@ -92,6 +98,11 @@ class ChatRoom:
             raise NoName("choose a name first: NAME <name>")
         session.sent += 1
         self._broadcast(Chat(session.name, text), session)
+        self._changed(session)
+
+    def _changed(self, session: Session) -> None:
+        if self.changed is not None:
+            self.changed(session)
 
     def session_closed(self, session: Session) -> None:
         """A named client left: the others hear ``* LEAVE``."""
@@ -107,6 +118,7 @@ class ChatRoom:
             holder.name = None
             log.info("client {id} lost the name {name} to an account", id=holder.id, name=name, category="GENERAL")
             holder.client.send_event(Leave(name))
+            self._changed(holder)
         self.deliver(Leave(name))
 
     def deliver(self, event: Event) -> None:

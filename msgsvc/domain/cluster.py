@@ -88,6 +88,34 @@ def decode(data: bytes) -> Notice:
     raise ValueError(f"not a cluster notice: {data[:80]!r}")
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A client of another node, as WHO and STATUS show it (the attributes they read of a Session)."""
+
+    id: int
+    """Its id on its own node (each node numbers its clients from 1)."""
+    display_name: str | None
+    transport_name: str
+    peer: tuple[str, int]
+    opened: float
+    sent: int
+    closed: None = None
+
+
+def listing(session: Session) -> str:
+    """How a client of this node is listed for the others (see :class:`Listed`)."""
+    host, port = session.peer
+    return json.dumps(
+        [session.id, session.display_name, session.transport_name, host, port, session.opened, session.sent]
+    )
+
+
+def listed(line: str) -> Listed:
+    """The reverse of :func:`listing`."""
+    client_id, display, transport, host, port, opened, sent = json.loads(line)
+    return Listed(client_id, display, transport, (host, port), opened, sent)
+
+
 class ICluster(Protocol):
     """The other nodes, as the broker's systems see them."""
 
@@ -127,8 +155,8 @@ class ICluster(Protocol):
     def other_clients(self) -> int:
         """The clients of the other nodes (as of the last heartbeat: up to a lease/3 old)."""
 
-    def others_listed(self) -> Answer[list[str]]:
-        """The listing lines of the other nodes' clients."""
+    def others_listed(self) -> Answer[list[Listed]]:
+        """The other nodes' connected clients (STATUS shows no gone ones of other nodes)."""
 
 
 class SingleNode:
@@ -173,6 +201,6 @@ class SingleNode:
         """No other node."""
         return 0
 
-    def others_listed(self) -> Answer[list[str]]:
+    def others_listed(self) -> Answer[list[Listed]]:
         """No other node."""
         return []

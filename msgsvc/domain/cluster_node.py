@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from msgsvc.domain.cluster import Claimed, ICluster, Notice, QueueReady, TweetNews, decode, encode
+from msgsvc.domain.cluster import Claimed, ICluster, Listed, Notice, QueueReady, TweetNews, decode, encode, listed
 from msgsvc.domain.events import Chat, Join, Leave
 from msgsvc.domain.session import Session
 from msgsvc.store.answers import Answer
@@ -105,10 +105,10 @@ class SharedCluster:
         """The other nodes' clients at the last heartbeat."""
         return self.link.others
 
-    def others_listed(self) -> Answer[list[str]]:
-        """The other live nodes' clients' lines."""
+    def others_listed(self) -> Answer[list[Listed]]:
+        """The other live nodes' clients."""
         mine = self.link.node
-        return self.link.clients().addCallback(lambda pairs: [line for node, line in pairs if node != mine])
+        return self.link.clients().addCallback(lambda pairs: [listed(line) for node, line in pairs if node != mine])
 
 
 class NodeWiring:
