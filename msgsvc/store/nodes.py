@@ -30,8 +30,10 @@ class INodeLink(Protocol):
     """The clients of the other live nodes, as counted at the last heartbeat."""
 
     def start(self, lease: float, heard: Callable[[bytes], None], reaped: Callable[[list[str]], None]) -> None:
-        """Register, heartbeat every lease/3 and listen: ``heard`` gets the other nodes' publications,
-        ``reaped`` the chat names of the clients of nodes found dead."""
+        """Register, heartbeat every lease/3 (every second at least) and listen.
+
+        ``heard`` gets the other nodes' publications, ``reaped`` the chat names of the clients of nodes found dead.
+        """
 
     def stop(self) -> Deferred[None] | None:
         """Stop the heartbeat and listening, and drop this node's registration."""

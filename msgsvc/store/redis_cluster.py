@@ -2,7 +2,7 @@
 """Nodes on one Redis: ids, leases, reaping the dead, claims on names and logins, the client lists.
 
 Keys: ``msgsvc:node:<id>`` (this node's lease, ``PX`` the lease, renewed every
-lease/3), ``msgsvc:nodes`` (the set of registered nodes), ``msgsvc:names`` and
+lease/3, or every second if that is sooner), ``msgsvc:nodes`` (the set of registered nodes), ``msgsvc:names`` and
 ``msgsvc:logins`` (folded name to ``<node> <holder> <label>``),
 ``msgsvc:clients:<id>`` (a node's clients: holder to its listing line). The
 heartbeat is one script: it renews the lease, and removes every registered
@@ -107,6 +107,10 @@ return out
 )
 
 
+COUNT_AGE = 1.0
+"""Seconds between heartbeats at most, whatever the lease: the other nodes' client count lags no more."""
+
+
 class RedisNodeLink:
     """This node's :class:`msgsvc.store.nodes.INodeLink` over the stores' Redis connection."""
 
@@ -126,7 +130,7 @@ class RedisNodeLink:
         """Where nodes publish (PUBLISH reaches every database's subscribers, so the channel names its own)."""
 
     def start(self, lease: float, heard: Callable[[bytes], None], reaped: Callable[[list[str]], None]) -> None:
-        """Register, heartbeat every lease/3 and listen for the other nodes' publications."""
+        """Register, heartbeat every lease/3 (every second at least) and listen for the other nodes' publications."""
         self._lease, self._reaped, self._started = lease, reaped, True
         prefix = encode(self.node) + b" "
 
@@ -135,7 +139,7 @@ class RedisNodeLink:
                 heard(message.partition(b" ")[2])
 
         self.subscription = Subscription(self._redis.address, self.channel, hear)
-        self.beat.start(lease / 3, now=True)
+        self.beat.start(min(lease / 3, COUNT_AGE), now=True)
 
     def heartbeat(self) -> Deferred[None]:
         """Renew the lease; reap the nodes whose lease is gone; count the other nodes' clients."""
