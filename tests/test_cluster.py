@@ -89,6 +89,20 @@ class LeaseTests(TestCase):
         self.assertEqual(await bob_hears.event(), b"* LEAVE ann")
         self.assertEqual(await bob_hears.event(), b"* JOIN carol")
 
+    async def test_dead_node_reservations_return(self) -> None:
+        """A dead node's reservation comes back at its reaping: a RESERVE waiting on another node gets it."""
+        alive = (await start_nodes(self, 1, node_lease=1.5))[0]
+        dying = await start_node(self, link_of(alive)._redis.address, node_lease=0.5)
+        await alive.queues.send("q", b"held")
+        holder, _ = client(dying)
+        held = await dying.queues.reserve(holder, "q", 0)
+        assert isinstance(held, Message)
+        waiting = alive.queues.reserve(client(alive)[0], "q", 5)
+        link_of(dying).beat.stop()
+        again = await waiting
+        assert isinstance(again, Message)
+        self.assertEqual((again.id, again.payload), (held.id, b"held"))
+
     async def test_clean_stop_frees_claims(self) -> None:
         """A node whose stores close releases its names and registration at once."""
         one, two = await start_nodes(self, 2)

@@ -7,7 +7,9 @@ lease/3, or every second if that is sooner), ``msgsvc:nodes`` (the set of regist
 ``msgsvc:clients:<id>`` (a node's clients: holder to its listing line). The
 heartbeat is one script: it renews the lease, and removes every registered
 node whose lease key is gone together with its names, logins and clients,
-answering the names removed (so exactly one node, the first to notice,
+ending the lease of its reservations (the
+queue store marks them with the node's id; the next take on the queue puts them
+back at the head), answering the names removed (so exactly one node, the first to notice,
 announces them) and the other live nodes' client count. Publications go out
 on ``msgsvc:events:<db>`` with PUBLISH on the commands' connection and come in on
 a connection of their own (``redis_pubsub``).
@@ -33,6 +35,11 @@ log = Logger()
 REAP = """
 local p = 'msgsvc:'
 local function reap(node, reaped)
+  for _, q in ipairs(redis.call('SMEMBERS', p .. 'queues')) do  -- its reservations' lease ends now
+    for _, id in ipairs(redis.call('ZRANGE', p .. 'reserved:' .. q, 0, -1)) do
+      if redis.call('HGET', p .. 'msg:' .. id, 'h') == node then redis.call('ZADD', p .. 'reserved:' .. q, 0, id) end
+    end
+  end
   redis.call('SREM', p .. 'nodes', node)
   redis.call('DEL', p .. 'clients:' .. node, p .. 'node:' .. node)
   local prefix = node .. ' '

@@ -47,7 +47,7 @@ def open_stores(url: str, clock: IReactorTime) -> Stores:
         return gatherResults([d for d in (left, closed) if d is not None]).addCallback(lambda _: None)
 
     return Stores(
-        queues=RedisQueueStore(redis),
+        queues=RedisQueueStore(redis, holder=link.node),
         tweets=RedisTweetStore(redis),
         accounts=RedisAccountStore(redis),
         forum=RedisForumStore(redis),
