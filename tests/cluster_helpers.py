@@ -58,6 +58,14 @@ class Listener:
         return waiting.addTimeout(5, reactor)
 
 
+async def until(listener: Listener, line: bytes) -> list[bytes]:
+    """Wait for ``line``; answers the events before it (another node's event may arrive after a later local one)."""
+    before = []
+    while (event := await listener.event()) != line:
+        before.append(event)
+    return before
+
+
 def link_of(broker: Broker) -> RedisNodeLink:
     """The broker's node link (its store is Redis)."""
     link = broker.stores.cluster
