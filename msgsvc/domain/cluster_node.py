@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from msgsvc.domain.cluster import Claimed, ICluster, Listed, Notice, QueueReady, TweetNews, decode, encode, listed
 from msgsvc.domain.events import Chat, Join, Leave
@@ -41,8 +42,8 @@ RECHECKED = 1000
 """Queues looked at again per RECHECK at most."""
 
 
-def _logged(failure: object) -> None:
-    log.failure("cluster operation failed", failure, category="ERROR")  # type: ignore[arg-type]
+def _logged(failure: Failure) -> None:
+    log.failure("cluster operation failed", failure, category="ERROR")
 
 
 class SharedCluster:
