@@ -48,5 +48,7 @@ class Config:
     """log2 of scrypt's N for new password hashes (14: about 50 ms, 16 MiB); tests lower it."""
     allow_plaintext_auth: bool = False
     """Accept LOGIN and REGISTER from another host over a channel without TLS (``--allow-plaintext-auth``)."""
+    node_lease: float = 10.0
+    """Seconds a node of a shared store (Redis) stays registered without a heartbeat (``--node-lease``)."""
     udp_trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK
     """UDP peers exempt from address validation (``--udp-trusted``); empty: nobody."""

@@ -26,6 +26,14 @@ from msgsvc.web.service import WebService
 log = Logger()
 
 
+def _lease(text: str) -> float:
+    """``--node-lease``: seconds, more than none."""
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"must be more than 0: {text}")
+    return value
+
+
 class _NonNegative:
     """An option's coerce function: ``kind(text)``, refusing a negative value (``coerceDoc`` goes in --help)."""
 
@@ -74,6 +82,7 @@ class Options(usage.Options):
         ["files", None, "data", "Directory served by LIST and GET."],
         ["history", None, 1000, "Gone clients remembered for STATUS.", _NonNegative(int)],
         ["store", None, DEFAULT_STORE, f"Where state lives: {STORE_URLS} (relative to the working directory)."],
+        ["node-lease", None, 10.0, "Seconds a node on a shared store (Redis) outlives its last heartbeat.", _lease],
         ["ttr", None, 60.0, "Seconds a RESERVE holds a message before it is ready again.", float],
         ["max-deliveries", None, 5, "Reservations of one message before it moves to <queue>.dead.", int],
         ["stream-limit", None, 1000, "Most packets one STREAM may ask for.", int],
@@ -218,6 +227,7 @@ class Options(usage.Options):
             register_limit_global=self["register-limit-global"],
             udp_trusted=parse_trusted(self["udp-trusted"]),
             allow_plaintext_auth=bool(self["allow-plaintext-auth"]),
+            node_lease=self["node-lease"],
         )
 
 

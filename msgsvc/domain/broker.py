@@ -20,6 +20,8 @@ from twisted.logger import Logger
 from msgsvc.config import Config
 from msgsvc.domain.accounts.realm import ThreadRunner
 from msgsvc.domain.chat import ChatRoom
+from msgsvc.domain.cluster import ICluster, QueueReady, SingleNode, listing
+from msgsvc.domain.cluster_node import NodeWiring, SharedCluster
 from msgsvc.domain.diagnostics import Diagnostics
 from msgsvc.domain.forum import Forum
 from msgsvc.domain.interfaces import IClient
@@ -47,20 +49,29 @@ class Broker:
         self.stores = stores
         self.durability = stores.durability
         """When the changes made so far are durable: replies that follow changes wait for it."""
+        self.cluster: ICluster = SingleNode() if stores.cluster is None else SharedCluster(stores.cluster)
+        """The other nodes on the same store, if it is shared (see ``cluster``)."""
         self.queues = QueueService(stores.queues, clock, config.ttr, config.max_deliveries)
-        self.chat = ChatRoom()
+        self.chat = ChatRoom(self.cluster)
+        if self.cluster.shared:
+            self.queues.announce = lambda queue: self.cluster.tell(QueueReady(queue))
+            self.chat.changed = self._list
         self.files = FileShelf(config.files)
         self._sessions: dict[int, Session] = {}
         self._gone: deque[Session] = deque(maxlen=config.history)
         self._ids = count(1)
         self._on_close: list[Callable[[Session], None]] = [self.queues.session_closed, self.chat.session_closed]
         self.microblog = Microblog(stores.tweets, stores.durability.confirm)
+        self.microblog.cluster = self.cluster
         self.diagnostics = Diagnostics(clock)
         self._on_close += [self.microblog.session_closed, self.diagnostics.session_closed]
         self.forum = Forum(stores, config, clock, self.chat, run_in_thread)
         self._on_close.append(self.forum.session_closed)
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None
+        self.node = NodeWiring(self.cluster, clock, self.queues, self.chat, self.microblog)
+        """This node's part in the cluster: hears the others, re-checks waiting receivers."""
+        self.node.start(config.node_lease)
 
     @property
     def sessions(self) -> list[Session]:
@@ -71,7 +82,8 @@ class Broker:
         """Admit a TCP connection or UDP session; None when ``--max-clients`` is reached."""
         host, port = client.peer
         cap = self.config.max_clients
-        if self._stopped is not None or (cap and len(self._sessions) >= cap):
+        # The other nodes' clients as of the last heartbeat (lease/3 old at most): admission stays synchronous.
+        if self._stopped is not None or (cap and len(self._sessions) + self.cluster.other_clients() >= cap):
             log.info(
                 "refused {transport} client {host}:{port}: server is full",
                 transport=client.transport_name,
@@ -82,6 +94,7 @@ class Broker:
             return None
         session = Session(next(self._ids), client, self.clock.seconds())
         self._sessions[session.id] = session
+        self._list(session)
         log.info(
             "client {id} connected over {transport} from {host}:{port}",
             id=session.id,
@@ -91,6 +104,11 @@ class Broker:
             category="CONNECTION",
         )
         return session
+
+    def _list(self, session: Session) -> None:
+        """Show the other nodes this client as it is now (WHO, STATUS, their client count)."""
+        if self.cluster.shared and session.open:
+            self.cluster.client_changed(session, listing(session))
 
     @property
     def clients_of_run(self) -> list[Session]:
@@ -111,6 +129,8 @@ class Broker:
             del self._sessions[session.id]
             self._gone.append(session)
             log.info("client {id} disconnected", id=session.id, category="CONNECTION")
+            if self.cluster.shared:
+                self.cluster.client_gone(session)
         for release in self._on_close:
             release(session)
         if self._stopped is not None and not self._sessions:
@@ -120,6 +140,7 @@ class Broker:
         """Tell every client ``* BYE shutdown``; fires once they are gone (or after a grace period)."""
         if self._stopped is None:
             self._stopped = Deferred()
+            self.node.stop()
             for session in self.sessions:
                 session.client.close("shutdown")
             if self._sessions:

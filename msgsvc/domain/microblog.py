@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from msgsvc.domain import events
+from msgsvc.domain.cluster import ICluster, SingleNode, TweetNews
 from msgsvc.domain.session import Session
 from msgsvc.store.answers import deferred
 from msgsvc.store.interfaces import ITweetStore, Tweet
@@ -74,6 +75,8 @@ class Microblog:
         self._followers: dict[str, dict[Session, None]] = {}
         """Tag (or ALL) to the sessions following it, in the order they followed."""
         self._following: dict[Session, set[str]] = {}
+        self.cluster: ICluster = SingleNode()
+        """The other nodes, told of each tweet (the broker sets it)."""
 
     def post(self, session: Session, text: str) -> Deferred[int]:
         """Store a message (already checked); once stored, tell its followers. Fires with its id."""
@@ -95,10 +98,16 @@ class Microblog:
         succeed(None).addCallback(lambda _: self._confirm(None)).addCallback(self._tell, news, tags, session)
         return tweet_id
 
-    def _tell(self, _: None, news: events.Tweet, tags: frozenset[str], author: Session) -> None:
+    def _tell(self, _: None, news: events.Tweet, tags: frozenset[str], author: Session | None) -> None:
         for follower in self._followers_of(tags):
             if follower is not author and follower.open:
                 follower.client.send_event(news)
+        if author is not None:
+            self.cluster.tell(TweetNews(news, tags))
+
+    def tell_local(self, news: events.Tweet, tags: frozenset[str]) -> None:
+        """Another node's tweet: this node's followers of its tags hear it."""
+        self._tell(None, news, tags, None)
 
     def _followers_of(self, tags: frozenset[str]) -> dict[Session, None]:
         """Every session following ALL or one of ``tags``, each once."""

@@ -2,20 +2,18 @@
 """The message queue system: FIFO delivery, waiting receivers, and reservations.
 
 ``RECV`` removes a message: exactly one receiver gets it. ``RESERVE`` hides it
-until ``ACK`` deletes it; a reservation that ends otherwise (``NACK``, its time
-to run is over, its holder leaves) puts the message back at the head of its
-queue, or into ``<queue>.dead`` once it has been reserved ``max_deliveries`` times.
-A message taken for a reply that could not be delivered is given back as if
-never taken.
-
-The store may answer at once or later (:mod:`msgsvc.store.answers`). An answer
-given at once is used at once, so with the memory and SQLite stores a
-message's path builds no Deferred.
+until ``ACK`` deletes it; a reservation that ends otherwise (``NACK``, TTR
+over, its holder leaves) puts it back at the head of its queue, or into
+``<queue>.dead`` once reserved ``max_deliveries`` times. A message taken for
+a reply that could not be delivered is given back as if never taken. The
+store may answer at once or later (:mod:`msgsvc.store.answers`); an answer
+given at once is used at once (no Deferred on the memory and SQLite stores).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
@@ -98,6 +96,7 @@ class QueueService:
         self._counters: OrderedDict[str, Counters] = OrderedDict()
         self.totals = Counters()
         """Every queue's counters together (never forgotten, never decreasing: the metrics' counters)."""
+        self.announce: Callable[[str], None] | None = None  # told each queue sent to, if other nodes share the store
 
     # -- sending and taking --------------------------------------------------
 
@@ -110,6 +109,8 @@ class QueueService:
         self.totals.sent += 1
         if queue in self._waiting:
             self.receivers.wake(queue)
+        if self.announce is not None:
+            self.announce(queue)
         return message_id
 
     def _sent(self, message_id: int, queue: str) -> int:
@@ -117,6 +118,8 @@ class QueueService:
         self.totals.sent += 1
         if queue in self._waiting:
             self.receivers.wake(queue)
+        if self.announce is not None:
+            self.announce(queue)
         return message_id
 
     def receive(self, session: Session, queue: str, wait: float) -> Taken:
@@ -280,18 +283,10 @@ class QueueService:
             counters = self._counters.get(queue) or Counters()
         else:  # a store shared by several processes counts for all of them
             counters = Counters(**stats.counters)
-        oldest = stats.oldest_enqueued_at
-        figures = {
-            "ready": stats.ready,
-            "reserved": stats.reserved,
-            "sent": counters.sent,
-            "received": counters.received,
-            "acked": counters.acked,
-            "redelivered": counters.redelivered,
-            "dead": 0,
-            "oldest-age-ms": 0 if oldest is None else max(0, round((now - oldest) * 1000)),
-            "delayed": stats.delayed,
-        }
+        age = 0 if (oldest := stats.oldest_enqueued_at) is None else max(0, round((now - oldest) * 1000))
+        figures = {"ready": stats.ready, "reserved": stats.reserved, "sent": counters.sent}
+        figures |= {"received": counters.received, "acked": counters.acked, "redelivered": counters.redelivered}
+        figures |= {"dead": 0, "oldest-age-ms": age, "delayed": stats.delayed}
         return then(dead, _with_dead_letters, figures)
 
     # -- clients leaving ---------------------------------------------------

@@ -183,10 +183,11 @@ return {redis.call('LLEN', P..'ready:'..q), redis.call('ZCARD', P..'delayed:'..q
 class RedisQueueStore:
     """Queues in Redis; every answer is a Deferred fired by Redis's reply."""
 
-    def __init__(self, redis: Redis, lease: float = LEASE) -> None:
+    def __init__(self, redis: Redis, lease: float = LEASE, holder: str | None = None) -> None:
+        """``holder``: this store's mark on its reservations (the node's id, so that reaping the node frees them)."""
         self._redis = redis
         self._lease = lease
-        self._holder = uuid4().hex
+        self._holder = holder or uuid4().hex
         """This store's mark on the reservations it makes."""
 
     def enqueue(self, queue: str, payload: bytes, now: float) -> Deferred[int]:

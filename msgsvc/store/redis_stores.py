@@ -13,14 +13,17 @@ acknowledged the change, and the stores' IDurability is ``Immediate``. What
 survives a crash of Redis itself is Redis's persistence setting (see
 docs/operations.md).
 
-Uploaded files are in Redis too, in chunks (see ``redis_files``).
+Uploaded files are in Redis too, in chunks (see ``redis_files``). Live state
+(waiting receivers, chat, presence, logins) is shared through the node link
+(see ``redis_cluster``), started by the broker.
 """
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
+from msgsvc.store.redis_cluster import RedisNodeLink
 from msgsvc.store.redis_connection import Redis, check_reachable, parse_url
 from msgsvc.store.redis_files import RedisBlobStore
 from msgsvc.store.redis_forum import RedisForumStore
@@ -35,16 +38,20 @@ def open_stores(url: str, clock: IReactorTime) -> Stores:
     check_reachable(address)
     redis = Redis(address, clock)
     files = RedisBlobStore(redis)
+    link = RedisNodeLink(redis, clock)
 
     def close() -> Deferred[None] | None:
         files.close()
-        return redis.close()
+        left = link.stop()  # its last commands go before the connection's closing PING
+        closed = redis.close()
+        return gatherResults([d for d in (left, closed) if d is not None]).addCallback(lambda _: None)
 
     return Stores(
-        queues=RedisQueueStore(redis),
+        queues=RedisQueueStore(redis, holder=link.node),
         tweets=RedisTweetStore(redis),
         accounts=RedisAccountStore(redis),
         forum=RedisForumStore(redis),
         files=files,
         close=close,
+        cluster=link,
     )

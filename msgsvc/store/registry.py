@@ -28,6 +28,7 @@ from msgsvc.store.interfaces import (
     ITweetStore,
     StoreError,
 )
+from msgsvc.store.nodes import INodeLink
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Stores:
     """Commit what is pending and release the stores (at shutdown); a Deferred if that ends later."""
     durability: IDurability = field(default_factory=Immediate)
     """When the changes made so far are durable, for holding replies until they are."""
+    cluster: INodeLink | None = None
+    """The link to the other processes sharing the store (Redis); None: this process is alone (a single node)."""
 
 
 Opener = Callable[[str, IReactorTime], Stores]

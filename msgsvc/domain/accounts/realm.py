@@ -24,9 +24,10 @@ from twisted.internet.threads import deferToThread
 from zope.interface import Attribute, Interface, implementer
 
 from msgsvc.domain.accounts import passwords
+from msgsvc.domain.cluster import ICluster
 from msgsvc.domain.errors import InUse, NotLoggedIn
 from msgsvc.domain.session import Session
-from msgsvc.store.answers import deferred
+from msgsvc.store.answers import Answer, deferred, then
 from msgsvc.store.interfaces import Account, IAccountStore
 
 ThreadRunner = Callable[..., Deferred]
@@ -94,7 +95,10 @@ class Naming(Protocol):
 
     def named(self, name: str) -> Session | None: ...
 
-    def claim(self, session: Session, name: str) -> None: ...
+    cluster: ICluster
+    """The other nodes: one login per account and one holder per name among all of them."""
+
+    def claim(self, session: Session, name: str, elsewhere: bool = False) -> None: ...
 
 
 @implementer(IRealm)
@@ -109,15 +113,21 @@ class ForumRealm:
     # Twisted's stub types avatar ids as bytes and the mind as any object; ours are account names and Sessions.
     def requestAvatar(  # type: ignore[override]
         self, avatarId: str, mind: Session, *interfaces: Any
-    ) -> tuple[Any, ForumUser, Callable[[], None]]:
+    ) -> Answer[tuple[Any, ForumUser, Callable[[], None]]]:
         """Log ``avatarId`` in on the session ``mind``; InUse if it (or the session) already is logged in.
 
-        The session takes the account's name (``ChatRoom.claim``): a guest
-        holding that name loses it, since accounts own their names.
+        On any node: the login is claimed across nodes first. The session then
+        takes the account's name (``ChatRoom.claim``): a guest holding that
+        name, on any node, loses it, since accounts own their names.
         """
         if IForumUser not in interfaces:
             raise NotImplementedError("the forum realm only gives IForumUser avatars")
         session = mind
+        self._check(avatarId, session)
+        cluster = self._names.cluster
+        return then(then(cluster.claim_login(session, avatarId), self._claimed, avatarId, session), self._enter)
+
+    def _check(self, avatarId: str, session: Session) -> None:
         if not session.open:
             raise NotLoggedIn("the client left before the login completed")
         current = self._by_session.get(session)
@@ -125,8 +135,22 @@ class ForumRealm:
             raise InUse(f"this client is already logged in as {current.name}")
         if avatarId.casefold() in self._by_name:
             raise InUse(f"{avatarId} has already logged in")
+
+    def _claimed(self, taken: bool, avatarId: str, session: Session) -> Answer[tuple[bool, str, Session]]:
+        if not taken:
+            raise InUse(f"{avatarId} has already logged in")
+        try:
+            self._check(avatarId, session)  # again: the claim may have answered later
+        except NotLoggedIn:
+            self._names.cluster.release_login(session, avatarId)
+            raise
+        elsewhere = self._names.cluster.take_name(session, avatarId)
+        return then(elsewhere, lambda held: (held, avatarId, session))
+
+    def _enter(self, taken: tuple[bool, str, Session]) -> tuple[Any, ForumUser, Callable[[], None]]:
+        elsewhere, avatarId, session = taken
         session.account = avatarId
-        self._names.claim(session, avatarId)
+        self._names.claim(session, avatarId, elsewhere)
         user = ForumUser(avatarId, session)
         self._by_name[avatarId.casefold()] = user
         self._by_session[session] = user
@@ -140,3 +164,4 @@ class ForumRealm:
         if self._by_session.get(user.session) is user:
             del self._by_session[user.session]
             del self._by_name[user.name.casefold()]
+            self._names.cluster.release_login(user.session, user.name)

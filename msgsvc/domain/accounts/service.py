@@ -51,7 +51,7 @@ from msgsvc.domain.accounts.realm import (
 from msgsvc.domain.accounts.throttle import LOGIN_WINDOW, REGISTER_WINDOW, Throttle
 from msgsvc.domain.errors import AuthFailed, Exists, InUse, NotLoggedIn, NoUser
 from msgsvc.domain.session import Session
-from msgsvc.store.answers import attempt, deferred
+from msgsvc.store.answers import Answer, attempt, deferred, then
 from msgsvc.store.interfaces import Account, IAccountStore
 
 log = Logger()
@@ -212,11 +212,14 @@ class Accounts:
             raise NotLoggedIn("the client left before the account was created")
         return deferred(self._store.add_account(Account(name, record))).addCallback(self._enter_new, session, name)
 
-    def _enter_new(self, added: bool, session: Session, name: str) -> str:
+    def _enter_new(self, added: bool, session: Session, name: str) -> Answer[str]:
         if not added:
             raise Exists(f"the user {name} already exists")
         log.info("forum user {user} registered from {host}", user=name, host=session.peer[0], category="GENERAL")
-        _, user, logout = self.realm.requestAvatar(name, session, IForumUser)
+        return then(self.realm.requestAvatar(name, session, IForumUser), self._entered_new, session, name)
+
+    def _entered_new(self, avatar: tuple[Any, ForumUser, Callable], session: Session, name: str) -> str:
+        _, user, logout = avatar
         self._logouts[session] = logout
         log.info("forum user {user} logged in (client {id})", user=name, id=session.id, category="GENERAL")
         return user.name
