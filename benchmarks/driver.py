@@ -227,18 +227,57 @@ class Bench:
 
     # -- chat --------------------------------------------------------------
 
+    def chat_servers(self) -> list[tuple[str, callable]]:
+        """(key, factory) of every chat row: the memory store, then the Redis store on one and on two nodes
+        (those use ``self.store_redis``; on two nodes the members alternate between the nodes' ports)."""
+        cpu = self.server_cpu
+        return [
+            ("msgsvc-memory", lambda: Msgsvc(cpu, "memory")),
+            ("msgsvc-redis", lambda: MsgsvcCluster(cpu, self.store_redis, 1)),
+            ("msgsvc-redis-2nodes", lambda: MsgsvcCluster(cpu, self.store_redis, 2)),
+        ]
+
     def run_chat(self) -> None:
         """One repetition of the chat fan-out: every member says lines, the others receive them."""
         plan = self.plan
-        with Msgsvc(self.server_cpu, "memory") as server:
-            sample = self.loadgen_run(
-                server,
-                "chat",
-                *("--conns", str(plan.chat_members), "--pipeline", "1", "--size", "41"),
-                *("--duration", str(plan.duration), "--warmup", str(plan.warmup)),
-            )
-        self.add("chat/msgsvc-memory", sample)
-        print(f"  chat {plan.chat_members} members: {sample['event_rate']:.0f} deliveries/s", file=sys.stderr)
+        self.store_redis = None
+        try:
+            for name, make in self.chat_servers():
+                key = f"chat/{name}"
+                if key in self.unavailable:
+                    continue
+                why = self.missing(name)
+                if why:
+                    self.unavailable[key] = why
+                    print(f"  chat {name}: n/a ({why})", file=sys.stderr)
+                    continue
+                try:
+                    if name.startswith("msgsvc-redis") and self.store_redis is None:
+                        self.store_redis = Redis(self.server_cpu).start()
+                    server = make().start()
+                except ServerUnavailable as error:
+                    self.unavailable[key] = str(error)
+                    print(f"  chat {name}: n/a ({error})", file=sys.stderr)
+                    continue
+                try:
+                    sample = self.loadgen_run(
+                        server,
+                        "chat",
+                        *("--conns", str(plan.chat_members), "--pipeline", "1", "--size", "41"),
+                        *("--duration", str(plan.duration), "--warmup", str(plan.warmup)),
+                    )
+                finally:
+                    server.stop()
+                self.add(key, sample)
+                print(
+                    f"  chat {plan.chat_members} members {name}: {sample['event_rate']:.0f} deliveries/s "
+                    f"({sample['events'] / max(1, sample['units']):.2f} per SAY)",
+                    file=sys.stderr,
+                )
+        finally:
+            if self.store_redis is not None:
+                self.store_redis.stop()
+                self.store_redis = None
 
     # -- idle connections ----------------------------------------------------
 

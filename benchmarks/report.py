@@ -33,6 +33,9 @@ LABELS = {
 }
 STORE_ROWS = ("msgsvc-sqlite", "msgsvc-redis", "msgsvc-redis-2nodes")
 """Rows shown with their ratio to the memory store ("vs mem")."""
+CHAT_STORE_ROWS = ("msgsvc-redis", "msgsvc-redis-2nodes")
+"""The chat rows besides the memory store's, shown with their ratio to it; on two nodes the members
+alternate between the nodes, so most deliveries cross from one node to the other through Redis."""
 BASELINE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baselines")
 CHAT_BASELINE = os.path.join(BASELINE_DIR, "chat_fanout.json")
 """The chat fan-out figure recorded before the work on issue 16: the chat target is 1.5 times it."""
@@ -93,14 +96,10 @@ def summarize(
     summary: dict[str, Any] = {"queue": queue}
     chat = samples.get("chat/msgsvc-memory")
     if chat:
-        summary["chat"] = {
-            "members": plan.chat_members,
-            "deliveries_per_s": _median(chat, "event_rate"),
-            "says_per_s": _median(chat, "rate"),
-            "p99_ms": _median(chat, "p99_us") / 1000,
-            "server_cpu": _median(chat, "server_cpu"),
-            "baseline_deliveries_per_s": chat_base,
-        }
+        summary["chat"] = {**_chat_row(chat, plan.chat_members), "baseline_deliveries_per_s": chat_base}
+    chat_stores = _chat_stores(samples, unavailable, plan.chat_members, summary.get("chat"))
+    if chat_stores:
+        summary["chat_stores"] = chat_stores
     idle = {key.split("/", 1)[1]: runs for key, runs in samples.items() if key.startswith("idle/")}
     if idle:
         summary["idle"] = {
@@ -121,6 +120,38 @@ def summarize(
         summary["amplification"] = amplification_summary(amplification)
     summary["targets"] = targets(summary)
     return summary
+
+
+def _chat_row(runs: list[dict], members: int) -> dict[str, Any]:
+    """One chat row's medians; ``per_say`` is the deliveries each SAY made (members - 1 when none is lost)."""
+    return {
+        "members": members,
+        "deliveries_per_s": _median(runs, "event_rate"),
+        "says_per_s": _median(runs, "rate"),
+        "per_say": statistics.median(run["events"] / run["units"] if run.get("units") else 0.0 for run in runs)
+        if all("events" in run for run in runs)
+        else None,
+        "p99_ms": _median(runs, "p99_us") / 1000,
+        "server_cpu": _median(runs, "server_cpu"),
+        "reps": len(runs),
+    }
+
+
+def _chat_stores(
+    samples: dict[str, list[dict]], unavailable: dict[str, str], members: int, memory: dict | None
+) -> dict[str, dict[str, Any]]:
+    """The Redis-store chat rows (one node, two nodes), each with ``vs_mem``: its deliveries/s over the
+    memory-store row's of the same run; ``{"n/a": why}`` for a row that could not run."""
+    rows: dict[str, dict[str, Any]] = {}
+    for server in CHAT_STORE_ROWS:
+        runs = samples.get(f"chat/{server}")
+        if runs:
+            row = _chat_row(runs, members)
+            row["vs_mem"] = _ratio(row["deliveries_per_s"], memory and memory["deliveries_per_s"])
+            rows[server] = row
+        elif f"chat/{server}" in unavailable:
+            rows[server] = {"n/a": unavailable[f"chat/{server}"]}
+    return rows
 
 
 def _udp(samples: dict[str, list[dict]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -265,15 +296,7 @@ def table(results: dict) -> str:
                 f"{_fmt(_ratio(rate, line)) if vs_line else '':>7} "
                 f"{_fmt(_ratio(rate, ref), 1) if server.startswith('msgsvc') else '':>7} {vs_mem:>6}"
             )
-    if "chat" in summary:
-        chat = summary["chat"]
-        base = chat.get("baseline_deliveries_per_s")
-        versus = f"; {_fmt(_ratio(chat['deliveries_per_s'], base))}x the baseline's {base:,.0f}" if base else ""
-        lines.append(
-            f"{'chat fan-out':<16} {LABELS['msgsvc-memory']:<30} {chat['deliveries_per_s']:>10,.0f} "
-            f"deliveries/s of * CHAT to {chat['members']} members ({chat['says_per_s']:,.0f} SAY/s, "
-            f"SAY p99 {chat['p99_ms']:.2f} ms{versus})"
-        )
+    lines += _chat_lines(summary)
     for server, data in summary.get("idle", {}).items():
         lines.append(
             f"{'idle conns':<16} {LABELS[server]:<30} {data['bytes_per_conn'] / 1024:>10.2f} "
@@ -297,6 +320,32 @@ def table(results: dict) -> str:
         where = f" (at {target['row']})" if target.get("row") else ""
         lines.append(f"{target['target']:<{width}} {required:>10} {measured:>10}  {holds}{where}")
     return "\n".join(lines)
+
+
+def _chat_lines(summary: dict) -> list[str]:
+    """The chat fan-out rows: the memory store (against the baseline), then the Redis store on one and two
+    nodes (against the memory store), or ``n/a (why)``."""
+    lines = []
+    rows = [("msgsvc-memory", summary["chat"])] if "chat" in summary else []
+    rows += list(summary.get("chat_stores", {}).items())
+    for server, chat in rows:
+        label = LABELS[server]
+        if "n/a" in chat:
+            lines.append(f"{'chat fan-out':<16} {label:<30} n/a ({chat['n/a'][:60]})")
+            continue
+        if server == "msgsvc-memory":
+            base = chat.get("baseline_deliveries_per_s")
+            versus = f"; {_fmt(_ratio(chat['deliveries_per_s'], base))}x the baseline's {base:,.0f}" if base else ""
+        else:
+            versus = f"; {_fmt(chat.get('vs_mem'))}x the memory store"
+        where = " on 2 nodes" if server == "msgsvc-redis-2nodes" else ""
+        per_say = f", {chat['per_say']:.1f} per SAY" if chat.get("per_say") is not None else ""
+        lines.append(
+            f"{'chat fan-out':<16} {label:<30} {chat['deliveries_per_s']:>10,.0f} "
+            f"deliveries/s of * CHAT to {chat['members']} members{where} ({chat['says_per_s']:,.0f} SAY/s{per_say}, "
+            f"SAY p99 {chat['p99_ms']:.2f} ms, srv CPU {chat['server_cpu']:.0%}{versus})"
+        )
+    return lines
 
 
 def _size(size: int) -> str:

@@ -230,6 +230,92 @@ class Issue16TargetTests(unittest.SynchronousTestCase):
         self.assertIsNone(chat_baseline(100, os.path.join(temp_dir(self), "missing.json")))
 
 
+def _chat(deliveries: float, says: float, p99_us: float = 20_000.0) -> dict:
+    """One chat sample as the load generator reports it over a 1-second window."""
+    return {
+        "event_rate": deliveries,
+        "events": int(deliveries),
+        "rate": says,
+        "units": int(says),
+        "p99_us": p99_us,
+        "server_cpu": 0.95,
+    }
+
+
+class ChatStoreTests(unittest.SynchronousTestCase):
+    """The chat fan-out rows of the Redis store, on one node and across two, next to the memory store's."""
+
+    def summary(self, samples: dict[str, list[dict]], unavailable: dict[str, str] | None = None) -> dict:
+        return summarize(samples, unavailable or {}, PLAN3, None, chat_base=700_000.0)
+
+    def samples(self) -> dict[str, list[dict]]:
+        return {
+            "chat/msgsvc-memory": [_chat(800_000, 8_000), _chat(700_000, 7_000), _chat(900_000, 9_000)],
+            "chat/msgsvc-redis": [_chat(400_000, 4_000), _chat(380_000, 3_800), _chat(420_000, 4_200)],
+            "chat/msgsvc-redis-2nodes": [_chat(200_000, 4_000, 90_000.0)] * 3,
+        }
+
+    def test_medians_and_ratio_to_memory(self) -> None:
+        """Each Redis-store row has its medians and its ratio to the memory store's deliveries/s."""
+        stores = self.summary(self.samples())["chat_stores"]
+        self.assertEqual(stores["msgsvc-redis"]["deliveries_per_s"], 400_000)
+        self.assertEqual(stores["msgsvc-redis"]["vs_mem"], 0.5)
+        self.assertEqual(stores["msgsvc-redis-2nodes"]["vs_mem"], 0.25)
+        self.assertEqual(stores["msgsvc-redis-2nodes"]["p99_ms"], 90.0)
+        self.assertEqual(stores["msgsvc-redis"]["reps"], 3)
+
+    def test_deliveries_per_say(self) -> None:
+        """Deliveries per SAY show a member missing another node's lines: 100 with none lost, 50 here."""
+        summary = self.summary(self.samples())
+        self.assertEqual(summary["chat"]["per_say"], 100.0)
+        self.assertEqual(summary["chat_stores"]["msgsvc-redis-2nodes"]["per_say"], 50.0)
+
+    def test_memory_row_unchanged(self) -> None:
+        """The memory-store row keeps its baseline target."""
+        summary = self.summary(self.samples())
+        self.assertEqual(summary["chat"]["deliveries_per_s"], 800_000)
+        target = next(t for t in summary["targets"] if t["target"].startswith("chat fan-out"))
+        self.assertAlmostEqual(target["measured"], 800_000 / 700_000)
+
+    def test_table(self) -> None:
+        """The three rows follow each other; the Redis ones say their ratio to the memory store."""
+        text = table(_results(self.summary(self.samples())))
+        chat = [line for line in text.splitlines() if line.startswith("chat fan-out     ")]
+        self.assertEqual(len(chat), 3)
+        self.assertIn("msgsvc (memory store)", chat[0])
+        self.assertIn("1.14x the baseline's 700,000", chat[0])
+        self.assertIn("msgsvc (Redis store)  ", chat[1])
+        self.assertIn("400,000 deliveries/s of * CHAT to 10 members (4,000 SAY/s, 100.0 per SAY", chat[1])
+        self.assertTrue(chat[1].endswith("; 0.50x the memory store)"), chat[1])
+        self.assertIn("msgsvc (Redis store, 2 nodes)", chat[2])
+        self.assertIn("to 10 members on 2 nodes", chat[2])
+        self.assertIn("50.0 per SAY", chat[2])
+        self.assertTrue(chat[2].endswith("; 0.25x the memory store)"), chat[2])
+
+    def test_without_redis(self) -> None:
+        """Without redis-server the Redis rows are n/a with the reason; the memory row stays."""
+        samples = {"chat/msgsvc-memory": self.samples()["chat/msgsvc-memory"]}
+        why = "redis-server not installed (apt-get install redis-server)"
+        unavailable = {"chat/msgsvc-redis": why, "chat/msgsvc-redis-2nodes": why}
+        summary = self.summary(samples, unavailable)
+        self.assertEqual(summary["chat_stores"]["msgsvc-redis-2nodes"], {"n/a": why})
+        self.assertNotIn("msgsvc-redis", summary["queue"]["C=50 P=1"])  # a chat n/a is no queue n/a
+        text = table(_results(summary))
+        self.assertIn(f"chat fan-out     msgsvc (Redis store, 2 nodes)  n/a ({why})", text)
+
+    def test_memory_row_missing(self) -> None:
+        """A Redis row without a memory row of the same run has no ratio ("-")."""
+        samples = {"chat/msgsvc-redis": self.samples()["chat/msgsvc-redis"]}
+        summary = self.summary(samples)
+        self.assertIsNone(summary["chat_stores"]["msgsvc-redis"]["vs_mem"])
+        self.assertNotIn("chat", summary)
+        self.assertIn("; -x the memory store)", table(_results(summary)))
+
+    def test_no_chat_rows(self) -> None:
+        """A run without chat rows has no chat_stores entry."""
+        self.assertNotIn("chat_stores", self.summary({}))
+
+
 def _bare_exchange(kind: type, chunks: list[bytes]) -> bytes:
     server = kind(bare.Queue())
     transport = StringTransport()
