@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from msgsvc.dispatch.verbs.chat import name
@@ -102,6 +104,22 @@ class LeaseTests(TestCase):
         again = await waiting
         assert isinstance(again, Message)
         self.assertEqual((again.id, again.payload), (held.id, b"held"))
+
+    async def test_stalled_node_closes_its_clients(self) -> None:
+        """A node reaped while it stalled finds out at its next heartbeat and closes its clients (their claims went)."""
+        (alive,) = await start_nodes(self, 1, node_lease=1.5)
+        stalled = await start_node(self, link_of(alive)._redis.address, node_lease=0.5)
+        carol, carol_hears = client(stalled)
+        await name(stalled, carol, "carol")
+        link = link_of(stalled)
+        link.beat.stop()  # stalled: no heartbeat for longer than its lease
+        for _ in range(50):
+            if link.node.encode() not in await link_of(alive)._redis.command("SMEMBERS", "msgsvc:nodes"):
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertIsNone(carol_hears.closed_with)
+        await link.heartbeat()  # it runs again
+        self.assertEqual(carol_hears.closed_with, "node-lease-lost")
 
     async def test_clean_stop_frees_claims(self) -> None:
         """A node whose stores close releases its names and registration at once."""

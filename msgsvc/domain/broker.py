@@ -69,9 +69,13 @@ class Broker:
         self._on_close.append(self.forum.session_closed)
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None
-        self.node = NodeWiring(self.cluster, clock, self.queues, self.chat, self.microblog)
+        self.node = NodeWiring(self.cluster, clock, self.queues, self.chat, self.microblog, self._close_all)
         """This node's part in the cluster: hears the others, re-checks waiting receivers."""
         self.node.start(config.node_lease)
+
+    def _close_all(self, reason: str) -> None:
+        for session in self.sessions:
+            session.client.close(reason)
 
     @property
     def sessions(self) -> list[Session]:

@@ -122,8 +122,15 @@ class ICluster(Protocol):
     shared: bool
     """Whether other nodes may share the store (so waiting receivers re-check it now and then)."""
 
-    def start(self, lease: float, heard: Callable[[Notice], None], reaped: Callable[[list[str]], None]) -> None:
-        """Join the cluster: ``heard`` gets the other nodes' notices, ``reaped`` the names of dead nodes' clients."""
+    def start(
+        self,
+        lease: float,
+        heard: Callable[[Notice], None],
+        reaped: Callable[[list[str]], None],
+        lost: Callable[[], None],
+    ) -> None:
+        """Join the cluster: ``heard`` gets the other nodes' notices, ``reaped`` the names of dead nodes' clients,
+        ``lost`` is called if this node was taken for dead (its names and logins were freed)."""
 
     def stop(self) -> None:
         """Stop taking part (at shutdown)."""
@@ -164,7 +171,13 @@ class SingleNode:
 
     shared = False
 
-    def start(self, lease: float, heard: Callable[[Notice], None], reaped: Callable[[list[str]], None]) -> None:
+    def start(
+        self,
+        lease: float,
+        heard: Callable[[Notice], None],
+        reaped: Callable[[list[str]], None],
+        lost: Callable[[], None],
+    ) -> None:
         """Nothing to join."""
 
     def stop(self) -> None:

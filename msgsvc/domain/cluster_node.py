@@ -54,7 +54,13 @@ class SharedCluster:
     def __init__(self, link: INodeLink) -> None:
         self.link = link
 
-    def start(self, lease: float, heard: Callable[[Notice], None], reaped: Callable[[list[str]], None]) -> None:
+    def start(
+        self,
+        lease: float,
+        heard: Callable[[Notice], None],
+        reaped: Callable[[list[str]], None],
+        lost: Callable[[], None],
+    ) -> None:
         """Join: heartbeat, reap, listen."""
 
         def hear(data: bytes) -> None:
@@ -65,7 +71,7 @@ class SharedCluster:
                 return
             heard(notice)
 
-        self.link.start(lease, hear, reaped)
+        self.link.start(lease, hear, reaped, lost)
 
     def stop(self) -> None:
         """The link stops with the stores (it must outlive the last clients' releases)."""
@@ -116,8 +122,16 @@ class NodeWiring:
     """Hands the other nodes' notices to this node's systems; re-checks waiting receivers."""
 
     def __init__(
-        self, cluster: ICluster, clock: IReactorTime, queues: QueueService, chat: ChatRoom, microblog: Microblog
+        self,
+        cluster: ICluster,
+        clock: IReactorTime,
+        queues: QueueService,
+        chat: ChatRoom,
+        microblog: Microblog,
+        close_all: Callable[[str], None],
     ) -> None:
+        """``close_all(reason)`` ends every client of this node (when the node finds it was taken for dead)."""
+        self._close_all = close_all
         self._cluster = cluster
         self._queues = queues
         self._chat = chat
@@ -127,7 +141,7 @@ class NodeWiring:
 
     def start(self, lease: float) -> None:
         """Join the cluster (and, if the store is shared, re-check waiting receivers every second)."""
-        self._cluster.start(lease, self.heard, self.reaped)
+        self._cluster.start(lease, self.heard, self.reaped, self.lost)
         if self._cluster.shared:
             self._recheck.start(RECHECK, now=False)
 
@@ -148,6 +162,12 @@ class NodeWiring:
             self._chat.lose(notice.name)
         elif isinstance(notice, Chat | Join | Leave):
             self._chat.deliver(notice)
+
+    def lost(self) -> None:
+        """This node stalled past its lease and was reaped: its clients' names and logins are no longer theirs
+        (another node may hold them now), so every client is told ``* BYE node-lease-lost`` and may reconnect."""
+        log.error("this node was taken for dead (it stalled past --node-lease): closing its clients", category="ERROR")
+        self._close_all("node-lease-lost")
 
     def reaped(self, names: list[str]) -> None:
         """A dead node's clients held ``names``: they leave, here and on the other nodes."""

@@ -29,10 +29,17 @@ class INodeLink(Protocol):
     others: int
     """The clients of the other live nodes, as counted at the last heartbeat."""
 
-    def start(self, lease: float, heard: Callable[[bytes], None], reaped: Callable[[list[str]], None]) -> None:
+    def start(
+        self,
+        lease: float,
+        heard: Callable[[bytes], None],
+        reaped: Callable[[list[str]], None],
+        lost: Callable[[], None],
+    ) -> None:
         """Register, heartbeat every lease/3 (every second at least) and listen.
 
-        ``heard`` gets the other nodes' publications, ``reaped`` the chat names of the clients of nodes found dead.
+        ``heard`` gets the other nodes' publications, ``reaped`` the chat names of the clients of nodes found dead,
+        ``lost`` is called when this node finds it was itself reaped (it stalled past its lease): its claims are gone.
         """
 
     def stop(self) -> Deferred[None] | None:

@@ -59,6 +59,8 @@ HEARTBEAT = Script(
     REAP
     + """
 local me = ARGV[1]
+local lost = 0
+if ARGV[3] == '1' and redis.call('SISMEMBER', p .. 'nodes', me) == 0 then lost = 1 end  -- reaped while alive
 redis.call('SET', p .. 'node:' .. me, '1', 'PX', ARGV[2])
 redis.call('SADD', p .. 'nodes', me)
 local reaped, others = {}, 0
@@ -71,7 +73,7 @@ for _, node in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
     end
   end
 end
-return {others, reaped}
+return {others, reaped, lost}
 """
 )
 
@@ -128,6 +130,9 @@ class RedisNodeLink:
         self._clock = clock
         self._lease = 10.0
         self._reaped: Callable[[list[str]], None] = lambda names: None
+        self._lost: Callable[[], None] = lambda: None
+        self._joined = False
+        """A heartbeat has registered this node (so finding it unregistered means it was reaped)."""
         self._started = False
         self.beat = LoopingCall(self.heartbeat)
         """The heartbeat (tests stop it to let the lease expire)."""
@@ -136,9 +141,15 @@ class RedisNodeLink:
         self.channel = b"msgsvc:events:%d" % redis.address.db
         """Where nodes publish (PUBLISH reaches every database's subscribers, so the channel names its own)."""
 
-    def start(self, lease: float, heard: Callable[[bytes], None], reaped: Callable[[list[str]], None]) -> None:
+    def start(
+        self,
+        lease: float,
+        heard: Callable[[bytes], None],
+        reaped: Callable[[list[str]], None],
+        lost: Callable[[], None],
+    ) -> None:
         """Register, heartbeat every lease/3 (every second at least) and listen for the other nodes' publications."""
-        self._lease, self._reaped, self._started = lease, reaped, True
+        self._lease, self._reaped, self._lost, self._started = lease, reaped, lost, True
         prefix = encode(self.node) + b" "
 
         def hear(message: bytes) -> None:
@@ -150,12 +161,15 @@ class RedisNodeLink:
 
     def heartbeat(self) -> Deferred[None]:
         """Renew the lease; reap the nodes whose lease is gone; count the other nodes' clients."""
-        answer = self._redis.run(HEARTBEAT, self.node, int(self._lease * 1000))
+        answer = self._redis.run(HEARTBEAT, self.node, int(self._lease * 1000), "1" if self._joined else "0")
         return answer.addCallbacks(self._beaten, self._missed)
 
     def _beaten(self, reply: list[Any]) -> None:
-        others, removed = reply
+        others, removed, lost = reply
         self.others = int(others)
+        self._joined = True
+        if int(lost):
+            self._lost()
         if removed:
             self._reaped([decode(value).split(" ", 2)[2] for value in removed])
 
