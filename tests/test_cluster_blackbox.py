@@ -72,14 +72,19 @@ class BlackBoxTests(TestCase):
         elapsed = time.monotonic() - started
         self.assertEqual(len(got), TOTAL, f"{len(got) - len(set(got))} duplicates")
         self.assertEqual(set(got), {f"m{n:05}".encode() for n in range(TOTAL)})
-        stats = await qstat(receivers[-1], "@bulk")
-        self.assertEqual((stats["ready"], stats["reserved"], stats["sent"]), ("0", "0", str(TOTAL)), stats)
+        for client in receivers[::3]:  # one per node
+            stats = await qstat(client, "@bulk")
+            self.assertEqual((stats["ready"], stats["reserved"], stats["sent"]), ("0", "0", str(TOTAL)), stats)
         self.assertLess(elapsed, 40)
 
     async def test_reservation_of_killed_node_comes_back(self) -> None:
-        """A message reserved on a node killed with SIGKILL is reserved again on another within seconds."""
-        a, b, _ = await self.nodes(await start_redis(self), "--node-lease", "1", "--ttr", "30")
+        """A node killed with SIGKILL gives back its reservation, its login and its clients' names within seconds."""
+        a, b, c = await self.nodes(await start_redis(self), "--node-lease", "1", "--ttr", "30")
         on_a, on_b = await connect(self, a.port), await connect(self, b.port)
+        watcher_events: list = []
+        watcher = await connect(self, c.port, watcher_events)
+        await watcher.command("NAME", "watcher")
+        await on_a.command("REGISTER", "zed", "secret-pw-4")  # logged in, and named zed
         sent = await on_b.command("SEND", "@work", "job-1")
         taken = await on_a.command("RESERVE", "@work")
         self.assertEqual((taken.text, taken.payload), (sent.text.split()[0], b"job-1"))
@@ -88,6 +93,10 @@ class BlackBoxTests(TestCase):
         again = await on_b.command("RESERVE", "@work", "5")
         self.assertEqual((again.text, again.payload), (taken.text, b"job-1"))
         self.assertLess(time.monotonic() - started, 5)
+        await poll(lambda: heard(watcher_events, "LEAVE", "zed"))
+        who = (await watcher.command("WHO")).payload.decode().splitlines()
+        self.assertEqual([line.split()[0] for line in who], ["~watcher"])
+        await on_b.command("LOGIN", "zed", "secret-pw-4")
 
     async def test_chat_forum_and_microblog_across_nodes(self) -> None:
         """Chat, single login, forum posts and files, and tweets span the three nodes."""
