@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from msgsvc.client import connect_tcp
+from msgsvc.client.tcp import TcpClient
 from msgsvc.config import Config
 from msgsvc.domain import events
 from msgsvc.domain.broker import Broker
@@ -19,8 +23,11 @@ from msgsvc.protocol.events import encode_event
 from msgsvc.store import open_stores
 from msgsvc.store.redis_cluster import RedisNodeLink
 from msgsvc.store.redis_connection import Address
-from tests.helpers import run_now
+from tests.helpers import CHECKOUT_ENV, run_now, temp_dir
 from tests.redis_server import RedisServer, start_redis
+from tests.test_twistd import _Twistd
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
 @implementer(IClient)
@@ -103,3 +110,45 @@ def client(broker: Broker, port: int = 40000) -> tuple[Session, Listener]:
     assert session is not None
     listener.session, listener.broker = session, broker
     return session, listener
+
+
+class TwistdNode:
+    """One ``twistd -n msgsvc`` process on a Redis store; ``port`` once :meth:`start` has fired."""
+
+    def __init__(self, testcase: TestCase, server: RedisServer, *options: str) -> None:
+        self.process = _Twistd()
+        args = [TWISTD, "-n", "--pidfile=", "msgsvc", "--port", "0", "--store", server.url(), *options]
+        if "--max-clients" not in options:
+            args += ["--max-clients", "0"]
+        self.transport = reactor.spawnProcess(self.process, TWISTD, args, env=CHECKOUT_ENV, path=temp_dir(testcase))
+        testcase.addCleanup(self.stop)
+        self.port = 0
+
+    async def start(self) -> TwistdNode:
+        self.port = await self.process.started
+        return self
+
+    def stop(self, signal: str = "TERM") -> Deferred[tuple]:
+        """Signal the process (TERM: a clean shutdown, KILL: kill -9); fires once it has ended."""
+        if not self.process.ended.called:
+            self.transport.signalProcess(signal)
+        return self.process.ended
+
+
+async def connect(testcase: TestCase, port: int, events: list | None = None) -> TcpClient:
+    """A TCP client of the node on ``port``, aborted after the test; its events go to ``events``."""
+    client = await connect_tcp(reactor, "127.0.0.1", port, (events if events is not None else []).append)
+    testcase.addCleanup(lambda: client.disconnected.called or client.abort())
+    return client
+
+
+async def poll(check, seconds: float = 5, step: float = 0.05) -> object:
+    """Call ``check`` (maybe async) until it answers something true, for at most ``seconds``; answer that."""
+    for _ in range(int(seconds / step)):
+        result = check()
+        if isinstance(result, Deferred) or hasattr(result, "__await__"):
+            result = await result
+        if result:
+            return result
+        await task.deferLater(reactor, step, lambda: None)
+    raise AssertionError(f"not true within {seconds} seconds: {check}")

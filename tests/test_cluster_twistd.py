@@ -8,13 +8,9 @@ import sys
 from twisted.internet import reactor, task
 from twisted.trial.unittest import SkipTest, TestCase
 
-from msgsvc.client import connect_tcp
 from msgsvc.client.replies import ServerError
-from tests.helpers import CHECKOUT_ENV, temp_dir
+from tests.cluster_helpers import TWISTD, TwistdNode, connect
 from tests.redis_server import RedisServer, start_redis
-from tests.test_twistd import _Twistd
-
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
 class ThreeNodesTests(TestCase):
@@ -27,23 +23,10 @@ class ThreeNodesTests(TestCase):
             raise SkipTest(f"no twistd script beside {sys.executable}")
 
     async def start_node(self, server: RedisServer) -> int:
-        process = _Twistd()
-        args = [TWISTD, "-n", "--pidfile=", "msgsvc", "--port", "0", "--max-clients", "0", "--store", server.url()]
-        transport = reactor.spawnProcess(process, TWISTD, args, env=CHECKOUT_ENV, path=temp_dir(self))
-
-        def stop() -> object:
-            if process.ended.called:
-                return None
-            transport.signalProcess("TERM")
-            return process.ended
-
-        self.addCleanup(stop)
-        return await process.started
+        return (await TwistdNode(self, server).start()).port
 
     async def client(self, port: int, events: list | None = None):
-        client = await connect_tcp(reactor, "127.0.0.1", port, (events if events is not None else []).append)
-        self.addCleanup(lambda: client.disconnected.called or client.abort())
-        return client
+        return await connect(self, port, events)
 
     async def test_three_nodes_one_server(self) -> None:
         """A SEND on one node reaches a RECV waiting on another; names are unique; WHO lists all three nodes."""
