@@ -10,6 +10,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from msgsvc.dispatch.verbs.chat import name
+from msgsvc.domain.broker import Broker
 from msgsvc.domain.cluster import QueueReady, SingleNode, TweetNews, decode, encode
 from msgsvc.domain.errors import NameTaken
 from msgsvc.domain.events import Chat, Join, Leave, Tweet
@@ -105,20 +106,38 @@ class LeaseTests(TestCase):
         assert isinstance(again, Message)
         self.assertEqual((again.id, again.payload), (held.id, b"held"))
 
-    async def test_stalled_node_closes_its_clients(self) -> None:
-        """A node reaped while it stalled finds out at its next heartbeat and closes its clients (their claims went)."""
+    async def stall(self, alive: Broker, stalled: Broker) -> None:
+        """Stop ``stalled``'s heartbeat until ``alive`` has reaped it."""
+        link = link_of(stalled)
+        link.beat.stop()
+        for _ in range(50):
+            if link.node.encode() not in await link_of(alive)._redis.command("SMEMBERS", "msgsvc:nodes"):
+                return
+            await deferLater(reactor, 0.1, lambda: None)
+
+    async def test_stalled_node_claims_again(self) -> None:
+        """A node reaped while it stalled finds out at its next heartbeat and claims its clients' names again."""
         (alive,) = await start_nodes(self, 1, node_lease=1.5)
         stalled = await start_node(self, link_of(alive)._redis.address, node_lease=0.5)
         carol, carol_hears = client(stalled)
         await name(stalled, carol, "carol")
-        link = link_of(stalled)
-        link.beat.stop()  # stalled: no heartbeat for longer than its lease
-        for _ in range(50):
-            if link.node.encode() not in await link_of(alive)._redis.command("SMEMBERS", "msgsvc:nodes"):
-                break
-            await deferLater(reactor, 0.1, lambda: None)
+        await self.stall(alive, stalled)
+        await link_of(stalled).heartbeat()  # it runs again, and claims again
+        await link_of(stalled)._redis.command("PING")  # answered after the claims: Redis answers in order
         self.assertIsNone(carol_hears.closed_with)
-        await link.heartbeat()  # it runs again
+        with self.assertRaises(NameTaken):
+            await name(alive, client(alive)[0], "carol")
+
+    async def test_stalled_node_closes_a_client_whose_name_went(self) -> None:
+        """If another node took a stalled client's name meanwhile, that client is closed when its node resumes."""
+        (alive,) = await start_nodes(self, 1, node_lease=1.5)
+        stalled = await start_node(self, link_of(alive)._redis.address, node_lease=0.5)
+        carol, carol_hears = client(stalled)
+        await name(stalled, carol, "carol")
+        await self.stall(alive, stalled)
+        await name(alive, client(alive)[0], "carol")
+        await link_of(stalled).heartbeat()
+        await link_of(stalled)._redis.command("PING")  # answered after the claims: Redis answers in order
         self.assertEqual(carol_hears.closed_with, "node-lease-lost")
 
     async def test_clean_stop_frees_claims(self) -> None:

@@ -30,6 +30,7 @@ from msgsvc.domain.queues import QueueService
 from msgsvc.domain.session import DEPARTED, Session
 from msgsvc.domain.shelf import FileShelf
 from msgsvc.store import Stores
+from msgsvc.store.answers import then
 
 log = Logger()
 
@@ -69,12 +70,26 @@ class Broker:
         self._on_close.append(self.forum.session_closed)
         self._stopped: Deferred[None] | None = None
         self._grace: IDelayedCall | None = None
-        self.node = NodeWiring(self.cluster, clock, self.queues, self.chat, self.microblog, self._close_all)
+        self.node = NodeWiring(self.cluster, clock, self.queues, self.chat, self.microblog, self._claim_again)
         """This node's part in the cluster: hears the others, re-checks waiting receivers."""
         self.node.start(config.node_lease)
 
-    def _close_all(self, reason: str) -> None:
+    def _claim_again(self, reason: str) -> None:
+        """This node was taken for dead (it stalled past its lease, or Redis lost its data): list its clients and
+        claim their names and logins again; a client whose name or login another node took meanwhile is closed."""
         for session in self.sessions:
+            self._list(session)
+            claims = [] if session.name is None else [self.cluster.claim_name(session, session.name)]
+            if session.account is not None:
+                claims.append(self.cluster.claim_login(session, session.account))
+            for claim in claims:
+                kept = then(claim, self._keep_or_close, session, reason)
+                if isinstance(kept, Deferred):
+                    kept.addErrback(lambda failure: log.failure("claiming again", failure, category="ERROR"))
+
+    @staticmethod
+    def _keep_or_close(held: bool, session: Session, reason: str) -> None:
+        if not held and session.open:
             session.client.close(reason)
 
     @property

@@ -128,10 +128,11 @@ class NodeWiring:
         queues: QueueService,
         chat: ChatRoom,
         microblog: Microblog,
-        close_all: Callable[[str], None],
+        claim_again: Callable[[str], None],
     ) -> None:
-        """``close_all(reason)`` ends every client of this node (when the node finds it was taken for dead)."""
-        self._close_all = close_all
+        """``claim_again(reason)`` claims this node's clients' names and logins again, closing (with ``reason``)
+        those another node took meanwhile: for when this node finds it was taken for dead."""
+        self._claim_again = claim_again
         self._cluster = cluster
         self._queues = queues
         self._chat = chat
@@ -164,10 +165,13 @@ class NodeWiring:
             self._chat.deliver(notice)
 
     def lost(self) -> None:
-        """This node stalled past its lease and was reaped: its clients' names and logins are no longer theirs
-        (another node may hold them now), so every client is told ``* BYE node-lease-lost`` and may reconnect."""
-        log.error("this node was taken for dead (it stalled past --node-lease): closing its clients", category="ERROR")
-        self._close_all("node-lease-lost")
+        """This node was reaped while alive (it stalled past its lease, or Redis lost its data): its clients'
+        claims were dropped, so they are made again; a client whose name or login went to another node meanwhile
+        gets ``* BYE node-lease-lost``."""
+        log.error(
+            "this node was taken for dead (stalled past --node-lease?): claiming its clients again", category="ERROR"
+        )
+        self._claim_again("node-lease-lost")
 
     def reaped(self, names: list[str]) -> None:
         """A dead node's clients held ``names``: they leave, here and on the other nodes."""
