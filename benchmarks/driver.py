@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from benchmarks import amplification
@@ -179,26 +179,32 @@ class Bench:
             return "beanstalkd not installed (apt-get install beanstalkd)"
         return None
 
+    def _start(self, key: str, name: str, make: Callable[[], Server], label: str) -> Server | None:
+        """The row's server, started; None (the row noted unavailable under ``key``) when it cannot run here.
+
+        The msgsvc-redis rows share one redis-server (``self.store_redis``), on the server CPU with the nodes.
+        """
+        if key in self.unavailable:
+            return None
+        why = self.missing(name)
+        try:
+            if why is None:
+                if name.startswith("msgsvc-redis") and self.store_redis is None:
+                    self.store_redis = Redis(self.server_cpu).start()
+                return make().start()
+        except ServerUnavailable as error:
+            why = str(error)
+        self.unavailable[key] = why
+        print(f"  {label}{name}: n/a ({why})", file=sys.stderr)
+        return None
+
     def run_queue(self) -> None:
         """One repetition of the queue matrix on every server."""
         self.store_redis = None
         try:
             for name, make in self.queue_servers():
-                if name in self.unavailable:
-                    continue
-                why = self.missing(name)
-                if why:
-                    self.unavailable[name] = why
-                    print(f"  {name}: n/a ({why})", file=sys.stderr)
-                    continue
-                try:
-                    if name.startswith("msgsvc-redis") and self.store_redis is None:
-                        # One redis-server for both msgsvc-redis rows, on the server CPU with the nodes.
-                        self.store_redis = Redis(self.server_cpu).start()
-                    server = make().start()
-                except ServerUnavailable as error:
-                    self.unavailable[name] = str(error)
-                    print(f"  {name}: n/a ({error})", file=sys.stderr)
+                server = self._start(name, name, make, "")
+                if server is None:
                     continue
                 try:
                     self._queue_points(name, server)
@@ -244,20 +250,8 @@ class Bench:
         try:
             for name, make in self.chat_servers():
                 key = f"chat/{name}"
-                if key in self.unavailable:
-                    continue
-                why = self.missing(name)
-                if why:
-                    self.unavailable[key] = why
-                    print(f"  chat {name}: n/a ({why})", file=sys.stderr)
-                    continue
-                try:
-                    if name.startswith("msgsvc-redis") and self.store_redis is None:
-                        self.store_redis = Redis(self.server_cpu).start()
-                    server = make().start()
-                except ServerUnavailable as error:
-                    self.unavailable[key] = str(error)
-                    print(f"  chat {name}: n/a ({error})", file=sys.stderr)
+                server = self._start(key, name, make, "chat ")
+                if server is None:
                     continue
                 try:
                     sample = self.loadgen_run(
