@@ -14,6 +14,7 @@ from twisted.trial.unittest import TestCase
 from msgsvc.domain.broker import Broker
 from tests.accounts_helpers import forum_broker, result_of
 from tests.helpers import TcpHarness, run_now, temp_path
+from tests.redis_sync import REDIS_AT_ONCE, shared_redis
 
 HOSTILE_NAMES = [b"..", b".", b"/etc", b"a/b", b"a\\b", b".hidden", b"x" * 65, b"caf\xc3\xa9", b"nul\x00"]
 
@@ -58,6 +59,21 @@ class _OnSqlite:
 
     def store_url(self) -> str:
         return "sqlite:" + temp_path(self, "msgsvc.sqlite")
+
+
+class _OnRedis:
+    """Runs a forum test class on the Redis store (on a real redis-server, answering at once: tests.redis_sync)."""
+
+    def store_url(self) -> str:
+        return REDIS_AT_ONCE
+
+    def files_on_disk(self) -> list[str]:
+        """Parts in this process's directory, and each file kept in Redis named as the disk store names it."""
+        parts = os.listdir(self.broker.forum.files.directory)
+        redis = shared_redis()
+        kept = redis.command("HKEYS", "msgsvc:blobs").result
+        redis.close()
+        return sorted(parts + [key.decode() + ".blob" for key in kept])
 
 
 class AnswersAtOnce:

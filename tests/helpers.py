@@ -28,6 +28,7 @@ from msgsvc.store import open_stores
 from msgsvc.transports.listeners import ListenerService
 from msgsvc.transports.tcp import Connection, ConnectionFactory
 from msgsvc.transports.udp import DatagramFrontEnd
+from tests.redis_sync import REDIS_AT_ONCE, redis_at_once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """The checkout: subprocesses run here with it importable."""
@@ -48,7 +49,8 @@ def run_now(function, *args, **kwargs) -> Deferred:
 def make_broker(clock: Clock | None = None, store: str = "memory", **settings) -> Broker:
     """A broker over a fresh store, on a Clock, doing its 'threaded' work at once."""
     clock = clock or Clock()
-    return Broker(open_stores(store, clock), Config(**settings), clock, run_now)
+    stores = redis_at_once() if store == REDIS_AT_ONCE else open_stores(store, clock)
+    return Broker(stores, Config(**settings), clock, run_now)
 
 
 @implementer(IClient)

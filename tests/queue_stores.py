@@ -19,6 +19,7 @@ from msgsvc.store import open_stores
 from msgsvc.store.interfaces import IQueueStore, Message, QueueStats
 from msgsvc.store.memory import MemoryQueueStore
 from tests.helpers import FakeClient, run_now, temp_dir
+from tests.redis_sync import redis_at_once
 
 
 @implementer(IQueueStore)
@@ -98,12 +99,14 @@ class StoreKinds:
     """Mixed into a test case: ``make_broker`` builds a broker over the queue store of ``kind``."""
 
     kind = "memory"
-    """``memory``, ``sqlite`` or ``later`` (a LaterQueueStore)."""
+    """``memory``, ``sqlite``, ``redis`` (answering at once: tests.redis_sync) or ``later`` (a LaterQueueStore)."""
 
     def make_broker(self, **settings: Any) -> Broker:
         """A broker on a Clock over a fresh store of this kind, closed after the test."""
         clock = Clock()
-        if self.kind == "sqlite":
+        if self.kind == "redis":
+            stores = redis_at_once()
+        elif self.kind == "sqlite":
             stores = open_stores("sqlite:" + os.path.join(temp_dir(self), "msgsvc.sqlite"), clock)
         else:
             stores = open_stores("memory", clock)

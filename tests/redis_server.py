@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
@@ -13,16 +11,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.helpers import temp_dir
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-NOT_INSTALLED = "redis-server not installed: apt-get install redis-server"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (on 127.0.0.1)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.redis_sync import NOT_INSTALLED, REDIS_SERVER, free_port
 
 
 class RedisServer(ProcessProtocol):

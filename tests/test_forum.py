@@ -11,7 +11,7 @@ from msgsvc.domain.forum import Forum, post_number, safe_name
 from msgsvc.store.blobs import FileStore
 from msgsvc.store.interfaces import NoThread
 from tests.accounts_helpers import forum_broker, result_of
-from tests.forum_helpers import ForumTestCase, _AtOnce, _OnSqlite, answering_at_once
+from tests.forum_helpers import ForumTestCase, _AtOnce, _OnRedis, _OnSqlite, answering_at_once
 from tests.helpers import temp_path
 
 
@@ -186,3 +186,7 @@ class AtOnceStoreTests(TestCase):
 
 class AtOnceLoginTests(_AtOnce, LoginTests):
     """LoginTests on stores answering at once."""
+
+
+class RedisLoginTests(_OnRedis, LoginTests):
+    """LoginTests on the Redis store."""

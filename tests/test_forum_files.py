@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from tests.accounts_helpers import forum_broker
-from tests.forum_helpers import HOSTILE_NAMES, ForumTestCase, _AtOnce, _OnSqlite
+from tests.forum_helpers import HOSTILE_NAMES, ForumTestCase, _AtOnce, _OnRedis, _OnSqlite
 from tests.helpers import TcpHarness
 
 BINARY = bytes(range(256)) * 1200 + b"\r\n{3}\r\nEND"
@@ -175,3 +175,7 @@ class SqliteFileTests(_OnSqlite, FileTests):
 
 class AtOnceFileTests(_AtOnce, FileTests):
     """FileTests on stores answering at once."""
+
+
+class RedisFileTests(_OnRedis, FileTests):
+    """FileTests on the Redis store."""

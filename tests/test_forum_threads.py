@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.forum_helpers import HOSTILE_NAMES, ForumTestCase, _AtOnce, _OnSqlite
+from tests.forum_helpers import HOSTILE_NAMES, ForumTestCase, _AtOnce, _OnRedis, _OnSqlite
 
 
 class ThreadTests(ForumTestCase):
@@ -123,3 +123,7 @@ class SqliteThreadTests(_OnSqlite, ThreadTests):
 
 class AtOnceThreadTests(_AtOnce, ThreadTests):
     """ThreadTests on stores answering at once."""
+
+
+class RedisThreadTests(_OnRedis, ThreadTests):
+    """ThreadTests on the Redis store."""

@@ -10,6 +10,7 @@ from msgsvc.dispatch.verbs import build_table
 from msgsvc.transports.tcp import GREETING, ConnectionFactory
 from tests.helpers import make_broker, temp_dir, temp_path
 from tests.lifecycle_helpers import BIG, IDLE
+from tests.redis_sync import REDIS_AT_ONCE
 from tests.socketlike import SocketHarness
 
 
@@ -186,3 +187,10 @@ class SqliteLifecycleTests(_Lifecycle, TestCase):
 
     def store_url(self) -> str:
         return "sqlite:" + temp_path(self, "msgsvc.sqlite")
+
+
+class RedisLifecycleTests(_Lifecycle, TestCase):
+    """Connection endings on the Redis store (on a real redis-server, answering at once)."""
+
+    def store_url(self) -> str:
+        return REDIS_AT_ONCE

@@ -177,3 +177,9 @@ class LaterQueueServiceTests(QueueServiceBehaviour, SynchronousTestCase):
     """The queue system over a store whose every answer comes later, in a Deferred."""
 
     kind = "later"
+
+
+class RedisQueueServiceTests(QueueServiceBehaviour, SynchronousTestCase):
+    """The queue system over the Redis store (on a real redis-server)."""
+
+    kind = "redis"

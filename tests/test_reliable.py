@@ -275,3 +275,9 @@ class SqliteReliableTests(ReliableDeliveryBehaviour, SynchronousTestCase):
         self.assertEqual([(r.kind, r.code) for r in c.replies()], [("ERR", "internal"), ("ERR", "internal")])
         self.assertEqual([(r.kind, r.code) for r in udp.received()], [("ERR", "internal")])
         self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+
+
+class RedisReliableTests(ReliableDeliveryBehaviour, SynchronousTestCase):
+    """Reliable delivery on the Redis store (on a real redis-server)."""
+
+    kind = "redis"

@@ -91,3 +91,9 @@ class LaterUndeliveredTests(UndeliveredBehaviour, SynchronousTestCase):
     """Undelivered replies on a queue store whose every answer comes later."""
 
     kind = "later"
+
+
+class RedisUndeliveredTests(UndeliveredBehaviour, SynchronousTestCase):
+    """Undelivered replies on the Redis store (on a real redis-server)."""
+
+    kind = "redis"

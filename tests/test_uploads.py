@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.internet.task import deferLater
 
 from tests.helpers import TcpHarness, UdpHarness
-from tests.test_forum import ForumTestCase, _OnSqlite
+from tests.test_forum import ForumTestCase, _OnRedis, _OnSqlite
 
 CHECK = 0.05
 """Seconds each password check (or hash) takes in these tests."""
@@ -105,3 +105,7 @@ class HeldUploadTests(ForumTestCase):
 
 class SqliteHeldUploadTests(_OnSqlite, HeldUploadTests):
     """HeldUploadTests on the SQLite store."""
+
+
+class RedisHeldUploadTests(_OnRedis, HeldUploadTests):
+    """HeldUploadTests on the Redis store."""

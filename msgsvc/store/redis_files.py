@@ -66,6 +66,11 @@ class RedisBlobStore:
         self._redis = redis
         self._local = FileStore(None)
 
+    @property
+    def directory(self) -> str:
+        """This process's temporary directory, where parts and downloads pass through."""
+        return self._local.directory
+
     def begin(self) -> PartFile:
         return self._local.begin()
 

@@ -20,6 +20,8 @@ Uploaded files are in Redis too, in chunks (see ``redis_files``). Live state
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
@@ -37,21 +39,32 @@ def open_stores(url: str, clock: IReactorTime) -> Stores:
     address = parse_url(url)
     check_reachable(address)
     redis = Redis(address, clock)
-    files = RedisBlobStore(redis)
     link = RedisNodeLink(redis, clock)
 
     def close() -> Deferred[None] | None:
-        files.close()
         left = link.stop()  # its last commands go before the connection's closing PING
         closed = redis.close()
         return gatherResults([d for d in (left, closed) if d is not None]).addCallback(lambda _: None)
 
+    return stores_over(redis, link.node, link, close)
+
+
+def stores_over(
+    redis: Redis, holder: str, link: RedisNodeLink | None, close: Callable[[], Deferred[None] | None]
+) -> Stores:
+    """The Redis stores on ``redis`` for the node ``holder``, linked to the others by ``link``; ``close`` ends both."""
+    files = RedisBlobStore(redis)
+
+    def close_all() -> Deferred[None] | None:
+        files.close()
+        return close()
+
     return Stores(
-        queues=RedisQueueStore(redis, holder=link.node),
+        queues=RedisQueueStore(redis, holder=holder),
         tweets=RedisTweetStore(redis),
         accounts=RedisAccountStore(redis),
         forum=RedisForumStore(redis),
         files=files,
-        close=close,
+        close=close_all,
         cluster=link,
     )
