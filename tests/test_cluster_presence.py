@@ -40,17 +40,19 @@ class PresenceTests(TestCase):
         self.assertEqual(await lines(a, ann, after=b), ["~ann tcp 127.0.0.1:40001"])
 
     async def test_status_lists_every_node(self) -> None:
-        """STATUS lists this node's clients of the run and the other nodes' connected clients, with their lines said."""
+        """STATUS lists the clients of every node by ids unique across nodes, the same on either node."""
         a, b = await start_nodes(self, 2)
         ann, _ = client(a, 40001)
         bob, _ = client(b, 40002)
         await name(b, bob, "bob")
         b.chat.say(bob, "hi")
         found = await lines(a, ann, status, after=b)
+        tag_a, tag_b = link_of(a).node[:6], link_of(b).node[:6]
         self.assertEqual(len(found), 2)
-        self.assertTrue(found[0].startswith("1 - tcp 127.0.0.1:40001 opened="), found)
-        self.assertTrue(found[1].startswith("1 ~bob tcp 127.0.0.1:40002 opened="), found)
+        self.assertTrue(found[0].startswith(f"{tag_a}.1 - tcp 127.0.0.1:40001 opened="), found)
+        self.assertTrue(found[1].startswith(f"{tag_b}.1 ~bob tcp 127.0.0.1:40002 opened="), found)
         self.assertTrue(found[1].endswith(" closed=- sent=1"), found)
+        self.assertEqual(await lines(b, bob, status, after=a), [found[1], found[0]])
 
     async def test_max_clients_counts_every_node(self) -> None:
         """--max-clients 2: a client on each node fills the server; a third is refused on either node."""

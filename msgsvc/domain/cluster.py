@@ -92,8 +92,8 @@ def decode(data: bytes) -> Notice:
 class Listed:
     """A client of another node, as WHO and STATUS show it (the attributes they read of a Session)."""
 
-    id: int
-    """Its id on its own node (each node numbers its clients from 1)."""
+    id: str
+    """Its id as STATUS shows it: ``<node>.<n>``, its node's tag and its number there (see ``ICluster.client_id``)."""
     display_name: str | None
     transport_name: str
     peer: tuple[str, int]
@@ -110,10 +110,15 @@ def listing(session: Session) -> str:
     )
 
 
-def listed(line: str) -> Listed:
-    """The reverse of :func:`listing`."""
+def listed(line: str, node: str) -> Listed:
+    """The reverse of :func:`listing`, for a client of ``node``."""
     client_id, display, transport, host, port, opened, sent = json.loads(line)
-    return Listed(client_id, display, transport, (host, port), opened, sent)
+    return Listed(f"{node_tag(node)}.{client_id}", display, transport, (host, port), opened, sent)
+
+
+def node_tag(node: str) -> str:
+    """The short form of a node's id that prefixes its clients' ids in STATUS."""
+    return node[:6]
 
 
 class ICluster(Protocol):
@@ -164,6 +169,9 @@ class ICluster(Protocol):
 
     def others_listed(self) -> Answer[list[Listed]]:
         """The other nodes' connected clients (STATUS shows no gone ones of other nodes)."""
+
+    def client_id(self, session: Session) -> str:
+        """A client of this node's id as STATUS shows it: unique across the nodes."""
 
 
 class SingleNode:
@@ -217,3 +225,7 @@ class SingleNode:
     def others_listed(self) -> Answer[list[Listed]]:
         """No other node."""
         return []
+
+    def client_id(self, session: Session) -> str:
+        """Its number: unique in this one process."""
+        return str(session.id)

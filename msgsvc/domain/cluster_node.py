@@ -23,7 +23,18 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msgsvc.domain.cluster import Claimed, ICluster, Listed, Notice, QueueReady, TweetNews, decode, encode, listed
+from msgsvc.domain.cluster import (
+    Claimed,
+    ICluster,
+    Listed,
+    Notice,
+    QueueReady,
+    TweetNews,
+    decode,
+    encode,
+    listed,
+    node_tag,
+)
 from msgsvc.domain.events import Chat, Join, Leave
 from msgsvc.domain.session import Session
 from msgsvc.store.answers import Answer
@@ -115,7 +126,13 @@ class SharedCluster:
     def others_listed(self) -> Answer[list[Listed]]:
         """The other live nodes' clients."""
         mine = self.link.node
-        return self.link.clients().addCallback(lambda pairs: [listed(line) for node, line in pairs if node != mine])
+        return self.link.clients().addCallback(
+            lambda pairs: [listed(line, node) for node, line in pairs if node != mine]
+        )
+
+    def client_id(self, session: Session) -> str:
+        """``<node>.<n>``: each node numbers its clients from 1, so its tag tells them apart."""
+        return f"{node_tag(self.link.node)}.{session.id}"
 
 
 class NodeWiring:

@@ -78,15 +78,16 @@ def who(broker: Broker, session: Session) -> Answer[Data]:
 def status(broker: Broker, session: Session) -> Answer[Data]:
     def lines(others: list[Listed]) -> Data:
         clients: list[Session | Listed] = [*broker.clients_of_run, *others]
-        return Data(listing([_status(client) for client in clients]), "status")
+        return Data(listing([_status(client, broker) for client in clients]), "status")
 
     return then(broker.cluster.others_listed(), lines)
 
 
-def _status(client: Session | Listed) -> str:
+def _status(client: Session | Listed, broker: Broker) -> str:
     closed = _iso(client.closed) if client.closed is not None else "-"
+    client_id = client.id if isinstance(client, Listed) else broker.cluster.client_id(client)
     return (
-        f"{client.id} {client.display_name or '-'} {_where(client)} opened={_iso(client.opened)} "
+        f"{client_id} {client.display_name or '-'} {_where(client)} opened={_iso(client.opened)} "
         f"closed={closed} sent={client.sent}"
     )
 
