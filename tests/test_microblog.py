@@ -10,7 +10,8 @@ from zope.interface.verify import verifyObject
 from msgsvc.domain.microblog import hashtags
 from msgsvc.store.interfaces import ITweetStore, Tweet
 from msgsvc.store.memory import MemoryTweetStore
-from tests.helpers import TcpHarness, UdpHarness, make_broker
+from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_path
+from tests.redis_sync import REDIS_AT_ONCE
 from tests.test_forum import answering_at_once
 
 EMPTY = b"DATA 13 last\r\nEmpty Message\r\n"
@@ -19,8 +20,13 @@ EMPTY = b"DATA 13 last\r\nEmpty Message\r\n"
 class TweetTests(TestCase):
     """TWEET stores a message of at most 150 characters; LAST reads the most recent one."""
 
+    def store_url(self) -> str:
+        """The store under test: memory here, SQLite and Redis in the subclasses below."""
+        return "memory"
+
     def setUp(self) -> None:
-        self.broker = make_broker()
+        self.broker = make_broker(store=self.store_url())
+        self.addCleanup(self.broker.stores.close)
         self.client = TcpHarness(self.broker)
         self.client.output()
 
@@ -123,8 +129,11 @@ class HashtagTests(TestCase):
 class TaggedTests(TestCase):
     """TAGGED lists the newest messages with a hashtag."""
 
+    store_url = TweetTests.store_url
+
     def setUp(self) -> None:
-        self.broker = make_broker()
+        self.broker = make_broker(store=self.store_url())
+        self.addCleanup(self.broker.stores.close)
         self.client = TcpHarness(self.broker)
         self.client.output()
 
@@ -219,3 +228,33 @@ class AtOnceTweetTests(_AtOnce, TweetTests):
 
 class AtOnceTaggedTests(_AtOnce, TaggedTests):
     """TaggedTests on a tweet store answering at once."""
+
+
+class _OnSqlite:
+    """Runs a microblog test class on the SQLite store."""
+
+    def store_url(self) -> str:
+        return "sqlite:" + temp_path(self, "msgsvc.sqlite")
+
+
+class _OnRedis:
+    """Runs a microblog test class on the Redis store (a real redis-server, answering at once)."""
+
+    def store_url(self) -> str:
+        return REDIS_AT_ONCE
+
+
+class SqliteTweetTests(_OnSqlite, TweetTests):
+    """TweetTests on the SQLite store."""
+
+
+class SqliteTaggedTests(_OnSqlite, TaggedTests):
+    """TaggedTests on the SQLite store."""
+
+
+class RedisTweetTests(_OnRedis, TweetTests):
+    """TweetTests on the Redis store."""
+
+
+class RedisTaggedTests(_OnRedis, TaggedTests):
+    """TaggedTests on the Redis store."""
