@@ -15,6 +15,13 @@ would wait for the producer to finish). ``abort`` drops the connection at
 once: for a client that has stopped reading, which nothing else would free.
 Idle means no progress: no command completed, no literal bytes arrived, and
 nothing of our output taken; a client that waits for a reply of ours is not idle.
+
+Replies are gathered while one read is handled and written with one
+``transport.write`` at its end (one system call for a pipelined burst, not one
+per reply); what is written at any other time (a reply that waited, an event
+from another client) goes out at once. The gathered bytes are written before
+anything else reaches the transport (a streamed body, a close), and as soon as
+they reach GATHER_LIMIT, so the transport's flow control sees them in time.
 """
 
 from __future__ import annotations
@@ -55,6 +62,9 @@ __all__ = ["CHUNK", "GREETING", "MAX_EVENT_BACKLOG", "MAX_PENDING_REPLIES", "Con
 
 log = Logger()
 
+GATHER_LIMIT = 64 * 1024
+"""Bytes of gathered replies written at once, without waiting for the end of the read (the transport's buffer size)."""
+
 OVER_BUDGET = Err("too-big", "the server holds too much unfinished input right now; try again later")
 """The reply to a literal skipped because all clients together hold --max-pending-input of unfinished input."""
 
@@ -88,6 +98,9 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         """Registered as the transport's push producer."""
         self._progress = False
         """Whether the data being handled completed a command or brought literal bytes (resets the idle timer)."""
+        self._gathered: list[bytes] | None = None
+        """Replies written while a read is handled, for one write at its end; None between reads."""
+        self._gathered_bytes = 0
 
     # -- connection lifecycle --------------------------------------------
 
@@ -168,15 +181,22 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     # -- framing -----------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        if self._gathered is not None:  # the bytes after a literal, handed back by LineReceiver.setLineMode
+            LineReceiver.dataReceived(self, data)
+            return
         self.traffic.received += len(data)
         if self.replies.failed:
             return
         self._progress = False
+        self._gathered = []
         try:
             LineReceiver.dataReceived(self, data)
         except Exception:
             self.replies.fail(Failure())
             return
+        finally:
+            self._write_gathered()
+            self._gathered = None
         if self._progress:  # a command or literal bytes, not mere line bytes (which could trickle forever)
             self.resetTimeout()
 
@@ -241,9 +261,29 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
 
     def write(self, data: bytes) -> None:
         self.traffic.sent += len(data)
+        gathered = self._gathered
+        if gathered is None:
+            self._stream.write(data)
+            return
+        gathered.append(data)
+        self._gathered_bytes += len(data)
+        if self._gathered_bytes >= GATHER_LIMIT:
+            self._write_gathered()
+
+    def write_part(self, data: bytes) -> None:
+        """A streamed reply's header or body goes out at once, so the transport can pause its producer in time."""
+        self._write_gathered()
+        self.traffic.sent += len(data)
         self._stream.write(data)
 
-    write_part = write
+    def _write_gathered(self) -> None:
+        """Write the replies gathered so far in this read, in one piece."""
+        gathered = self._gathered
+        if gathered:
+            data = gathered[0] if len(gathered) == 1 else b"".join(gathered)
+            gathered.clear()
+            self._gathered_bytes = 0
+            self._stream.write(data)
 
     def pause_reading(self) -> None:
         LineReceiver.pauseProducing(self)
@@ -253,6 +293,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
 
     def end(self) -> None:
         """Close once what has been written is sent; a paused push producer must not hold the close back."""
+        self._write_gathered()
         self._drop_literal()
         if self._producing:
             self._producing = False
@@ -261,6 +302,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         self.resetTimeout()  # the client has --idle-timeout to read the last replies, then it is cut off
 
     def abort(self) -> None:
+        self._write_gathered()  # as if written at once: the transport drops it with the rest
         self._drop_literal()
         self._stream.abortConnection()
 
