@@ -27,6 +27,7 @@ they reach GATHER_LIMIT, so the transport's flow control sees them in time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
@@ -38,9 +39,8 @@ from twisted.internet.interfaces import (
     ISSLTransport,
     ITCPTransport,
 )
-from twisted.internet.protocol import Factory, connectionDone
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -51,10 +51,9 @@ from msgsvc.domain.broker import Broker
 from msgsvc.domain.events import Event
 from msgsvc.domain.interfaces import IClient
 from msgsvc.domain.session import Session
-from msgsvc.protocol.framing import line_too_long, literal_too_big
-from msgsvc.protocol.wire import FULL, Err, parse_request
+from msgsvc.protocol.wire import FULL
 from msgsvc.transports.input_budget import InputBudget
-from msgsvc.transports.literals import LiteralReading
+from msgsvc.transports.literals import Framing
 from msgsvc.transports.stream import GREETING, StreamTransport
 from msgsvc.transports.traffic import Traffic
 
@@ -65,15 +64,11 @@ log = Logger()
 GATHER_LIMIT = 64 * 1024
 """Bytes of gathered replies written at once, without waiting for the end of the read (the transport's buffer size)."""
 
-OVER_BUDGET = Err("too-big", "the server holds too much unfinished input right now; try again later")
-"""The reply to a literal skipped because all clients together hold --max-pending-input of unfinished input."""
-
 
 @implementer(IClient, IPushProducer, IHalfCloseableProtocol, IHandshakeListener)
-class Connection(LiteralReading, LineReceiver, TimeoutMixin):
+class Connection(Framing, Protocol, TimeoutMixin):
     """One TCP client; the sink of its reply pipeline."""
 
-    delimiter = b"\n"
     transport_name = "tcp"
 
     def __init__(
@@ -93,7 +88,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         self.budget = budget if budget is not None else InputBudget(broker.config.max_pending_input)
         self.session: Session | None = None
         self.replies = ReplyPipeline(self, broker.durability)
-        self._init_literals()
+        self._init_framing()
         self._producing = False
         """Registered as the transport's push producer."""
         self._progress = False
@@ -146,8 +141,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self._producing = False
         self.replies.lost()
-        self.clearLineBuffer()
-        self._drop_literal()
+        self._drop_input()
         if self.session is not None:
             self.broker.close_session(self.session)
 
@@ -181,16 +175,13 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     # -- framing -----------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        if self._gathered is not None:  # the bytes after a literal, handed back by LineReceiver.setLineMode
-            LineReceiver.dataReceived(self, data)
-            return
         self.traffic.received += len(data)
         if self.replies.failed:
             return
         self._progress = False
         self._gathered = []
         try:
-            LineReceiver.dataReceived(self, data)
+            self._frame(data)
         except Exception:
             self.replies.fail(Failure())
             return
@@ -199,50 +190,6 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
             self._gathered = None
         if self._progress:  # a command or literal bytes, not mere line bytes (which could trickle forever)
             self.resetTimeout()
-
-    def lineReceived(self, line: bytes) -> None:
-        replies = self.replies
-        if replies.closing:
-            return
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if len(line) >= self.MAX_LENGTH:  # the CR stripped, still over --max-line
-            self.lineLengthExceeded(line)
-            return
-        request = parse_request(line)
-        if request is None:
-            return
-        plan = self.table.prepare(request)
-        size = request.literal_size
-        if size is None:
-            self._progress = True
-            replies.deliver(self.table.dispatch(self.broker, self.session, request, plan), request.tag)
-            return
-        limit = plan.literal_limit(self.broker.config)
-        if size > limit:
-            self._refuse(literal_too_big(size, limit), request.tag)
-            return
-        self._read_literal(request, plan)
-
-    def _over_budget(self, tag: bytes | None) -> None:
-        """A literal was skipped: all clients together hold --max-pending-input of unfinished input."""
-        self._log_refusal(OVER_BUDGET)
-        self.replies.deliver(OVER_BUDGET, tag)
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        self._refuse(line_too_long(self.broker.config.max_line), None)
-
-    def _refuse(self, error: Err, tag: bytes | None) -> None:
-        """Send an error that leaves the stream unparseable, then close."""
-        self.clearLineBuffer()
-        if self.replies.closing:  # the connection ends anyway; the error would never be sent
-            return
-        self._log_refusal(error)
-        self.replies.closing_error(error, tag)
-
-    def _log_refusal(self, error: Err) -> None:
-        host, port = self.peer
-        self.table.refusals.refused(f"tcp {host}:{port}", error.code, error.text)
 
     # -- IPushProducer: the transport's buffer fills and drains ------------
 
@@ -286,15 +233,19 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
             self._stream.write(data)
 
     def pause_reading(self) -> None:
-        LineReceiver.pauseProducing(self)
+        self._reading_paused = True
+        cast(IPushProducer, self.transport).pauseProducing()  # every stream transport is its push producer too
 
     def resume_reading(self) -> None:
-        LineReceiver.resumeProducing(self)
+        self._reading_paused = False
+        cast(IPushProducer, self.transport).resumeProducing()
+        if self._gathered is None:  # a read under way carries on by itself
+            self.dataReceived(b"")
 
     def end(self) -> None:
         """Close once what has been written is sent; a paused push producer must not hold the close back."""
         self._write_gathered()
-        self._drop_literal()
+        self._drop_input()
         if self._producing:
             self._producing = False
             self._stream.unregisterProducer()
@@ -303,7 +254,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
 
     def abort(self) -> None:
         self._write_gathered()  # as if written at once: the transport drops it with the rest
-        self._drop_literal()
+        self._drop_input()
         self._stream.abortConnection()
 
     def progress(self) -> None:
@@ -312,8 +263,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     def log_failure(self, failure: Failure) -> None:
         """A bug in framing or in writing replies: logged once; the half-read input is dropped."""
         log.failure("TCP connection to {peer} failed", failure, peer=self.peer, category="ERROR")
-        self._drop_literal()
-        self.clearLineBuffer()
+        self._drop_input()
 
 
 class ConnectionFactory(Factory):
