@@ -148,7 +148,7 @@ class Framing:
         """Handle the lines and literal bytes of ``data``, after what was held."""
         if self._held:
             data, self._held = self._held + data, b""
-        replies = self.replies
+        replies, plain, broker, session = self.replies, self._plain, self.broker, self.session
         limit = self.MAX_LENGTH
         start = 0
         while start < len(data):
@@ -163,29 +163,27 @@ class Framing:
             end = data.find(b"\n", start)
             if end < 0:
                 if len(data) - start > limit:
-                    self._refuse(line_too_long(self.broker.config.max_line), None)
+                    self._refuse(line_too_long(broker.config.max_line), None)
                 else:
                     self._held = data[start:]
                 return
-            if end - start > limit:
-                self._refuse(line_too_long(self.broker.config.max_line), None)
+            length = end - start
+            cr = length and data[end - 1] == 13  # the line ends with CRLF: the CR is not part of it
+            if length >= limit and (length > limit or not cr):  # over --max-line, with or without a CR
+                self._refuse(line_too_long(broker.config.max_line), None)
                 return
-            line = data[start:end]
+            line = data[start : end - 1] if cr else data[start:end]
             start = end + 1
-            self._line(line)
+            verb, _, args = line.partition(b" ")
+            run = plain.get(verb)
+            if run is not None and not line.endswith(b"}"):  # no tag, no literal (CommandTable.plain)
+                self._progress = True
+                replies.deliver(run(broker, session, args, None), None)
+            else:
+                self._line(line)
 
     def _line(self, line: bytes) -> None:
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if len(line) >= self.MAX_LENGTH:  # the CR stripped, still over --max-line
-            self._refuse(line_too_long(self.broker.config.max_line), None)
-            return
-        verb, _, args = line.partition(b" ")
-        run = self._plain.get(verb)
-        if run is not None and not line.endswith(b"}"):  # no tag, no literal (CommandTable.plain)
-            self._progress = True
-            self.replies.deliver(run(self.broker, self.session, args, None), None)
-            return
+        """A line that may have a tag or a literal, or none of that and an unknown verb (or none)."""
         request = parse_request(line)
         if request is None:
             return

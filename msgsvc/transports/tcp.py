@@ -207,9 +207,9 @@ class Connection(Framing, Protocol, TimeoutMixin):
     # -- the pipeline's sink -------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        self.traffic.sent += len(data)
         gathered = self._gathered
         if gathered is None:
+            self.traffic.sent += len(data)
             self._stream.write(data)
             return
         gathered.append(data)
@@ -230,6 +230,7 @@ class Connection(Framing, Protocol, TimeoutMixin):
             data = gathered[0] if len(gathered) == 1 else b"".join(gathered)
             gathered.clear()
             self._gathered_bytes = 0
+            self.traffic.sent += len(data)
             self._stream.write(data)
 
     def pause_reading(self) -> None:

@@ -50,7 +50,11 @@ def send(broker: Broker, session: Session, queue: str, message: bytes) -> Ok | D
     errors=("empty", "too-big", "full"),
 )
 def recv(broker: Broker, session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
-    return _take(broker.queues, session, queue, wait, reserve=False)
+    service = broker.queues
+    taken = service.receive(session, queue, wait)
+    if taken is None or isinstance(taken, Message):  # as in _take, without the call: every message's path
+        return _delivered(taken, service, queue, False)
+    return taken.addCallback(_delivered, service, queue, False)
 
 
 @commands.verb(
