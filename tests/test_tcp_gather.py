@@ -68,13 +68,13 @@ class GatherTests(Connected):
         self.assertEqual(writes, [b"OK PONG\r\n", b"OK PONG\r\nOK PONG\r\n"])
 
     def test_waiting_reply_keeps_its_place(self):
-        """A waiting RECV holds the replies after it; they go out, in order, when another client's SEND wakes it."""
+        """A waiting RECV holds the replies after it; they go out together, in order, when a SEND wakes it."""
         waiter, sender = self.client(), self.client()
         writes = count_writes(waiter)
         waiter.send(b"PING\nRECV @q 5\nPING\n")
         self.assertEqual(writes, [b"OK PONG\r\n"])
         sender.send(b"SEND @q hi\n")
-        self.assertEqual(writes[1:], [b"DATA 2 1\r\nhi\r\n", b"OK PONG\r\n"])
+        self.assertEqual(writes[1:], [b"DATA 2 1\r\nhi\r\nOK PONG\r\n"])
         self.assertEqual(sender.output(), b"OK 1 queued 2 bytes\r\n")
 
     def test_events_in_read_order(self):
@@ -125,12 +125,23 @@ class CommitOrderTests(Connected):
         self.ports = iter(range(40000, 50000))
 
     def test_committing_replies_keep_their_order(self):
-        """Replies behind a change wait for its commit, then go out in request order."""
+        """Replies behind a change wait for its commit, then go out in request order, in one write."""
         c = self.client()
         writes = count_writes(c)
         c.send(b"PING\nSEND a\nPING\nRECV\nPING\n")
         self.assertEqual(writes, [b"OK PONG\r\n"])
         self.assertEqual(c.output(), b"OK PONG\r\nOK 1 queued 1 bytes\r\nOK PONG\r\nDATA 1 1\r\na\r\nOK PONG\r\n")
+        self.assertEqual(writes[1:], [b"OK 1 queued 1 bytes\r\nOK PONG\r\nDATA 1 1\r\na\r\nOK PONG\r\n"])
+
+    def test_quit_behind_a_commit(self):
+        """QUIT waiting behind a commit goes out after the replies before it, and the connection closes."""
+        c = self.client()
+        writes = count_writes(c)
+        c.send(b"SEND a\nQUIT\nPING\n")
+        self.assertEqual(writes, [])
+        self.assertEqual(c.output(), b"OK 1 queued 1 bytes\r\nOK bye\r\n")
+        self.assertEqual(writes, [b"OK 1 queued 1 bytes\r\n", b"OK bye\r\n"])
+        self.assertTrue(c.transport.disconnecting)
 
 
 class StreamedBodyTests(Connected):
@@ -165,3 +176,36 @@ class StreamedBodyTests(Connected):
         self.assertEqual(writes, [b"OK PONG\r\n", b"DATA 1048576 big\r\n", b"z" * CHUNK])
         self.c.protocol.resumeProducing()
         self.assertEqual(b"".join(writes[3:]), b"z" * ((1 << 20) - CHUNK) + b"\r\nOK PONG\r\n")
+
+
+class FramingTests(Connected):
+    """Lines cut anywhere by the reads, and input that arrives while reading is paused."""
+
+    def test_line_ending_split_across_reads(self):
+        """A CRLF cut between two reads, and a line cut mid-verb, are each one command."""
+        c = self.client()
+        c.send(b"PING\r")
+        c.send(b"\nPI")
+        c.send(b"NG\r\nSEND x}\n")
+        self.assertEqual(c.output(), b"OK PONG\r\nOK PONG\r\nOK 1 queued 2 bytes\r\n")
+
+    def test_input_kept_while_paused(self):
+        """Commands that arrive while the transport's buffer is full run, in order, once it drains."""
+        c = self.client()
+        c.protocol.pauseProducing()
+        writes = count_writes(c)
+        c.send(b"SEND a\nRECV\n")
+        c.send(b"PING\n")
+        self.assertEqual(writes, [])
+        c.protocol.resumeProducing()
+        self.assertEqual(writes, [b"OK 1 queued 1 bytes\r\nDATA 1 1\r\na\r\nOK PONG\r\n"])
+
+    def test_lower_case_and_tagged_verbs(self):
+        """Lines the compiled look-up does not take (lower case, tagged, spaced) get the same replies."""
+        c = self.client()
+        c.send(b"ping\n#t1 PING\n  PING\nPING  \nNOPE\n")
+        self.assertEqual(
+            c.output(),
+            b"OK PONG\r\n#t1 OK PONG\r\nOK PONG\r\nOK PONG\r\n"
+            b"ERR unknown-command unknown command 'NOPE'; HELP lists commands\r\n",
+        )

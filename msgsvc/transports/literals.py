@@ -120,7 +120,7 @@ class Framing:
 
     The host provides ``broker``, ``table``, ``session``, ``budget``, ``replies``
     (its pipeline), ``peer``, ``MAX_LENGTH`` (--max-line, plus one for the CR
-    stripped) and the ``_progress`` flag; it pauses the transport's reading.
+    stripped) and the ``_progress`` flag, and sets ``_reading_paused`` while reading is paused.
     """
 
     broker: Broker

@@ -87,7 +87,7 @@ class Connection(Framing, Protocol, TimeoutMixin):
         self.MAX_LENGTH = broker.config.max_line + 1  # room for the CR we strip
         self.budget = budget if budget is not None else InputBudget(broker.config.max_pending_input)
         self.session: Session | None = None
-        self.replies = ReplyPipeline(self, broker.durability)
+        self.replies = ReplyPipeline(self, broker.durability, joins=True)
         self._init_framing()
         self._producing = False
         """Registered as the transport's push producer."""
