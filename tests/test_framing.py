@@ -127,12 +127,12 @@ class OneLookUpTests(SynchronousTestCase):
     """Both front ends ask the table about a request once."""
 
     def test_tcp(self) -> None:
-        """A line, and a line with a literal, are each prepared once."""
+        """A line with a literal is prepared once; a plain line runs its compiled command without being prepared."""
         table = _CountingTable()
         tcp = TcpHarness(make_broker(), table=table)
-        tcp.send(b"PUT x\nPUT {3}\nabc\n")
+        tcp.send(b"PUT x\nPUT {3}\nabc\n#t PUT y\n")
         self.assertEqual(table.prepared, ["PUT", "PUT"])
-        self.assertTrue(tcp.output().endswith(b"OK\r\nOK\r\n"))
+        self.assertTrue(tcp.output().endswith(b"OK\r\nOK\r\n#t OK\r\n"))
 
     def test_udp(self) -> None:
         """A datagram with a literal, for a verb that opens a session, is prepared once."""

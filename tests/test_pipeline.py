@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msgsvc.dispatch.pipeline import (
     MAX_PENDING_REPLIES,
+    ReplyPipeline,
     answer_alone,
 )
 from msgsvc.dispatch.table import INTERNAL_ERROR, Unconfirmed
@@ -92,6 +93,44 @@ class OrderTests(PipelineTestCase):
         broken.errback(ZeroDivisionError("lost"))
         self.assertEqual(self.sink.data, INTERNAL + b"OK next\r\n")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class JoinedTests(PipelineTestCase):
+    """A pipeline whose sink takes several replies in one write (a byte stream)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.pipeline = ReplyPipeline(self.sink, self.durability, joins=True)
+        self.sink.pipeline = self.pipeline
+
+    def test_released_together_written_once(self) -> None:
+        """Replies a commit releases together are one write, in order."""
+        self.pipeline.deliver(Unconfirmed(Ok("1 queued")), None)
+        self.pipeline.deliver(Ok("PONG"), b"t")
+        self.pipeline.deliver(Unconfirmed(Ok("2 queued")), None)
+        self.durability.commit()
+        self.assertEqual(self.sink.units, [b"OK 1 queued\r\n#t OK PONG\r\nOK 2 queued\r\n"])
+
+    def test_closing_reply_written_after_the_joined(self) -> None:
+        """A reply that closes follows the joined replies before it, and nothing after it is written."""
+        self.pipeline.deliver(Unconfirmed(Ok("1 queued")), None)
+        self.pipeline.deliver(Ok("PONG"), None)
+        self.pipeline.deliver(Ok("bye", closes=True), None)
+        self.durability.commit()
+        self.assertEqual(self.sink.units, [b"OK 1 queued\r\nOK PONG\r\n", b"OK bye\r\n"])
+        self.assertTrue(self.sink.ended)
+
+    def test_body_after_the_joined(self) -> None:
+        """A streamed body starts after the joined replies before it."""
+        first = Deferred()
+        self.pipeline.deliver(first, None)
+        self.pipeline.deliver(Ok("PONG"), None)
+        streamed, source = self.streamed(5)
+        self.pipeline.deliver(streamed, None)
+        first.callback(Ok("first"))
+        self.assertEqual(self.sink.data, b"OK first\r\nOK PONG\r\nDATA 5 big\r\nzzzzz\r\n")
+        self.assertTrue(source.closed)
+        self.assertEqual(self.sink.units[0], b"OK first\r\nOK PONG\r\n")
 
 
 class AnswerAloneTests(SynchronousTestCase):

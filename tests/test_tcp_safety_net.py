@@ -6,7 +6,7 @@ from msgsvc.dispatch.commands import CommandSet, Text
 from msgsvc.dispatch.table import CommandTable
 from msgsvc.dispatch.verbs import general
 from msgsvc.protocol.wire import Ok, Request
-from msgsvc.transports import tcp as tcp_module
+from msgsvc.transports import literals
 from tests.tcp_helpers import Connected, _Sink
 
 
@@ -22,14 +22,14 @@ class SafetyNetTests(Connected):
 
     def setUp(self) -> None:
         super().setUp()
-        parse = tcp_module.parse_request
+        parse = literals.parse_request
 
         def exploding_parse(line: bytes) -> Request | None:
             if line == b"BOOM":
                 raise ZeroDivisionError("a framing bug")
             return parse(line)
 
-        self.patch(tcp_module, "parse_request", exploding_parse)
+        self.patch(literals, "parse_request", exploding_parse)
 
     def test_exception_becomes_err_internal(self) -> None:
         """Replies before the failure are delivered, then ERR internal, then the connection closes."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from msgsvc.domain.session import Session
 
 Handler = Callable[..., "Reply | Deferred[Any]"]
-"""A verb's handler: ``handler(broker, session, **arguments)`` answers a Reply, or a Deferred firing with one.
+"""A verb's handler: ``handler(broker, session, *arguments)`` answers a Reply, or a Deferred firing with one.
 
 Deferred is invariant (a ``Deferred[Ok]`` is no ``Deferred[Reply]``), so the
 table holds handlers with a Deferred of any result; :meth:`CommandSet.verb`
@@ -30,6 +30,10 @@ checks that what a declared handler's Deferred fires with is a Reply.
 """
 
 P = ParamSpec("P")
+MEMO_SIZE = 1024
+"""Values an argument with ``memo`` remembers at most (so random input cannot grow them without bound)."""
+_UNKNOWN = object()
+Binder = Callable[[bytes, "bytes | None"], list[Any]]
 R = TypeVar("R", bound=Reply)
 
 
@@ -57,11 +61,16 @@ class Arg:
     prefix: str = ""
     """An optional argument with a prefix (``@queue``) is present only when the next word has it."""
     label: str = ""
+    memo: bool = False
+    """``convert`` is pure: its values are remembered by the argument's bytes (up to MEMO_SIZE of them)."""
     raw_prefix: bytes = field(init=False, repr=False)
     """The prefix as it appears on the wire."""
+    values: dict[bytes, Any] | None = field(init=False, repr=False, compare=False)
+    """The values remembered, when ``memo``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "raw_prefix", self.prefix.encode())
+        object.__setattr__(self, "values", {} if self.memo else None)
 
     def usage(self) -> str:
         """How the argument is written in HELP."""
@@ -76,11 +85,17 @@ class Arg:
 
     def bind(self, raw: bytes) -> Any:
         """Convert the raw bytes of this argument."""
+        values = self.values
+        if values is not None and (value := values.get(raw, _UNKNOWN)) is not _UNKNOWN:
+            return value
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError:
             raise ValueError(f"{self.label or self.name} must be ASCII") from None
-        return self.convert(text[len(self.prefix) :])
+        value = self.convert(text[len(self.prefix) :])
+        if values is not None and len(values) < MEMO_SIZE:
+            values[raw] = value
+        return value
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,9 @@ class Command:
     """Where a literal for this verb is streamed; by default it is collected in memory."""
     errors: tuple[str, ...] | None = None
     """The error codes (docs/protocol.md) the verb itself can answer with, for HELP; None: not declared."""
+    bind: Binder = field(init=False, repr=False, compare=False)
+    """``bind(args, literal)``: the handler's arguments after ``broker, session``, in order, from the
+    request's arguments and literal (ValueError if they do not fit)."""
 
     def __post_init__(self) -> None:
         """Refuse a handler whose parameters are not ``broker, session`` and the declared arguments, in order."""
@@ -127,39 +145,55 @@ class Command:
             raise TypeError(
                 f"{self.verb}: the handler takes ({', '.join(actual)}), the verb declares ({', '.join(declared)})"
             )
+        object.__setattr__(self, "bind", _binder(self))
 
     @property
     def usage(self) -> str:
         """The verb with its arguments, as HELP shows it."""
         return " ".join([self.verb, *(p.usage() for p in self.params)])
 
-    def bind(self, args: bytes, literal: bytes | None) -> dict[str, Any]:
-        """Map the request's arguments onto the handler's keyword parameters."""
-        params = self.params
-        values: dict[str, Any] = {}
-        if literal is not None:
-            if not params:
-                raise ValueError(f"{self.verb} takes no arguments")
-            last = params[-1]
-            values[last.name] = last.bind(literal)
-            params = params[:-1]
+
+def _binder(command: Command) -> Binder:
+    """``command.bind``, compiled: the converters and rules of its arguments looked up once."""
+    params = command.params
+    if any(isinstance(param, Text) for param in params[:-1]):
+        raise TypeError(f"{command.verb}: only the last argument may be the rest of the line")
+    words = [(p.raw_prefix, p.optional, p.default, p.bind, p.values, p) for p in params if isinstance(p, Arg)]
+    text = bool(params) and isinstance(params[-1], Text)
+    last = params[-1] if params else None
+    on_line = (tuple(words), text)
+    beside_literal = (tuple(words[:-1]) if not text else tuple(words), False)
+
+    def bind(args: bytes, literal: bytes | None) -> list[Any]:
+        if literal is None:
+            specs, rest_is_text = on_line
+        elif last is None:
+            raise ValueError(f"{command.verb} takes no arguments")
+        else:
+            bound = last.bind(literal)
+            specs, rest_is_text = beside_literal
+        values: list[Any] = []
         rest = args
-        for param in params:
-            if isinstance(param, Text):
-                values[param.name] = rest
-                rest = b""
-                break
+        for prefix, optional, default, convert, memo, param in specs:
             word, _, remainder = rest.lstrip(b" ").partition(b" ")
-            if word and word.startswith(param.raw_prefix):
-                values[param.name] = param.bind(word)
+            if word and word.startswith(prefix):
+                if memo is None or (value := memo.get(word, _UNKNOWN)) is _UNKNOWN:
+                    value = convert(word)
+                values.append(value)
                 rest = remainder
-            elif param.optional:
-                values[param.name] = param.default
+            elif optional:
+                values.append(default)
             else:
                 raise ValueError(f"missing {param.usage()}")
-        if rest and rest.strip(b" "):
+        if rest_is_text:
+            values.append(rest)
+        elif rest and rest.strip(b" "):
             raise ValueError("too many arguments")
+        if literal is not None:
+            values.append(bound)
         return values
+
+    return bind
 
 
 class CommandSet:
@@ -173,7 +207,7 @@ class CommandSet:
     def verb(
         self, name: str, *params: Arg | Text, summary: str, **options: Any
     ) -> Callable[[Callable[P, R | Deferred[R]]], Callable[P, R | Deferred[R]]]:
-        """Declare ``handler(broker, session, **arguments)`` as the verb ``name``."""
+        """Declare ``handler(broker, session, *arguments)`` as the verb ``name``."""
 
         def register(handler: Callable[P, R | Deferred[R]]) -> Callable[P, R | Deferred[R]]:
             self.commands.append(Command(name, handler, summary, params, **options))

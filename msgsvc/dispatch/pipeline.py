@@ -60,11 +60,13 @@ class ReplyPipeline(StreamOutput):
     ``failed`` is for reading, like ``closing``, ``ended`` and ``output_paused``.
     """
 
-    __slots__ = ("_awaiting_commit", "_durability", "_input_ended", "_slots", "failed")
+    __slots__ = ("_awaiting_commit", "_durability", "_input_ended", "_joins", "_slots", "failed")
 
-    def __init__(self, sink: ReplySink, durability: IDurability) -> None:
+    def __init__(self, sink: ReplySink, durability: IDurability, joins: bool = False) -> None:
+        """``joins``: the sink takes several whole replies in one write (a byte stream; not a WebSocket)."""
         super().__init__(sink)
         self._durability = durability
+        self._joins = joins
         self.failed = False
         """A bug was reported (:meth:`fail`); the front end ignores further input."""
         self._slots: list[_Slot] = []
@@ -167,22 +169,31 @@ class ReplyPipeline(StreamOutput):
             self.fail(Failure())
 
     def _flush(self) -> None:
-        """Write every completed reply at the head of the pipeline."""
+        """Write every completed reply at the head of the pipeline (those released together in one write, if joined)."""
         slots = self._slots
-        while not self.ended:
-            if self._body is not None and not self._pump():
-                return
-            if not slots:
-                break
-            slot = slots[0]
-            reply = slot.reply
-            if reply is None or slot.unconfirmed:
-                break
-            slots.pop(0)
-            if reply.closes or isinstance(reply, StreamedData):
-                self._write_reply(reply, slot.tag)
-            else:
-                self.sink.write(reply.encode(slot.tag))  # as in deliver: the common case, kept short
+        joined: list[bytes] | None = [] if self._joins else None
+        try:
+            while not self.ended:
+                if self._body is not None:
+                    self._write_joined(joined)
+                    if not self._pump():
+                        return
+                if not slots:
+                    break
+                slot = slots[0]
+                reply = slot.reply
+                if reply is None or slot.unconfirmed:
+                    break
+                slots.pop(0)
+                if reply.closes or isinstance(reply, StreamedData):
+                    self._write_joined(joined)
+                    self._write_reply(reply, slot.tag)
+                elif joined is not None:
+                    joined.append(reply.encode(slot.tag))
+                else:
+                    self.sink.write(reply.encode(slot.tag))  # as in deliver: the common case, kept short
+        finally:
+            self._write_joined(joined)
         if self.ended:
             if slots:
                 self._discard()  # what completes after the end is never sent: release it
@@ -191,6 +202,11 @@ class ReplyPipeline(StreamOutput):
             self.end()  # half-closed by the client, and every reply is out
         elif len(slots) < MAX_PENDING_REPLIES:
             self._resume(PIPELINE)
+
+    def _write_joined(self, joined: list[bytes] | None) -> None:
+        if joined:
+            self.sink.write(b"".join(joined))
+            joined.clear()
 
     def resume_output(self) -> None:
         """The client took what was sent, so it is not idle; carry on."""

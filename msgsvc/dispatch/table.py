@@ -10,7 +10,7 @@ and says whether a reply must wait for the commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -49,6 +49,12 @@ class Unconfirmed:
     reply: Reply
 
 
+Result = Reply | Unconfirmed | Deferred[Reply]
+"""What dispatching a request yields (see :meth:`CommandTable.dispatch`)."""
+Runner = Callable[["Broker", "Session | None", bytes, "bytes | None"], Result]
+"""A verb's command, compiled: ``run(broker, session, args, literal)``, the request's arguments and literal."""
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What the table does with requests of one verb (see :meth:`CommandTable.prepare`)."""
@@ -62,6 +68,8 @@ class Plan:
     one-off (UDP) opens a lasting session for it (``Command.remembers_client``, unless refused)."""
     identity: bool = False
     """Running the request gives the client an identity (``Command.identity``)."""
+    run: Runner | None = None
+    """The command compiled (None when refused)."""
 
     def literal_limit(self, config: Config) -> int:
         """The largest literal the request may carry (``--max-message`` for an unknown verb)."""
@@ -124,11 +132,17 @@ class CommandTable:
                 if verb in self._by_verb:
                     raise ValueError(f"verb {verb} defined twice")
                 self._by_verb[verb] = command
+        runners = {verb: self._compile(command) for verb, command in self._by_verb.items()}
         self._plans = {
-            verb: Plan(command, False, command.remembers_client, command.identity)
+            verb: Plan(command, False, command.remembers_client, command.identity, runners[verb])
             for verb, command in self._by_verb.items()
         }
         self._bad_tag_plans = {verb: Plan(command, refused=True) for verb, command in self._by_verb.items()}
+        self.plain: dict[bytes, Runner] = {verb.encode(): run for verb, run in runners.items()}
+        """The commands by verb as sent (upper case), for a request with no tag and no literal: a front end
+        whose line's first word is found here (a tag starts with ``#``) and that does not end with ``}``
+        (as a literal marker does) runs ``run(broker, session, args, None)``, ``args`` the rest of the line
+        after the first space, as :meth:`dispatch` would: a dict look-up and a call per command."""
         self.help.index([(s.system, s.description, s.commands) for s in sets], self._by_verb)
         self.observer: DispatchObserver | None = None
         """Told of each command's reply (verb, reply) when set: the server's metrics."""
@@ -167,52 +181,53 @@ class CommandTable:
         holds it (a LOGIN being checked), so pipelined commands see its outcome.
         ``session`` is None only where no client is involved (tests of verbs that need none).
         """
-        if session is not None and (held := session.settled()) is not None:
-            return held.addCallback(lambda _: self.awaitable(self.dispatch(broker, session, request, plan), broker))
         if plan is None:
             plan = self.prepare(request)
-        command = plan.command
-        if plan.refused or command is None:  # only a refused plan has no command
-            return self._refused(broker, session, request, command)
-        try:
-            values = command.bind(request.args, request.literal)
-        except ValueError as error:
-            usage = Err("bad-args", f"{error}; usage: {command.usage}")
-            return self._refused(broker, session, request, command, usage)
-        try:
-            result = command.handler(broker, session, **values)
-        except DomainError as error:
-            result = reply_for(error)
-        except Exception:
-            result = self._failed(Failure(), command)
-        observer = self.observer
-        if not isinstance(result, Reply):  # a Deferred (isinstance on Deferred, an ABC, is slow)
-            reply = settled(result)
-            if reply is None:
-                result.addErrback(self._failed, command)
-                if observer is not None:
-                    result.addCallback(self._observed, observer, command.verb)
-                return result.addCallback(self.confirm, broker)
-            result = reply
-        if observer is not None:
-            observer.dispatched(command.verb, result)
-        return Unconfirmed(result) if broker.durability.pending else result
+        if plan.run is None:  # only a refused plan has none
+            if session is not None and (held := session.settled()) is not None:
+                return held.addCallback(lambda _: self.awaitable(self.dispatch(broker, session, request, plan), broker))
+            return self._refused(session, plan.command, help.malformed(request))
+        return plan.run(broker, session, request.args, request.literal)
+
+    def _compile(self, command: Command) -> Runner:
+        """``command`` as one function: argument binding, handler, errors, observer, commit wait."""
+        bind, handler, verb = command.bind, command.handler, command.verb
+
+        def run(broker: Broker, session: Session | None, args: bytes, literal: bytes | None) -> Result:
+            if session is not None and (held := session.settled()) is not None:
+                return held.addCallback(lambda _: self.awaitable(run(broker, session, args, literal), broker))
+            try:
+                values = bind(args, literal)
+            except ValueError as error:
+                return self._refused(session, command, Err("bad-args", f"{error}; usage: {command.usage}"))
+            try:
+                result = handler(broker, session, *values)
+            except DomainError as error:
+                result = reply_for(error)
+            except Exception:
+                result = self._failed(Failure(), command)
+            observer = self.observer
+            if not isinstance(result, Reply):  # a Deferred (isinstance on Deferred, an ABC, is slow)
+                reply = settled(result)
+                if reply is None:
+                    result.addErrback(self._failed, command)
+                    if observer is not None:
+                        result.addCallback(self._observed, observer, verb)
+                    return result.addCallback(self.confirm, broker)
+                result = reply
+            if observer is not None:
+                observer.dispatched(verb, result)
+            return Unconfirmed(result) if broker.durability.pending else result
+
+        return run
 
     @staticmethod
     def _observed(reply: Reply, observer: DispatchObserver, verb: str) -> Reply:
         observer.dispatched(verb, reply)
         return reply
 
-    def _refused(
-        self,
-        broker: Broker,
-        session: Session | None,
-        request: Request,
-        command: Command | None,
-        error: Err | None = None,
-    ) -> Err:
-        """The reply to a malformed request (bad tag, no verb, unknown verb, or ``error``), logged as refused."""
-        error = error or help.malformed(request)
+    def _refused(self, session: Session | None, command: Command | None, error: Err) -> Err:
+        """The reply to a malformed request (bad tag, no verb, unknown verb, bad arguments), logged as refused."""
         who = f"{session.transport_name} {host_port(session.peer)}" if session is not None else "unknown client"
         self.refusals.refused(who, error.code, error.text)
         if self.observer is not None:

@@ -151,8 +151,9 @@ class Ok(Reply):
     closes: bool = False
 
     def encode(self, tag: bytes | None = None) -> bytes:
-        body = b"OK " + self.text.encode() if self.text else b"OK"
-        return _line(tag, body)
+        if tag:
+            return _line(tag, b"OK " + self.text.encode() if self.text else b"OK")
+        return b"OK %b\r\n" % self.text.encode() if self.text else b"OK\r\n"
 
 
 @dataclass(slots=True)
@@ -183,7 +184,9 @@ class Data(Reply):
         return data_header(len(self.payload), self.label, tag)
 
     def encode(self, tag: bytes | None = None) -> bytes:
-        return self.header(tag) + self.payload + CRLF
+        if tag or not self.label:
+            return self.header(tag) + self.payload + CRLF
+        return b"DATA %d %b\r\n%b\r\n" % (len(self.payload), self.label.encode(), self.payload)
 
 
 class BodySource(Protocol):

@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_tcp,tests.test_tcp_literals,tests.test_input_budget -*-
-"""Reading a ``{N}`` literal off a TCP stream, piece by piece as its bytes arrive.
+"""Framing a TCP stream: request lines, and the ``{N}`` literal a line announces, read as its bytes arrive.
 
 A literal goes one of three ways: to a sink (a forum upload streams to disk),
 into memory (charged to the server-wide :class:`~msgsvc.transports.input_budget.InputBudget`
@@ -7,21 +7,25 @@ as its bytes arrive), or nowhere (a request refused anyway, or one whose
 literal the budget could not hold: its bytes are read and dropped, so the
 stream stays in step).
 
-:class:`LiteralReading` is the part of :class:`msgsvc.transports.tcp.Connection` (a
-``LineReceiver``) that switches to raw mode for a literal and back after it.
+:class:`Framing` is the part of :class:`msgsvc.transports.tcp.Connection` that
+splits its input into lines and literals and hands each request to the command table.
 """
 
 from __future__ import annotations
 
-from twisted.protocols.basic import LineReceiver
+from typing import TYPE_CHECKING
 
 from msgsvc.dispatch.commands import LiteralSink
 from msgsvc.dispatch.pipeline import ReplyPipeline
 from msgsvc.dispatch.table import CommandTable, Plan
 from msgsvc.domain.broker import Broker
 from msgsvc.domain.session import Session
-from msgsvc.protocol.wire import CRLF, Request
+from msgsvc.protocol.framing import line_too_long, literal_too_big
+from msgsvc.protocol.wire import CRLF, Err, Request, parse_request
 from msgsvc.transports.input_budget import InputBudget
+
+OVER_BUDGET = Err("too-big", "the server holds too much unfinished input right now; try again later")
+"""The reply to a literal skipped because all clients together hold --max-pending-input of unfinished input."""
 
 
 class PendingLiteral:
@@ -104,12 +108,19 @@ def after_literal(expected: bytes, data: bytes) -> tuple[bytes, bytes]:
     return b"", b"\r" + data  # the CR was not part of a line ending after all
 
 
-class LiteralReading(LineReceiver):
-    """The part of a LineReceiver that reads the literal announced by a command line, then runs the command.
+class Framing:
+    """The framing of :class:`msgsvc.transports.tcp.Connection`: lines, and the literal a line announces.
 
-    The host provides ``broker``, ``table``, ``session``, ``budget``,
-    ``replies`` (its pipeline), the ``_progress`` flag and ``_over_budget(tag)``
-    (the reply to a literal the budget could not hold).
+    Every complete line of a read is handled in one pass over the bytes (no
+    copy of the rest per line); a line with no tag and no literal whose verb
+    the table compiled (``CommandTable.plain``) costs a look-up and a call.
+    Reading stops while the pipeline says so (``pause_reading``): what is left
+    is kept until ``resume_reading``. Once the connection is closing, nothing
+    more it sends is looked at.
+
+    The host provides ``broker``, ``table``, ``session``, ``budget``, ``replies``
+    (its pipeline), ``peer``, ``MAX_LENGTH`` (--max-line, plus one for the CR
+    stripped) and the ``_progress`` flag, and sets ``_reading_paused`` while reading is paused.
     """
 
     broker: Broker
@@ -117,37 +128,91 @@ class LiteralReading(LineReceiver):
     session: Session | None
     budget: InputBudget
     replies: ReplyPipeline
+    MAX_LENGTH: int
     _progress: bool
+    if TYPE_CHECKING:
 
-    def _init_literals(self) -> None:
+        @property
+        def peer(self) -> tuple[str, int]: ...
+
+    def _init_framing(self) -> None:
+        self._plain = self.table.plain
+        self._held = b""
+        """What is left of the input: an incomplete line, or what came while reading was paused."""
+        self._reading_paused = False
         self._literal: PendingLiteral | None = None
         self._after_literal = b""
         """The line ending that may still follow the last literal."""
 
-    @property
-    def _literal_parts(self) -> list[bytes]:
-        """What is held in memory of the literal being read."""
-        return self._literal.parts if self._literal is not None else []
+    def _frame(self, data: bytes) -> None:
+        """Handle the lines and literal bytes of ``data``, after what was held."""
+        if self._held:
+            data, self._held = self._held + data, b""
+        replies, plain, broker, session = self.replies, self._plain, self.broker, self.session
+        limit = self.MAX_LENGTH
+        start = 0
+        while start < len(data):
+            if self._reading_paused:
+                self._held = data[start:]
+                return
+            if replies.closing:
+                return
+            if self._literal is not None or self._after_literal:
+                data, start = self._literal_bytes(data[start:] if start else data), 0
+                continue
+            end = data.find(b"\n", start)
+            if end < 0:
+                if len(data) - start > limit:
+                    self._refuse(line_too_long(broker.config.max_line), None)
+                else:
+                    self._held = data[start:]
+                return
+            length = end - start
+            cr = length and data[end - 1] == 13  # the line ends with CRLF: the CR is not part of it
+            if length >= limit and (length > limit or not cr):  # over --max-line, with or without a CR
+                self._refuse(line_too_long(broker.config.max_line), None)
+                return
+            line = data[start : end - 1] if cr else data[start:end]
+            start = end + 1
+            verb, _, args = line.partition(b" ")
+            run = plain.get(verb)
+            if run is not None and not line.endswith(b"}"):  # no tag, no literal (CommandTable.plain)
+                self._progress = True
+                replies.deliver(run(broker, session, args, None), None)
+            else:
+                self._line(line)
 
-    def _read_literal(self, request: Request, plan: Plan) -> None:
-        """Read the literal ``request`` announces (its size already checked against ``plan``), then run it."""
-        self.setRawMode()
+    def _line(self, line: bytes) -> None:
+        """A line that may have a tag or a literal, or none of that and an unknown verb (or none)."""
+        request = parse_request(line)
+        if request is None:
+            return
+        plan = self.table.prepare(request)
+        size = request.literal_size
+        if size is None:
+            self._progress = True
+            self.replies.deliver(self.table.dispatch(self.broker, self.session, request, plan), request.tag)
+            return
+        limit = plan.literal_limit(self.broker.config)
+        if size > limit:
+            self._refuse(literal_too_big(size, limit), request.tag)
+            return
         sink = plan.literal_sink(self.broker, self.session)
         self._literal = PendingLiteral(request, plan, sink, not plan.refused, self.budget)
         if self._literal.complete:
             self._literal_complete()
 
-    def rawDataReceived(self, data: bytes) -> None:
+    def _literal_bytes(self, data: bytes) -> bytes:
+        """Take the literal's bytes and the line ending after it from ``data``; returns what follows."""
         literal = self._literal
         if literal is not None:
             self._progress = True  # literal bytes arriving: the client is there
             data = literal.feed(data)
             if not literal.complete:
-                return
+                return b""
             self._literal_complete()
         self._after_literal, data = after_literal(self._after_literal, data)
-        if not self._after_literal:
-            self.setLineMode(data)
+        return data
 
     def _literal_complete(self) -> None:
         literal, self._literal = self._literal, None
@@ -160,13 +225,29 @@ class LiteralReading(LineReceiver):
             self._progress = True
             self.replies.deliver(self.table.dispatch(self.broker, self.session, request, literal.plan), request.tag)
         else:
-            self._over_budget(literal.request.tag)
+            self._log_refusal(OVER_BUDGET)
+            self.replies.deliver(OVER_BUDGET, literal.request.tag)
 
-    def _drop_literal(self) -> None:
-        """The connection is gone or broken: release what the unfinished literal holds."""
+    @property
+    def _literal_parts(self) -> list[bytes]:
+        """What is held in memory of the literal being read."""
+        return self._literal.parts if self._literal is not None else []
+
+    def _drop_input(self) -> None:
+        """The connection is gone or broken: drop what is held, and release what the unfinished literal holds."""
+        self._held = b""
         if self._literal is not None:
             self._literal.abort()
             self._literal = None
 
-    def _over_budget(self, tag: bytes | None) -> None:
-        raise NotImplementedError
+    def _refuse(self, error: Err, tag: bytes | None) -> None:
+        """Send an error that leaves the stream unparseable, then close."""
+        self._held = b""
+        if self.replies.closing:  # the connection ends anyway; the error would never be sent
+            return
+        self._log_refusal(error)
+        self.replies.closing_error(error, tag)
+
+    def _log_refusal(self, error: Err) -> None:
+        host, port = self.peer
+        self.table.refusals.refused(f"tcp {host}:{port}", error.code, error.text)

@@ -15,11 +15,19 @@ would wait for the producer to finish). ``abort`` drops the connection at
 once: for a client that has stopped reading, which nothing else would free.
 Idle means no progress: no command completed, no literal bytes arrived, and
 nothing of our output taken; a client that waits for a reply of ours is not idle.
+
+Replies are gathered while one read is handled and written with one
+``transport.write`` at its end (one system call for a pipelined burst, not one
+per reply); what is written at any other time (a reply that waited, an event
+from another client) goes out at once. The gathered bytes are written before
+anything else reaches the transport (a streamed body, a close), and as soon as
+they reach GATHER_LIMIT, so the transport's flow control sees them in time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
@@ -31,9 +39,8 @@ from twisted.internet.interfaces import (
     ISSLTransport,
     ITCPTransport,
 )
-from twisted.internet.protocol import Factory, connectionDone
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -44,10 +51,9 @@ from msgsvc.domain.broker import Broker
 from msgsvc.domain.events import Event
 from msgsvc.domain.interfaces import IClient
 from msgsvc.domain.session import Session
-from msgsvc.protocol.framing import line_too_long, literal_too_big
-from msgsvc.protocol.wire import FULL, Err, parse_request
+from msgsvc.protocol.wire import FULL
 from msgsvc.transports.input_budget import InputBudget
-from msgsvc.transports.literals import LiteralReading
+from msgsvc.transports.literals import Framing
 from msgsvc.transports.stream import GREETING, StreamTransport
 from msgsvc.transports.traffic import Traffic
 
@@ -55,15 +61,14 @@ __all__ = ["CHUNK", "GREETING", "MAX_EVENT_BACKLOG", "MAX_PENDING_REPLIES", "Con
 
 log = Logger()
 
-OVER_BUDGET = Err("too-big", "the server holds too much unfinished input right now; try again later")
-"""The reply to a literal skipped because all clients together hold --max-pending-input of unfinished input."""
+GATHER_LIMIT = 64 * 1024
+"""Bytes of gathered replies written at once, without waiting for the end of the read (the transport's buffer size)."""
 
 
 @implementer(IClient, IPushProducer, IHalfCloseableProtocol, IHandshakeListener)
-class Connection(LiteralReading, LineReceiver, TimeoutMixin):
+class Connection(Framing, Protocol, TimeoutMixin):
     """One TCP client; the sink of its reply pipeline."""
 
-    delimiter = b"\n"
     transport_name = "tcp"
 
     def __init__(
@@ -82,12 +87,15 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         self.MAX_LENGTH = broker.config.max_line + 1  # room for the CR we strip
         self.budget = budget if budget is not None else InputBudget(broker.config.max_pending_input)
         self.session: Session | None = None
-        self.replies = ReplyPipeline(self, broker.durability)
-        self._init_literals()
+        self.replies = ReplyPipeline(self, broker.durability, joins=True)
+        self._init_framing()
         self._producing = False
         """Registered as the transport's push producer."""
         self._progress = False
         """Whether the data being handled completed a command or brought literal bytes (resets the idle timer)."""
+        self._gathered: list[bytes] | None = None
+        """Replies written while a read is handled, for one write at its end; None between reads."""
+        self._gathered_bytes = 0
 
     # -- connection lifecycle --------------------------------------------
 
@@ -133,8 +141,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self._producing = False
         self.replies.lost()
-        self.clearLineBuffer()
-        self._drop_literal()
+        self._drop_input()
         if self.session is not None:
             self.broker.close_session(self.session)
 
@@ -172,57 +179,17 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         if self.replies.failed:
             return
         self._progress = False
+        self._gathered = []
         try:
-            LineReceiver.dataReceived(self, data)
+            self._frame(data)
         except Exception:
             self.replies.fail(Failure())
             return
+        finally:
+            self._write_gathered()
+            self._gathered = None
         if self._progress:  # a command or literal bytes, not mere line bytes (which could trickle forever)
             self.resetTimeout()
-
-    def lineReceived(self, line: bytes) -> None:
-        replies = self.replies
-        if replies.closing:
-            return
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if len(line) >= self.MAX_LENGTH:  # the CR stripped, still over --max-line
-            self.lineLengthExceeded(line)
-            return
-        request = parse_request(line)
-        if request is None:
-            return
-        plan = self.table.prepare(request)
-        size = request.literal_size
-        if size is None:
-            self._progress = True
-            replies.deliver(self.table.dispatch(self.broker, self.session, request, plan), request.tag)
-            return
-        limit = plan.literal_limit(self.broker.config)
-        if size > limit:
-            self._refuse(literal_too_big(size, limit), request.tag)
-            return
-        self._read_literal(request, plan)
-
-    def _over_budget(self, tag: bytes | None) -> None:
-        """A literal was skipped: all clients together hold --max-pending-input of unfinished input."""
-        self._log_refusal(OVER_BUDGET)
-        self.replies.deliver(OVER_BUDGET, tag)
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        self._refuse(line_too_long(self.broker.config.max_line), None)
-
-    def _refuse(self, error: Err, tag: bytes | None) -> None:
-        """Send an error that leaves the stream unparseable, then close."""
-        self.clearLineBuffer()
-        if self.replies.closing:  # the connection ends anyway; the error would never be sent
-            return
-        self._log_refusal(error)
-        self.replies.closing_error(error, tag)
-
-    def _log_refusal(self, error: Err) -> None:
-        host, port = self.peer
-        self.table.refusals.refused(f"tcp {host}:{port}", error.code, error.text)
 
     # -- IPushProducer: the transport's buffer fills and drains ------------
 
@@ -240,20 +207,46 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     # -- the pipeline's sink -------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        gathered = self._gathered
+        if gathered is None:
+            self.traffic.sent += len(data)
+            self._stream.write(data)
+            return
+        gathered.append(data)
+        self._gathered_bytes += len(data)
+        if self._gathered_bytes >= GATHER_LIMIT:
+            self._write_gathered()
+
+    def write_part(self, data: bytes) -> None:
+        """A streamed reply's header or body goes out at once, so the transport can pause its producer in time."""
+        self._write_gathered()
         self.traffic.sent += len(data)
         self._stream.write(data)
 
-    write_part = write
+    def _write_gathered(self) -> None:
+        """Write the replies gathered so far in this read, in one piece."""
+        gathered = self._gathered
+        if gathered:
+            data = gathered[0] if len(gathered) == 1 else b"".join(gathered)
+            gathered.clear()
+            self._gathered_bytes = 0
+            self.traffic.sent += len(data)
+            self._stream.write(data)
 
     def pause_reading(self) -> None:
-        LineReceiver.pauseProducing(self)
+        self._reading_paused = True
+        cast(IPushProducer, self.transport).pauseProducing()  # every stream transport is its push producer too
 
     def resume_reading(self) -> None:
-        LineReceiver.resumeProducing(self)
+        self._reading_paused = False
+        cast(IPushProducer, self.transport).resumeProducing()
+        if self._gathered is None:  # a read under way carries on by itself
+            self.dataReceived(b"")
 
     def end(self) -> None:
         """Close once what has been written is sent; a paused push producer must not hold the close back."""
-        self._drop_literal()
+        self._write_gathered()
+        self._drop_input()
         if self._producing:
             self._producing = False
             self._stream.unregisterProducer()
@@ -261,7 +254,8 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
         self.resetTimeout()  # the client has --idle-timeout to read the last replies, then it is cut off
 
     def abort(self) -> None:
-        self._drop_literal()
+        self._write_gathered()  # as if written at once: the transport drops it with the rest
+        self._drop_input()
         self._stream.abortConnection()
 
     def progress(self) -> None:
@@ -270,8 +264,7 @@ class Connection(LiteralReading, LineReceiver, TimeoutMixin):
     def log_failure(self, failure: Failure) -> None:
         """A bug in framing or in writing replies: logged once; the half-read input is dropped."""
         log.failure("TCP connection to {peer} failed", failure, peer=self.peer, category="ERROR")
-        self._drop_literal()
-        self.clearLineBuffer()
+        self._drop_input()
 
 
 class ConnectionFactory(Factory):

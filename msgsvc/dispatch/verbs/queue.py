@@ -8,8 +8,7 @@ SQLite stores.
 
 from __future__ import annotations
 
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 
@@ -27,8 +26,8 @@ if TYPE_CHECKING:
 
 commands = CommandSet("queue", "FIFO message queues; RESERVE and ACK for at-least-once delivery")
 
-QUEUE = Arg("queue", queue_name, optional=True, default="default", prefix="@")
-WAIT = Arg("wait", wait_seconds, optional=True, default=0.0, label="wait-seconds")
+QUEUE = Arg("queue", queue_name, optional=True, default="default", prefix="@", memo=True)
+WAIT = Arg("wait", wait_seconds, optional=True, default=0.0, label="wait-seconds", memo=True)
 EMPTY = "Error - no messages in queue."
 
 
@@ -51,7 +50,11 @@ def send(broker: Broker, session: Session, queue: str, message: bytes) -> Ok | D
     errors=("empty", "too-big", "full"),
 )
 def recv(broker: Broker, session: Session, queue: str, wait: float) -> Data | Deferred[Data]:
-    return _take(broker.queues, session, queue, wait, reserve=False)
+    service = broker.queues
+    taken = service.receive(session, queue, wait)
+    if taken is None or isinstance(taken, Message):  # as in _take, without the call: every message's path
+        return _delivered(taken, service, queue, False)
+    return taken.addCallback(_delivered, service, queue, False)
 
 
 @commands.verb(
@@ -104,15 +107,24 @@ def _delivered(message: Message | None, service: QueueService, queue: str, reser
     """The message as a DATA reply; a front end that cannot deliver it gives it back (once)."""
     if message is None:
         raise Empty(EMPTY)
-    return Data(message.payload, str(message.id), partial(_give_back, [service, queue, message, reserved]))
+    return Data(message.payload, str(message.id), _GiveBack(service, queue, message, reserved))
 
 
-def _give_back(taken: list[Any]) -> None:
+class _GiveBack:
     """A reply's ``undelivered``: the message goes back to its queue, the first time only."""
-    if taken:
-        service, queue, message, reserved = taken
-        taken.clear()
-        service.give_back(queue, message, reserved)
+
+    __slots__ = ("message", "queue", "reserved", "service")
+
+    def __init__(self, service: QueueService, queue: str, message: Message, reserved: bool) -> None:
+        self.service: QueueService | None = service
+        self.queue = queue
+        self.message = message
+        self.reserved = reserved
+
+    def __call__(self) -> None:
+        service, self.service = self.service, None
+        if service is not None:
+            service.give_back(self.queue, self.message, self.reserved)
 
 
 def _ok(done: Answer[None]) -> Ok | Deferred[Ok]:
