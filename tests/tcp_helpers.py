@@ -41,16 +41,3 @@ class _Sink:
 
     def abort(self) -> None:
         self.aborted = True
-
-
-def count_writes(harness: TcpHarness) -> list[bytes]:
-    """Record each write the connection makes to its transport from now on."""
-    writes: list[bytes] = []
-    write = harness.transport.write
-
-    def recording(data: bytes) -> None:
-        writes.append(data)
-        write(data)
-
-    harness.transport.write = recording  # type: ignore[method-assign]
-    return writes

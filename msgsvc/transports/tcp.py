@@ -56,7 +56,6 @@ from msgsvc.transports.input_budget import InputBudget
 from msgsvc.transports.literals import Framing
 from msgsvc.transports.stream import GREETING, StreamTransport
 from msgsvc.transports.traffic import Traffic
-from msgsvc.transports.turn_writes import TurnWrites
 
 __all__ = ["CHUNK", "GREETING", "MAX_EVENT_BACKLOG", "MAX_PENDING_REPLIES", "Connection", "ConnectionFactory"]
 
@@ -79,9 +78,8 @@ class Connection(Framing, Protocol, TimeoutMixin):
         clock: IReactorTime,
         budget: InputBudget | None = None,
         traffic: Traffic | None = None,
-        turn: TurnWrites | None = None,
     ) -> None:
-        """``budget``, ``traffic`` and ``turn``: shared by every connection of a listener; by default its own."""
+        """``budget`` and ``traffic``: shared by every connection of a listener; by default this connection's own."""
         self.broker = broker
         self.traffic = traffic if traffic is not None else Traffic()
         self.table = table
@@ -96,11 +94,8 @@ class Connection(Framing, Protocol, TimeoutMixin):
         self._progress = False
         """Whether the data being handled completed a command or brought literal bytes (resets the idle timer)."""
         self._gathered: list[bytes] | None = None
-        """Replies written while a read is handled, and events of this reactor turn, for one write; None when none."""
+        """Replies written while a read is handled, for one write at its end; None between reads."""
         self._gathered_bytes = 0
-        self._reading = False
-        """A read is being handled (it writes what it gathered at its end)."""
-        self._turn = turn if turn is not None else TurnWrites(clock)
 
     # -- connection lifecycle --------------------------------------------
 
@@ -144,7 +139,6 @@ class Connection(Framing, Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
-        self._gathered = None
         self._producing = False
         self.replies.lost()
         self._drop_input()
@@ -172,17 +166,7 @@ class Connection(Framing, Protocol, TimeoutMixin):
     # -- IClient -------------------------------------------------------------
 
     def send_event(self, event: Event) -> None:
-        """Gathered with the other events of this reactor turn (a broadcast reaches many clients: one write each)."""
-        if self._gathered is None:
-            self._gathered = []
-            self._turn.add(self)
         self.replies.send_event(event)
-
-    def end_turn(self) -> None:
-        """The reactor turn is over: write the events gathered (unless a read under way writes them at its end)."""
-        if not self._reading:
-            self._write_gathered()
-            self._gathered = None
 
     def close(self, reason: str) -> None:
         """Say ``* BYE <reason>`` and close (at once if a payload is being written)."""
@@ -195,16 +179,13 @@ class Connection(Framing, Protocol, TimeoutMixin):
         if self.replies.failed:
             return
         self._progress = False
-        if self._gathered is None:
-            self._gathered = []
-        self._reading = True
+        self._gathered = []
         try:
             self._frame(data)
         except Exception:
             self.replies.fail(Failure())
             return
         finally:
-            self._reading = False
             self._write_gathered()
             self._gathered = None
         if self._progress:  # a command or literal bytes, not mere line bytes (which could trickle forever)
@@ -259,7 +240,7 @@ class Connection(Framing, Protocol, TimeoutMixin):
     def resume_reading(self) -> None:
         self._reading_paused = False
         cast(IPushProducer, self.transport).resumeProducing()
-        if not self._reading:  # a read under way carries on by itself
+        if self._gathered is None:  # a read under way carries on by itself
             self.dataReceived(b"")
 
     def end(self) -> None:
@@ -299,9 +280,8 @@ class ConnectionFactory(Factory):
         self.clock = clock
         self.budget = budget if budget is not None else InputBudget(broker.config.max_pending_input)
         self.traffic = Traffic()
-        self.turn = TurnWrites(clock)
 
     def buildProtocol(self, addr: object) -> Connection:
-        connection = Connection(self.broker, self.table, self.clock, self.budget, self.traffic, self.turn)
+        connection = Connection(self.broker, self.table, self.clock, self.budget, self.traffic)
         connection.factory = self
         return connection
