@@ -1,0 +1,356 @@
+"""The eager TCP transport on a socket pair, its reactor recorded: what goes out at once, what is buffered, and why."""
+
+import os
+import socket
+
+from twisted.internet import main, reactor, tcp
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactor
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
+
+from msgsvc.transports.eager import EagerPort, EagerServer, EagerTCPEndpoint
+from msgsvc.transports.endpoints import parse_listen, tcp_endpoint
+from msgsvc.transports.listeners import ListenerService
+
+BIG = 1 << 20
+"""More than a socket pair's buffers hold (about 200 KiB): a write this large is sent in part."""
+
+
+class RecordingReactor(Clock):
+    """What a FileDescriptor asks of its reactor: the descriptors registered for reading and writing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readers: set[object] = set()
+        self.writers: set[object] = set()
+        self.registrations = 0
+        """How often a descriptor was registered for writing (an epoll_ctl each on a real reactor)."""
+
+    def addReader(self, reader: object) -> None:
+        self.readers.add(reader)
+
+    def removeReader(self, reader: object) -> None:
+        self.readers.discard(reader)
+
+    def addWriter(self, writer: object) -> None:
+        self.registrations += writer not in self.writers
+        self.writers.add(writer)
+
+    def removeWriter(self, writer: object) -> None:
+        self.writers.discard(writer)
+
+
+@implementer(IPushProducer)
+class Producer:
+    """A push producer recording whether it is paused."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.pauses = 0
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class Recorder(Protocol):
+    """Records how the connection ended."""
+
+    reason: Failure | None = None
+
+    def connectionLost(self, reason: Failure = main.CONNECTION_DONE) -> None:
+        self.reason = reason
+
+
+class SocketPair(SynchronousTestCase):
+    """A transport on one end of a connected socket pair, the test reading the other end."""
+
+    transport_class: type[tcp.Server] = EagerServer
+
+    def setUp(self) -> None:
+        ours, self.peer = socket.socketpair()
+        self.peer.setblocking(False)
+        self.addCleanup(self.peer.close)
+        self.reactor = RecordingReactor()
+        self.protocol = Recorder()
+        self.transport = self.transport_class(ours, self.protocol, ("127.0.0.1", 1), None, 0, self.reactor)
+        self.protocol.makeConnection(self.transport)
+        self.addCleanup(self._lose)
+
+    def _lose(self) -> None:
+        if self.transport.connected:
+            self.transport.connectionLost(Failure(ConnectionDone()))
+
+    def received(self) -> bytes:
+        """What the peer can read now."""
+        chunks = []
+        while True:
+            try:
+                chunk = self.peer.recv(65536)
+            except BlockingIOError:
+                return b"".join(chunks)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+    def drain(self) -> tuple[bytes, object]:
+        """Read on the peer's side and let the reactor call doWrite until the transport stops writing
+        (or doWrite says the connection is lost); what was read, and doWrite's last result."""
+        data, result = [], None
+        while self.transport in self.reactor.writers and result is None:
+            data.append(self.received())
+            result = self.transport.doWrite()
+        data.append(self.received())
+        return b"".join(data), result
+
+
+class EagerWriteTests(SocketPair):
+    """Writes go out at once while nothing is buffered; what the kernel does not take is Twisted's to send."""
+
+    def test_written_at_once(self):
+        """A reply is on the wire when write returns: no write registration, no reactor turn."""
+        self.transport.write(b"OK pong\r\n")
+        self.assertEqual(self.received(), b"OK pong\r\n")
+        self.assertEqual(self.reactor.registrations, 0)
+        self.assertNotIn(self.transport, self.reactor.writers)
+
+    def test_many_writes_at_once(self):
+        """Each of many small writes is sent at once, in order."""
+        for index in range(100):
+            self.transport.write(b"%d\r\n" % index)
+        self.assertEqual(self.received(), b"".join(b"%d\r\n" % index for index in range(100)))
+        self.assertEqual(self.reactor.registrations, 0)
+
+    def test_empty_write(self):
+        """An empty write sends nothing and registers nothing."""
+        self.transport.write(b"")
+        self.assertEqual(self.received(), b"")
+        self.assertEqual(self.reactor.registrations, 0)
+
+    def test_not_bytes(self):
+        """A write of text is refused with TypeError, as by Twisted's write."""
+        self.assertRaises(TypeError, self.transport.write, "text")
+
+    def test_partial_send_buffers_the_rest(self):
+        """A write larger than the socket takes is sent in part; Twisted buffers and sends the rest, in order."""
+        data = os.urandom(BIG)
+        self.transport.write(data)
+        self.assertIn(self.transport, self.reactor.writers)
+        received, result = self.drain()
+        self.assertIsNone(result)
+        self.assertEqual(received, data)
+        self.assertNotIn(self.transport, self.reactor.writers)
+
+    def test_writes_wait_behind_buffered_bytes(self):
+        """While bytes are buffered, a later write is buffered behind them, never sent before them."""
+        big, small = os.urandom(BIG), b"OK after\r\n"
+        self.transport.write(big)
+        first = self.received()
+        self.transport.write(small)
+        self.assertFalse(first.endswith(small))
+        received, _ = self.drain()
+        self.assertEqual(first + received, big + small)
+
+    def test_mixed_eager_and_buffered_writes(self):
+        """Writes sent at once and writes buffered, alternating, arrive complete and in order."""
+        sent, received = [], []
+        for round in range(6):
+            for index in range(3):
+                sent.append(b"%d.%d\r\n" % (round, index))
+                self.transport.write(sent[-1])
+            sent.append(os.urandom(BIG + round))
+            self.transport.write(sent[-1])
+            sent.append(b"after %d\r\n" % round)
+            self.transport.write(sent[-1])
+            if round % 2:  # drain every other round: some small writes find the buffer empty, some do not
+                received.append(self.drain()[0])
+        received.append(self.drain()[0])
+        self.assertEqual(b"".join(received), b"".join(sent))
+
+
+class FlowControlTests(SocketPair):
+    """A push producer is paused past bufferSize and resumed once Twisted's buffer drains, as by Twisted."""
+
+    def test_producer_paused_and_resumed(self):
+        """A large write to a peer that does not read pauses the producer; draining resumes it."""
+        producer = Producer()
+        self.transport.registerProducer(producer, True)
+        data = os.urandom(BIG)
+        self.transport.write(data)
+        self.assertTrue(producer.paused)
+        self.assertTrue(self.transport.producerPaused)
+        received, _ = self.drain()
+        self.assertFalse(producer.paused)
+        self.assertEqual(received, data)
+        self.transport.write(b"OK next\r\n")
+        self.assertEqual(self.received(), b"OK next\r\n")
+
+    def test_small_writes_do_not_pause(self):
+        """Writes the kernel takes whole never pause the producer."""
+        producer = Producer()
+        self.transport.registerProducer(producer, True)
+        for _ in range(50):
+            self.transport.write(b"x" * 40)
+            self.received()
+        self.assertEqual(producer.pauses, 0)
+
+    def test_pull_producer_takes_the_stock_path(self):
+        """With a pull producer, writes are buffered, so doWrite asks it for more as Twisted does."""
+        asked = []
+
+        class Pull:
+            def resumeProducing(self) -> None:
+                asked.append(True)
+
+            def stopProducing(self) -> None:
+                pass
+
+        self.transport.registerProducer(Pull(), False)
+        self.transport.write(b"chunk")
+        self.assertEqual(self.received(), b"")
+        received, _ = self.drain()
+        self.assertEqual((received, len(asked)), (b"chunk", 2))
+
+
+class ClosingTests(SocketPair):
+    """Closing after eager writes delivers everything; a lost, half-closed or aborted one sends no more."""
+
+    def test_lose_connection_after_eager_writes(self):
+        """loseConnection after writes sent at once and buffered delivers every byte, then closes."""
+        data = [b"OK one\r\n", os.urandom(BIG), b"OK two\r\n"]
+        for part in data:
+            self.transport.write(part)
+        self.transport.loseConnection()
+        self.transport.write(b"OK three\r\n")  # buffered behind the rest, as Twisted does while closing
+        received, result = self.drain()
+        self.assertEqual(received, b"".join(data) + b"OK three\r\n")
+        self.assertIsInstance(result, ConnectionDone)
+
+    def test_lose_connection_with_nothing_buffered(self):
+        """loseConnection right after an eager write closes on the next doWrite, as Twisted does."""
+        self.transport.write(b"OK bye\r\n")
+        self.transport.loseConnection()
+        self.assertIn(self.transport, self.reactor.writers)
+        received, result = self.drain()
+        self.assertEqual(received, b"OK bye\r\n")
+        self.assertIsInstance(result, ConnectionDone)
+
+    def test_peer_gone(self):
+        """A send that fails is handed to Twisted, whose doWrite reports the connection lost, without a traceback."""
+        self.peer.close()
+        self.transport.write(b"OK lost\r\n")
+        self.assertIn(self.transport, self.reactor.writers)
+        result = self.transport.doWrite()
+        self.assertIsInstance(result, ConnectionLost)
+        self.transport.connectionLost(Failure(result))
+        self.assertTrue(self.protocol.reason.check(ConnectionLost))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_write_after_connection_lost(self):
+        """A write after the connection is lost is dropped, as by Twisted."""
+        self.transport.connectionLost(Failure(ConnectionDone()))
+        self.transport.write(b"OK late\r\n")
+        self.assertEqual(self.reactor.writers, set())
+
+    def test_abort_sends_nothing_more(self):
+        """After abortConnection a write is dropped, not sent."""
+        self.transport.abortConnection()
+        self.transport.write(b"OK dropped\r\n")
+        self.assertEqual(self.received(), b"")
+        self.reactor.advance(0)
+        self.assertTrue(self.protocol.reason.check(Exception))
+        self.assertEqual(self.received(), b"")
+
+    def test_half_close(self):
+        """After loseWriteConnection what was written goes out, then the write side closes; later writes are dropped."""
+        self.transport.write(b"OK before\r\n")
+        self.transport.loseWriteConnection()
+        self.transport.write(b"OK buffered\r\n")
+        received, result = self.drain()
+        self.assertIsNone(result)
+        self.transport.write(b"OK after\r\n")
+        self.assertEqual(received, b"OK before\r\nOK buffered\r\n")
+        self.assertEqual(self.received(), b"")
+
+
+class StockTransportTests(SocketPair):
+    """Twisted's own transport on the same socket pair: what the eager one saves."""
+
+    transport_class = tcp.Server
+
+    def test_stock_write_waits_for_the_reactor(self):
+        """Twisted's write sends nothing itself: it registers for writing, and doWrite sends on a later turn."""
+        self.transport.write(b"OK pong\r\n")
+        self.assertEqual(self.received(), b"")
+        self.assertEqual(self.reactor.registrations, 1)
+        self.assertEqual(self.drain()[0], b"OK pong\r\n")
+
+
+class WiringTests(TestCase):
+    """The listeners use the eager endpoint where the reactor allows, Twisted's ``tcp:`` endpoint elsewhere."""
+
+    def test_posix_reactor_listens_eagerly(self):
+        """On the running (epoll, poll or select) reactor, TCP listeners are EagerPorts."""
+        self.assertIsInstance(tcp_endpoint(reactor, 0, "127.0.0.1"), EagerTCPEndpoint)
+        service = ListenerService(reactor, "127.0.0.1", 0, Factory.forProtocol(Protocol), None)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertIsInstance(service.listening[0], EagerPort)
+
+    def test_memory_reactor_falls_back(self):
+        """On a reactor not built on PosixReactorBase (a MemoryReactor), the stock tcp: endpoint is used."""
+        memory = MemoryReactor()
+        endpoint = tcp_endpoint(memory, 5555, "127.0.0.1", 7)
+        self.assertIsInstance(endpoint, TCP4ServerEndpoint)
+        endpoint.listen(Factory.forProtocol(Protocol))
+        ((port, _, backlog, interface),) = memory.tcpServers
+        self.assertEqual((port, backlog, interface), (5555, 7, "127.0.0.1"))
+
+    def test_listen_spec_tcp_is_eager(self):
+        """A --listen tcp: endpoint listens eagerly."""
+        self.assertIsInstance(parse_listen("tcp:0:interface=127.0.0.1").endpoint(reactor, None), EagerTCPEndpoint)
+
+    async def test_connection_is_eager(self):
+        """A connection accepted by the eager endpoint is an EagerServer, and its reply needs no write registration."""
+        seen, server_lost, client_lost, answered = [], Deferred(), Deferred(), Deferred()
+
+        class Reply(Protocol):
+            def dataReceived(self, data: bytes) -> None:
+                self.transport.write(b"OK " + data)
+                seen.append((self.transport, self.transport in reactor.getWriters()))
+
+            def connectionLost(self, reason: Failure = main.CONNECTION_DONE) -> None:
+                server_lost.callback(None)
+
+        class Ask(Protocol):
+            def connectionMade(self) -> None:
+                self.transport.write(b"ping\r\n")
+
+            def dataReceived(self, data: bytes) -> None:
+                answered.callback(data)
+
+            def connectionLost(self, reason: Failure = main.CONNECTION_DONE) -> None:
+                client_lost.callback(None)
+
+        port = await tcp_endpoint(reactor, 0, "127.0.0.1").listen(Factory.forProtocol(Reply))
+        self.addCleanup(port.stopListening)
+        client = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), Ask())
+        self.assertEqual(await answered, b"OK ping\r\n")
+        client.transport.loseConnection()
+        await gatherResults([server_lost, client_lost])
+        ((transport, registered),) = seen
+        self.assertIsInstance(transport, EagerServer)
+        self.assertFalse(registered)
