@@ -18,6 +18,7 @@ from zope.interface import implementer
 from msgsvc.transports.eager import EagerPort, EagerServer, EagerTCPEndpoint
 from msgsvc.transports.endpoints import parse_listen, tcp_endpoint
 from msgsvc.transports.listeners import ListenerService
+from tests.test_tls import TlsServerCase
 
 BIG = 1 << 20
 """More than a socket pair's buffers hold (about 200 KiB): a write this large is sent in part."""
@@ -354,3 +355,15 @@ class WiringTests(TestCase):
         ((transport, registered),) = seen
         self.assertIsInstance(transport, EagerServer)
         self.assertFalse(registered)
+
+
+class TlsTests(TlsServerCase):
+    """An ``ssl:`` listener is eager too: TLS writes its records to an EagerServer, which sends them at once."""
+
+    async def test_tls_over_eager(self) -> None:
+        """The TLS listener's port is an EagerPort, the transport under TLS an EagerServer, and it serves."""
+        self.assertIsInstance(self.listener.extra[0], EagerPort)
+        client = await self.connect()
+        self.assertEqual((await client.command("PING")).text, "PONG")
+        (session,) = self.broker.sessions
+        self.assertIsInstance(session.client.transport.transport, EagerServer)
