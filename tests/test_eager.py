@@ -1,14 +1,16 @@
-"""The eager TCP transport on a socket pair, its reactor recorded: what goes out at once, what is buffered, and why."""
+"""The eager TCP transport on a socket pair, its reactor recorded: what goes out at a turn's end, what is buffered."""
 
 import os
 import socket
+from collections.abc import Callable
 
 from twisted.internet import main, reactor, tcp
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
 from twisted.python.failure import Failure
@@ -18,6 +20,7 @@ from zope.interface import implementer
 from msgsvc.transports.eager import EagerPort, EagerServer, EagerTCPEndpoint
 from msgsvc.transports.endpoints import parse_listen, tcp_endpoint
 from msgsvc.transports.listeners import ListenerService
+from tests.certs import self_signed
 from tests.test_tls import TlsServerCase
 
 BIG = 1 << 20
@@ -89,11 +92,26 @@ class SocketPair(SynchronousTestCase):
         self.protocol = Recorder()
         self.transport = self.transport_class(ours, self.protocol, ("127.0.0.1", 1), None, 0, self.reactor)
         self.protocol.makeConnection(self.transport)
+        self.sends = 0
+        send = self.transport.writeSomeData
+
+        def counted(data: bytes) -> object:
+            self.sends += 1
+            return send(data)
+
+        self.transport.writeSomeData = counted
         self.addCleanup(self._lose)
 
     def _lose(self) -> None:
         if self.transport.connected:
             self.transport.connectionLost(Failure(ConnectionDone()))
+
+    def turn(self, *writes: bytes, then: Callable[[], object] = lambda: None) -> None:
+        """A reactor turn: ``writes`` are written (replies, events), ``then`` runs, and the turn's events end."""
+        for data in writes:
+            self.transport.write(data)
+        then()
+        self.reactor.advance(0)
 
     def received(self) -> bytes:
         """What the peer can read now."""
@@ -119,36 +137,75 @@ class SocketPair(SynchronousTestCase):
 
 
 class EagerWriteTests(SocketPair):
-    """Writes go out at once while nothing is buffered; what the kernel does not take is Twisted's to send."""
+    """A turn's writes go out in one send at its end when nothing is buffered; what the kernel leaves is Twisted's."""
 
     def test_written_at_once(self):
-        """A reply is on the wire when write returns: no write registration, no reactor turn."""
-        self.transport.write(b"OK pong\r\n")
+        """A reply is on the wire when the turn that asked for it ends: no write registration, no further turn."""
+        self.turn(b"OK pong\r\n")
         self.assertEqual(self.received(), b"OK pong\r\n")
-        self.assertEqual(self.reactor.registrations, 0)
+        self.assertEqual((self.reactor.registrations, self.sends), (0, 1))
         self.assertNotIn(self.transport, self.reactor.writers)
 
-    def test_many_writes_at_once(self):
-        """Each of many small writes is sent at once, in order."""
-        for index in range(100):
-            self.transport.write(b"%d\r\n" % index)
-        self.assertEqual(self.received(), b"".join(b"%d\r\n" % index for index in range(100)))
-        self.assertEqual(self.reactor.registrations, 0)
+    def test_one_send_per_turn(self):
+        """Many writes in one turn leave in one send, in order."""
+        replies = [b"%d\r\n" % index for index in range(100)]
+        self.turn(*replies)
+        self.assertEqual(self.received(), b"".join(replies))
+        self.assertEqual((self.reactor.registrations, self.sends), (0, 1))
+
+    def test_before_the_turn_ends_nothing_is_sent(self):
+        """Writes wait, unregistered, until the reactor has handled the turn's events (the other clients' commands,
+        whose events join them)."""
+        self.transport.write(b"OK said\r\n")
+        self.transport.write(b"* CHAT b hello\r\n")
+        self.assertEqual((self.received(), self.reactor.registrations), (b"", 0))
+        self.reactor.advance(0)
+        self.assertEqual(self.received(), b"OK said\r\n* CHAT b hello\r\n")
+        self.assertEqual((self.reactor.registrations, self.sends), (0, 1))
 
     def test_empty_write(self):
         """An empty write sends nothing and registers nothing."""
-        self.transport.write(b"")
-        self.assertEqual(self.received(), b"")
-        self.assertEqual(self.reactor.registrations, 0)
+        self.turn(b"")
+        self.assertEqual((self.received(), self.reactor.registrations, self.sends), (b"", 0, 0))
 
     def test_not_bytes(self):
-        """A write of text is refused with TypeError, as by Twisted's write."""
+        """A write of text is refused with TypeError, with bytes gathered or not, as by Twisted's write."""
         self.assertRaises(TypeError, self.transport.write, "text")
+        refused = []
+        self.turn(b"OK\r\n", then=lambda: refused.append(self.assertRaises(TypeError, self.transport.write, "x")))
+        self.assertEqual((len(refused), self.received()), (1, b"OK\r\n"))
+
+    def test_write_sequence(self):
+        """writeSequence joins the gathered writes in order; a part that is not bytes is refused."""
+        self.turn(b"a", then=lambda: self.transport.writeSequence([b"b", b"c"]))
+        self.assertEqual(self.received(), b"abc")
+        self.turn(then=lambda: self.assertRaises(TypeError, self.transport.writeSequence, [b"d", "e"]))
+        self.assertEqual(self.received(), b"")
+
+    def test_connection_lost_before_the_turn_ends(self):
+        """What was written before the connection was lost in the same turn is dropped, as Twisted drops its buffer."""
+        self.turn(b"OK half\r\n", then=lambda: self.transport.connectionLost(Failure(ConnectionLost())))
+        self.assertEqual((self.received(), self.sends), (b"", 0))
+
+    def test_start_tls_sends_gathered_bytes_first(self):
+        """startTLS on the transport sends what was gathered first, in the clear; later writes go through TLS."""
+        key, cert = self_signed(self.mktemp_dir())
+        with open(key, "rb") as key_file, open(cert, "rb") as cert_file:
+            options = PrivateCertificate.loadPEM(key_file.read() + cert_file.read()).options()
+        self.turn(b"OK go ahead\r\n", then=lambda: self.transport.startTLS(options))
+        self.assertEqual(self.received(), b"OK go ahead\r\n")
+        self.turn(b"secret")
+        self.assertNotIn(b"secret", self.drain()[0])
+
+    def mktemp_dir(self) -> str:
+        path = self.mktemp()
+        os.makedirs(path)
+        return path
 
     def test_partial_send_buffers_the_rest(self):
         """A write larger than the socket takes is sent in part; Twisted buffers and sends the rest, in order."""
         data = os.urandom(BIG)
-        self.transport.write(data)
+        self.turn(data)
         self.assertIn(self.transport, self.reactor.writers)
         received, result = self.drain()
         self.assertIsNone(result)
@@ -158,25 +215,25 @@ class EagerWriteTests(SocketPair):
     def test_writes_wait_behind_buffered_bytes(self):
         """While bytes are buffered, a later write is buffered behind them, never sent before them."""
         big, small = os.urandom(BIG), b"OK after\r\n"
-        self.transport.write(big)
+        self.turn(big)
         first = self.received()
-        self.transport.write(small)
+        self.turn(small)
         self.assertFalse(first.endswith(small))
         received, _ = self.drain()
         self.assertEqual(first + received, big + small)
 
     def test_mixed_eager_and_buffered_writes(self):
-        """Writes sent at once and writes buffered, alternating, arrive complete and in order."""
+        """Writes sent at a turn's end and writes buffered, mixed, arrive complete and in order."""
         sent, received = [], []
         for round in range(6):
-            for index in range(3):
-                sent.append(b"%d.%d\r\n" % (round, index))
-                self.transport.write(sent[-1])
-            sent.append(os.urandom(BIG + round))
+            reads = [b"%d.%d\r\n" % (round, index) for index in range(3)]
+            reads.append(os.urandom(BIG + round))
+            reads.append(b"after %d\r\n" % round)
+            self.turn(*reads)
+            sent.extend(reads)
+            sent.append(b"event %d\r\n" % round)
             self.transport.write(sent[-1])
-            sent.append(b"after %d\r\n" % round)
-            self.transport.write(sent[-1])
-            if round % 2:  # drain every other round: some small writes find the buffer empty, some do not
+            if round % 2:  # drain every other round: some turns find the buffer empty, some do not
                 received.append(self.drain()[0])
         received.append(self.drain()[0])
         self.assertEqual(b"".join(received), b"".join(sent))
@@ -190,21 +247,29 @@ class FlowControlTests(SocketPair):
         producer = Producer()
         self.transport.registerProducer(producer, True)
         data = os.urandom(BIG)
-        self.transport.write(data)
+        self.turn(b"OK head\r\n", data)
         self.assertTrue(producer.paused)
         self.assertTrue(self.transport.producerPaused)
         received, _ = self.drain()
         self.assertFalse(producer.paused)
-        self.assertEqual(received, data)
-        self.transport.write(b"OK next\r\n")
+        self.assertEqual(received, b"OK head\r\n" + data)
+        self.turn(b"OK next\r\n")
         self.assertEqual(self.received(), b"OK next\r\n")
+
+    def test_paused_during_the_read(self):
+        """Gathered bytes past bufferSize are sent at once, so the producer is paused before the turn ends."""
+        producer = Producer()
+        self.transport.registerProducer(producer, True)
+        seen = []
+        self.turn(os.urandom(BIG), then=lambda: seen.append(producer.paused))
+        self.assertEqual(seen, [True])
 
     def test_small_writes_do_not_pause(self):
         """Writes the kernel takes whole never pause the producer."""
         producer = Producer()
         self.transport.registerProducer(producer, True)
         for _ in range(50):
-            self.transport.write(b"x" * 40)
+            self.turn(b"x" * 40)
             self.received()
         self.assertEqual(producer.pauses, 0)
 
@@ -220,7 +285,7 @@ class FlowControlTests(SocketPair):
                 pass
 
         self.transport.registerProducer(Pull(), False)
-        self.transport.write(b"chunk")
+        self.turn(b"chunk")
         self.assertEqual(self.received(), b"")
         received, _ = self.drain()
         self.assertEqual((received, len(asked)), (b"chunk", 2))
@@ -230,29 +295,37 @@ class ClosingTests(SocketPair):
     """Closing after eager writes delivers everything; a lost, half-closed or aborted one sends no more."""
 
     def test_lose_connection_after_eager_writes(self):
-        """loseConnection after writes sent at once and buffered delivers every byte, then closes."""
+        """loseConnection after writes gathered and buffered delivers every byte, then closes."""
         data = [b"OK one\r\n", os.urandom(BIG), b"OK two\r\n"]
-        for part in data:
-            self.transport.write(part)
-        self.transport.loseConnection()
+        self.turn(*data, then=self.transport.loseConnection)
         self.transport.write(b"OK three\r\n")  # buffered behind the rest, as Twisted does while closing
         received, result = self.drain()
         self.assertEqual(received, b"".join(data) + b"OK three\r\n")
         self.assertIsInstance(result, ConnectionDone)
 
-    def test_lose_connection_with_nothing_buffered(self):
-        """loseConnection right after an eager write closes on the next doWrite, as Twisted does."""
-        self.transport.write(b"OK bye\r\n")
+    def test_lose_connection_before_the_turn_ends(self):
+        """Gathered bytes go out before loseConnection registers for writing, so a doWrite before the turn's end
+        (a reactor poll after a timed call's write) cannot close the connection without them."""
+        self.transport.write(b"* BYE shutdown\r\n")
         self.transport.loseConnection()
-        self.assertIn(self.transport, self.reactor.writers)
+        self.assertIsInstance(self.transport.doWrite(), ConnectionDone)
+        self.assertEqual(self.received(), b"* BYE shutdown\r\n")
+
+    def test_lose_connection_during_the_turn(self):
+        """Writes before and after loseConnection in one turn are all delivered, in order, before the close."""
+
+        def close_then_write() -> None:
+            self.transport.loseConnection()
+            self.transport.write(b"OK after\r\n")
+
+        self.turn(b"OK bye\r\n", then=close_then_write)
         received, result = self.drain()
-        self.assertEqual(received, b"OK bye\r\n")
+        self.assertEqual(received, b"OK bye\r\nOK after\r\n")
         self.assertIsInstance(result, ConnectionDone)
 
     def test_peer_gone(self):
         """A send that fails is handed to Twisted, whose doWrite reports the connection lost, without a traceback."""
-        self.peer.close()
-        self.transport.write(b"OK lost\r\n")
+        self.turn(b"OK lost\r\n", then=self.peer.close)
         self.assertIn(self.transport, self.reactor.writers)
         result = self.transport.doWrite()
         self.assertIsInstance(result, ConnectionLost)
@@ -267,22 +340,24 @@ class ClosingTests(SocketPair):
         self.assertEqual(self.reactor.writers, set())
 
     def test_abort_sends_nothing_more(self):
-        """After abortConnection a write is dropped, not sent."""
-        self.transport.abortConnection()
-        self.transport.write(b"OK dropped\r\n")
-        self.assertEqual(self.received(), b"")
+        """abortConnection drops what the turn wrote, before and after it."""
+
+        def abort_then_write() -> None:
+            self.transport.abortConnection()
+            self.transport.write(b"OK dropped too\r\n")
+
+        self.turn(b"OK dropped\r\n", then=abort_then_write)
+        self.assertEqual((self.received(), self.sends), (b"", 0))
         self.reactor.advance(0)
-        self.assertTrue(self.protocol.reason.check(Exception))
-        self.assertEqual(self.received(), b"")
+        self.assertTrue(self.protocol.reason.check(ConnectionAborted))
 
     def test_half_close(self):
         """After loseWriteConnection what was written goes out, then the write side closes; later writes are dropped."""
-        self.transport.write(b"OK before\r\n")
-        self.transport.loseWriteConnection()
+        self.turn(b"OK before\r\n", then=self.transport.loseWriteConnection)
         self.transport.write(b"OK buffered\r\n")
         received, result = self.drain()
         self.assertIsNone(result)
-        self.transport.write(b"OK after\r\n")
+        self.turn(b"OK after\r\n")
         self.assertEqual(received, b"OK before\r\nOK buffered\r\n")
         self.assertEqual(self.received(), b"")
 
@@ -294,7 +369,7 @@ class StockTransportTests(SocketPair):
 
     def test_stock_write_waits_for_the_reactor(self):
         """Twisted's write sends nothing itself: it registers for writing, and doWrite sends on a later turn."""
-        self.transport.write(b"OK pong\r\n")
+        self.turn(b"OK pong\r\n")
         self.assertEqual(self.received(), b"")
         self.assertEqual(self.reactor.registrations, 1)
         self.assertEqual(self.drain()[0], b"OK pong\r\n")
@@ -358,7 +433,7 @@ class WiringTests(TestCase):
 
 
 class TlsTests(TlsServerCase):
-    """An ``ssl:`` listener is eager too: TLS writes its records to an EagerServer, which sends them at once."""
+    """An ``ssl:`` listener is eager too: TLS writes its records to an EagerServer."""
 
     async def test_tls_over_eager(self) -> None:
         """The TLS listener's port is an EagerPort, the transport under TLS an EagerServer, and it serves."""

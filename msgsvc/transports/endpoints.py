@@ -29,7 +29,7 @@ def tcp_description(port: int, interface: str, backlog: int = LISTEN_BACKLOG) ->
 
 
 def tcp_endpoint(reactor: object, port: int, interface: str, backlog: int = LISTEN_BACKLOG) -> IStreamServerEndpoint:
-    """A TCP server endpoint whose connections send at once (:mod:`msgsvc.transports.eager`) on a reactor
+    """A TCP server endpoint whose connections send without epoll_ctl (:mod:`msgsvc.transports.eager`) on a reactor
     built on ``PosixReactorBase``; Twisted's ``tcp:`` endpoint on any other (a test's ``MemoryReactor``)."""
     if isinstance(reactor, PosixReactorBase):
         return EagerTCPEndpoint(reactor, port, interface, backlog)

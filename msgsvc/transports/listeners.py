@@ -3,7 +3,7 @@
 
 ``internet.TCPServer`` and ``UDPServer`` each bind on their own, so with
 ``--port 0`` they would get different numbers; this service binds TCP first
-(through a Twisted server endpoint whose connections send replies at once,
+(through a Twisted server endpoint whose connections send without epoll_ctl,
 :mod:`msgsvc.transports.eager`) and then UDP on the number TCP got. Then it
 binds the ``--listen`` endpoints, serving the same TCP factory; while ``ssl:``
 ones listen, SIGHUP reloads their certificates.
