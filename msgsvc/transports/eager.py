@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_eager,tests.test_eager_reactors -*-
+# -*- test-case-name: tests.test_eager,tests.test_eager_closing,tests.test_eager_reactors -*-
 """TCP connections that send a reactor turn's writes once the turn's events are handled, without ``epoll_ctl``.
 
 Twisted's ``FileDescriptor.write`` buffers: it registers the socket for write
