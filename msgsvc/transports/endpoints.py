@@ -3,8 +3,8 @@
 
 A description is read into a :class:`ListenSpec` when the options are parsed
 (a mistake is a usage error), and becomes a Twisted endpoint when the listeners
-bind: a ``tcp:`` endpoint from ``serverFromString``, wrapped in TLS for ``ssl:``
-with a certificate that can be reloaded (:mod:`msgsvc.transports.tls`).
+bind: a TCP endpoint (:func:`tcp_endpoint`), wrapped in TLS for ``ssl:`` with a
+certificate that can be reloaded (:mod:`msgsvc.transports.tls`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from twisted.internet.endpoints import quoteStringArgument, serverFromString, wrapServerTLS
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IStreamServerEndpoint
+from twisted.internet.posixbase import PosixReactorBase
+
+from msgsvc.transports.eager import EagerTCPEndpoint
 
 LISTEN_BACKLOG = 511
 """Connections the kernel queues before they are accepted (as Redis and nginx); Twisted's 50 drops bursts."""
@@ -23,6 +26,15 @@ KEYWORDS = {"tcp": ("interface", "backlog"), "ssl": ("interface", "backlog", "pr
 def tcp_description(port: int, interface: str, backlog: int = LISTEN_BACKLOG) -> str:
     """The ``tcp:`` endpoint string of a port on an interface."""
     return f"tcp:{port}:interface={quoteStringArgument(interface)}:backlog={backlog}"
+
+
+def tcp_endpoint(reactor: object, port: int, interface: str, backlog: int = LISTEN_BACKLOG) -> IStreamServerEndpoint:
+    """A TCP server endpoint whose connections send without epoll_ctl (:mod:`msgsvc.transports.eager`) on a reactor
+    built on ``PosixReactorBase``; Twisted's ``tcp:`` endpoint on any other (a test's ``MemoryReactor``)."""
+    if isinstance(reactor, PosixReactorBase):
+        return EagerTCPEndpoint(reactor, port, interface, backlog)
+    endpoint: IStreamServerEndpoint = serverFromString(reactor, tcp_description(port, interface, backlog))
+    return endpoint
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,7 @@ class ListenSpec:
 
     def endpoint(self, reactor: object, tls: IOpenSSLServerConnectionCreator | None) -> IStreamServerEndpoint:
         """The endpoint to listen on: TCP, wrapped in ``tls`` when given."""
-        tcp: IStreamServerEndpoint = serverFromString(reactor, tcp_description(self.port, self.interface, self.backlog))
+        tcp = tcp_endpoint(reactor, self.port, self.interface, self.backlog)
         return tcp if tls is None else wrapServerTLS(tls, tcp)
 
 

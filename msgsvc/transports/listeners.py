@@ -3,7 +3,8 @@
 
 ``internet.TCPServer`` and ``UDPServer`` each bind on their own, so with
 ``--port 0`` they would get different numbers; this service binds TCP first
-(through a Twisted server endpoint) and then UDP on the number TCP got. Then it
+(through a Twisted server endpoint whose connections send without epoll_ctl,
+:mod:`msgsvc.transports.eager`) and then UDP on the number TCP got. Then it
 binds the ``--listen`` endpoints, serving the same TCP factory; while ``ssl:``
 ones listen, SIGHUP reloads their certificates.
 
@@ -20,7 +21,6 @@ from collections.abc import Sequence
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.store import answers
-from msgsvc.transports.endpoints import ListenSpec, tcp_description
+from msgsvc.transports.endpoints import ListenSpec, tcp_endpoint
 from msgsvc.transports.tls import HangupReload, ReloadableCertificate
 
 log = Logger()
@@ -158,9 +158,9 @@ class ListenerService(Service):
             )
 
     def _listen_tcp(self, port: int) -> IListeningPort:
-        """Listen through a ``tcp:`` endpoint."""
+        """Listen through a TCP endpoint (eager where the reactor allows, see :func:`tcp_endpoint`)."""
         assert self.tcp is not None  # serving TCP
-        return _listen_now(serverFromString(self.reactor, tcp_description(port, self.interface)), self.tcp)
+        return _listen_now(tcp_endpoint(self.reactor, port, self.interface), self.tcp)
 
     @property
     def bound_port(self) -> int:
