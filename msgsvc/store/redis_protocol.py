@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import hiredis
 import txredisapi
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -62,6 +63,8 @@ class RedisProtocol(txredisapi.HiredisProtocol):
 
     def __init__(self, dbid: int, clock: IReactorTime, reply_timeout: float) -> None:
         super().__init__(charset=None, dbid=dbid, replyTimeout=reply_timeout, convertNumbers=False)
+        self.replies = hiredis.Reader(protocolError=txredisapi.InvalidData, replyError=txredisapi.ResponseError)
+        """hiredis's parser: what Redis sent, as replies (an error reply as a ResponseError, not raised)."""
         self.clock = clock
         self.waiting: deque[tuple[Deferred[Any], float, Convert | None, bytes | None, bytes]] = deque()
         """Each command sent and not yet answered, the oldest first: its Deferred, when it was sent, its
@@ -89,7 +92,7 @@ class RedisProtocol(txredisapi.HiredisProtocol):
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
         """Answer the waiting commands with every whole reply in ``data``, in order."""
-        reader = self._reader
+        reader = self.replies
         reader.feed(data)
         popleft = self.waiting.popleft
         reply = reader.gets()
