@@ -21,7 +21,7 @@ from twisted.internet.endpoints import HostnameEndpoint
 from msgsvc.store.redis_connection import CONNECT_WAIT, RETRY_DELAY, Address
 
 
-class _Listener(txredisapi.SubscriberProtocol):
+class Listener(txredisapi.SubscriberProtocol):
     """txredisapi's subscriber; a published message goes straight from hiredis's parser to ``heard``.
 
     A node hears every publication, its own too (one per message sent), so
@@ -52,7 +52,7 @@ class Subscription:
 
     def __init__(self, address: Address, channel: bytes, heard: Callable[[bytes], None]) -> None:
         factory = txredisapi.SubscriberFactory(isLazy=True)
-        factory.protocol = _Listener
+        factory.protocol = Listener
         factory.charset = None
         factory.dbid = None  # PUBLISH reaches every database's subscribers
         factory.initialDelay, factory.maxDelay = RETRY_DELAY
