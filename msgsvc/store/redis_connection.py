@@ -10,7 +10,8 @@ NOSCRIPT (someone ran SCRIPT FLUSH) the script is loaded and run again.
 Scripts build their keys from the prefix, so the stores need one Redis (or a
 primary), not a Redis Cluster.
 
-The connection (txredisapi's protocol, kept up by Twisted's ClientService) is made on
+The connection (txredisapi's protocol with a cheaper path per command, see
+``redis_protocol``; kept up by Twisted's ClientService) is made on
 first use, so that a start-up check that opens and closes the stores before
 twistd daemonizes leaves no connection behind. A command while no connection
 is up waits at most :data:`CONNECT_WAIT` seconds for one, then fails with
