@@ -36,6 +36,7 @@ class Listener(txredisapi.SubscriberProtocol):
         self.replies = hiredis.Reader(protocolError=txredisapi.InvalidData, replyError=txredisapi.ResponseError)
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        """Each whole reply in ``data``: a message to ``heard``, anything else to txredisapi."""
         reader = self.replies
         reader.feed(data)
         reply = reader.gets()
