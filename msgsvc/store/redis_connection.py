@@ -10,7 +10,8 @@ NOSCRIPT (someone ran SCRIPT FLUSH) the script is loaded and run again.
 Scripts build their keys from the prefix, so the stores need one Redis (or a
 primary), not a Redis Cluster.
 
-The connection (txredisapi's protocol, kept up by Twisted's ClientService) is made on
+The connection (txredisapi's protocol with a cheaper path per command, see
+``redis_protocol``; kept up by Twisted's ClientService) is made on
 first use, so that a start-up check that opens and closes the stores before
 twistd daemonizes leaves no connection behind. A command while no connection
 is up waits at most :data:`CONNECT_WAIT` seconds for one, then fails with
@@ -38,6 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msgsvc.store.interfaces import StoreError
+from msgsvc.store.redis_protocol import Convert, RedisProtocol, bulk, pack
 
 START_TIMEOUT = 2.0
 """Seconds the start-up check waits for Redis to answer PING."""
@@ -107,7 +109,15 @@ class Script:
     def __init__(self, source: str) -> None:
         self.source = source.encode()
         self.sha = hashlib.sha1(self.source).hexdigest()
+        self.head = b"$7\r\nEVALSHA\r\n$40\r\n%b\r\n$1\r\n0\r\n" % self.sha.encode()
+        """``EVALSHA <sha> 0`` as RESP bulk strings: a call is the array header, this, and its ARGV."""
+        self.load = pack(("SCRIPT", "LOAD", self.source))
+        """The command that loads it."""
         Script.every.append(self)
+
+    def call(self, args: tuple[Any, ...]) -> bytes:
+        """The whole EVALSHA command that runs this script with ``args`` as ARGV."""
+        return b"*%d\r\n%b%b" % (len(args) + 3, self.head, bulk(args))
 
 
 def encode(text: str) -> bytes:
@@ -126,19 +136,18 @@ def number(value: float) -> str:
 
 
 class _ProtocolFactory(Factory):
-    """Builds txredisapi's protocol for one database; what that protocol asks of its factory on a failed SELECT."""
+    """Builds the protocol for one database; what txredisapi's protocol asks of its factory on a failed SELECT."""
 
     isLazy = True
     """txredisapi logs, rather than raises, a connection error of a lazy factory."""
 
-    def __init__(self, db: int) -> None:
+    def __init__(self, db: int, clock: IReactorTime) -> None:
         self.db = db
+        self.clock = clock
 
-    def buildProtocol(self, addr: object) -> txredisapi.HiredisProtocol:
-        """txredisapi's protocol with hiredis's C reply parser: half the time per reply of the pure-Python one."""
-        protocol = txredisapi.HiredisProtocol(
-            charset=None, dbid=self.db, replyTimeout=REPLY_TIMEOUT, convertNumbers=False
-        )
+    def buildProtocol(self, addr: object) -> RedisProtocol:
+        """txredisapi's hiredis protocol with msgsvc's cheaper command path (see ``redis_protocol``)."""
+        protocol = RedisProtocol(self.db, self.clock, REPLY_TIMEOUT)
         protocol.factory = self
         return protocol
 
@@ -165,40 +174,32 @@ class Redis:
         self._clock = reactor
         endpoint = HostnameEndpoint(reactor, address.host, address.port, timeout=CONNECT_WAIT)
         self._service = ClientService(
-            endpoint, _ProtocolFactory(address.db), retryPolicy=backoffPolicy(*RETRY_DELAY), clock=reactor
+            endpoint, _ProtocolFactory(address.db, reactor), retryPolicy=backoffPolicy(*RETRY_DELAY), clock=reactor
         )
         self._started = False
-        self._loaded_on: Any = None
+        self._loaded_on: RedisProtocol | None = None
         """The connection the scripts were last loaded on: while it is up, commands go straight to it."""
 
-    def command(self, *args: Any) -> Deferred[Any]:
-        """Run one Redis command; answers its reply (bulk strings as bytes, integers as int)."""
+    def command(self, *args: Any, convert: Convert | None = None) -> Deferred[Any]:
+        """Run one Redis command; answers its reply (bulk strings as bytes, integers as int), or ``convert(reply)``."""
+        request = pack(args)
         live = self._loaded_on
         if live is not None and live.connected:  # the usual case: straight onto the connection
-            return live.execute_command(*args)
-        return self._connected().addCallback(lambda protocol: protocol.execute_command(*args))
+            return live.send(request, convert)
+        return self._connected().addCallback(lambda protocol: protocol.send(request, convert))
 
-    def run(self, script: Script, *args: Any) -> Deferred[Any]:
-        """Run a Lua script with ``args`` as ARGV (no KEYS: scripts build their keys from the prefix)."""
+    def run(self, script: Script, *args: Any, convert: Convert | None = None) -> Deferred[Any]:
+        """Run a Lua script with ``args`` as ARGV (no KEYS: scripts build their keys from the prefix).
+
+        Should Redis answer NOSCRIPT (someone ran SCRIPT FLUSH), the script is loaded and run again.
+        """
+        request = script.call(args)
         live = self._loaded_on
         if live is not None and live.connected:
-            return self._evalsha(live, script, args)
-        return self._connected().addCallback(self._evalsha, script, args)
+            return live.send(request, convert, script.load)
+        return self._connected().addCallback(lambda protocol: protocol.send(request, convert, script.load))
 
-    def _evalsha(self, protocol: Any, script: Script, args: tuple[Any, ...]) -> Deferred[Any]:
-        answer = protocol.evalsha(script.sha, [], args)
-        return answer.addErrback(self._load_and_retry, protocol, script, args)
-
-    def _load_and_retry(
-        self, failure: Failure, protocol: Any, script: Script, args: tuple[Any, ...]
-    ) -> Deferred[Any] | Failure:
-        """NOSCRIPT (someone ran SCRIPT FLUSH): load the script and run it again."""
-        if not failure.check(txredisapi.ScriptDoesNotExist):
-            return failure
-        loaded = protocol.execute_command("SCRIPT", "LOAD", script.source)
-        return loaded.addCallback(lambda _: protocol.evalsha(script.sha, [], args))
-
-    def _connected(self) -> Deferred[Any]:
+    def _connected(self) -> Deferred[RedisProtocol]:
         """The connection, ready (its database selected), within CONNECT_WAIT seconds or failing.
 
         Callbacks run in the order the commands were called, so commands reach Redis in that order.
@@ -216,12 +217,12 @@ class Redis:
             raise txredisapi.ConnectionError(f"Redis at {self.address} is unreachable")
         return result
 
-    def _load_scripts(self, protocol: Any) -> Any:
+    def _load_scripts(self, protocol: RedisProtocol) -> RedisProtocol:
         """On a connection not seen before, load every script first (Redis forgets them when it restarts)."""
         if protocol is not self._loaded_on:
             self._loaded_on = protocol
             for script in Script.every:
-                protocol.execute_command("SCRIPT", "LOAD", script.source).addErrback(lambda _: None)
+                protocol.send(script.load).addErrback(lambda _: None)
         return protocol
 
     def close(self) -> Deferred[None] | None:

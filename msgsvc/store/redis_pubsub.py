@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import hiredis
 import txredisapi
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -20,11 +21,31 @@ from twisted.internet.endpoints import HostnameEndpoint
 from msgsvc.store.redis_connection import CONNECT_WAIT, RETRY_DELAY, Address
 
 
-class _Listener(txredisapi.SubscriberProtocol):
+class Listener(txredisapi.SubscriberProtocol):
+    """txredisapi's subscriber; a published message goes straight from hiredis's parser to ``heard``.
+
+    A node hears every publication, its own too (one per message sent), so
+    this path skips txredisapi's per-reply conversions; any other reply (the
+    confirmation of SUBSCRIBE) takes txredisapi's.
+    """
+
     heard: Callable[[bytes], None]
 
-    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
-        self.heard(message)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.replies = hiredis.Reader(protocolError=txredisapi.InvalidData, replyError=txredisapi.ResponseError)
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> None:
+        """Each whole reply in ``data``: a message to ``heard``, anything else to txredisapi."""
+        reader = self.replies
+        reader.feed(data)
+        reply = reader.gets()
+        while reply is not False:
+            if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
+                self.heard(reply[2])
+            else:
+                self.replyReceived(self.tryConvertData(reply))
+            reply = reader.gets()
 
 
 class Subscription:
@@ -32,7 +53,7 @@ class Subscription:
 
     def __init__(self, address: Address, channel: bytes, heard: Callable[[bytes], None]) -> None:
         factory = txredisapi.SubscriberFactory(isLazy=True)
-        factory.protocol = _Listener
+        factory.protocol = Listener
         factory.charset = None
         factory.dbid = None  # PUBLISH reaches every database's subscribers
         factory.initialDelay, factory.maxDelay = RETRY_DELAY

@@ -191,7 +191,7 @@ class RedisQueueStore:
         """This store's mark on the reservations it makes."""
 
     def enqueue(self, queue: str, payload: bytes, now: float) -> Deferred[int]:
-        return self._redis.run(_ENQUEUE, encode(queue), payload, number(now)).addCallback(int)
+        return self._redis.run(_ENQUEUE, encode(queue), payload, number(now), convert=int)
 
     def dequeue(self, queue: str, now: float) -> Deferred[Message | None]:
         return self._take(queue, now, reserve=False)
@@ -200,10 +200,15 @@ class RedisQueueStore:
         return self._take(queue, now, reserve=True)
 
     def _take(self, queue: str, now: float, reserve: bool) -> Deferred[Message | None]:
-        taken = self._redis.run(
-            _TAKE, encode(queue), number(now), "1" if reserve else "0", number(now + self._lease), self._holder
+        return self._redis.run(
+            _TAKE,
+            encode(queue),
+            number(now),
+            "1" if reserve else "0",
+            number(now + self._lease),
+            self._holder,
+            convert=_message,
         )
-        return taken.addCallback(_message)
 
     def acknowledge(self, message_id: int) -> Deferred[None]:
         return self._end("acknowledge", message_id)
@@ -218,25 +223,28 @@ class RedisQueueStore:
         return self._end("unreserve", message_id)
 
     def _end(self, operation: str, message_id: int, *args: str | bytes) -> Deferred[None]:
-        ended = self._redis.run(_END, operation, str(message_id), self._holder, *args)
-        return ended.addCallback(lambda _: None)
+        return self._redis.run(_END, operation, str(message_id), self._holder, *args, convert=_nothing)
 
     def give_back(self, queue: str, message: Message) -> Deferred[None]:
-        given = self._redis.run(
+        return self._redis.run(
             _GIVE_BACK,
             encode(queue),
             str(message.id),
             message.payload,
             number(message.enqueued_at),
             str(message.deliveries),
+            convert=_nothing,
         )
-        return given.addCallback(lambda _: None)
 
     def depths(self) -> Deferred[list[tuple[str, int]]]:
-        return self._redis.run(_DEPTHS).addCallback(_depths)
+        return self._redis.run(_DEPTHS, convert=_depths)
 
     def stats(self, queue: str, now: float) -> Deferred[QueueStats]:
-        return self._redis.run(_STATS, encode(queue), number(now)).addCallback(_stats)
+        return self._redis.run(_STATS, encode(queue), number(now), convert=_stats)
+
+
+def _nothing(reply: object) -> None:
+    return None
 
 
 def _message(found: list[Any] | None) -> Message | None:
