@@ -27,7 +27,8 @@ import txredisapi
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SkipTest
 
-from msgsvc.store.redis_connection import Address, Script, encode
+from msgsvc.store.redis_connection import Address, Script
+from msgsvc.store.redis_protocol import Convert, pack
 from msgsvc.store.redis_stores import stores_over
 from msgsvc.store.registry import Stores
 
@@ -59,21 +60,28 @@ class BlockingRedis:
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._reader = hiredis.Reader(protocolError=txredisapi.InvalidData, replyError=txredisapi.ResponseError)
         for script in Script.every:
-            self._ask("SCRIPT", "LOAD", script.source)
+            self._ask(script.load)
 
-    def command(self, *args: Any) -> Deferred[Any]:
-        reply = self._ask(*args)
-        return fail(reply) if isinstance(reply, Exception) else succeed(reply)
+    def command(self, *args: Any, convert: Convert | None = None) -> Deferred[Any]:
+        return self._answer(self._ask(pack(args)), convert)
 
-    def run(self, script: Script, *args: Any) -> Deferred[Any]:
-        return self.command("EVALSHA", script.sha, 0, *args)
+    def run(self, script: Script, *args: Any, convert: Convert | None = None) -> Deferred[Any]:
+        return self._answer(self._ask(script.call(args)), convert)
 
     def close(self) -> None:
         self._socket.close()
 
-    def _ask(self, *args: Any) -> Any:
-        parts = [arg if isinstance(arg, bytes) else encode(str(arg)) for arg in args]
-        request = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
+    @staticmethod
+    def _answer(reply: Any, convert: Convert | None) -> Deferred[Any]:
+        if isinstance(reply, Exception):
+            return fail(reply)
+        try:
+            return succeed(reply if convert is None else convert(reply))
+        except Exception:
+            return fail()
+
+    def _ask(self, request: bytes) -> Any:
+        """Send one command (as RESP) and wait for its reply."""
         self._socket.sendall(request)
         reply = self._reader.gets()
         while reply is False:
