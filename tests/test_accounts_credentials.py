@@ -6,6 +6,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
+from msgsvc import startup
 from msgsvc.domain.accounts.credentials import read_credentials
 from msgsvc.domain.accounts.passwords import verify_password
 from msgsvc.tap import BrokerService, Options, makeService
@@ -68,6 +69,7 @@ class CredentialsFileTests(TestCase):
         service = makeService(options, MemoryReactorClock())
         (broker_service,) = [child for child in service if isinstance(child, BrokerService)]
         if broker_service.broker is None:  # the store opens when the application starts
+            self.patch(startup, "tune_collector", lambda: None)  # the test process's collector stays as it is
             service.getServiceNamed("startup").privilegedStartService()
         store = broker_service.broker.forum.accounts._store
         self.assertEqual(options.credentials, [])

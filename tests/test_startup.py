@@ -7,6 +7,7 @@ that parent with a timeout is enough; any daemon left is killed at cleanup.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import select
@@ -17,6 +18,7 @@ import sys
 
 from twisted.trial.unittest import SkipTest, TestCase
 
+from msgsvc.startup import COLLECTOR_THRESHOLDS, tune_collector
 from tests.helpers import CHECKOUT_ENV, temp_dir
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
@@ -198,3 +200,15 @@ class TakenPortTests(TestCase):
         self.assertFalse(run.pidfile_left("daemon"))
         with open(run.path("msgsvc.sqlite"), "rb") as file:
             self.assertEqual(file.read(), b"not a database" * 100)
+
+
+class CollectorTests(TestCase):
+    """The garbage collector is tuned for a serving process."""
+
+    def test_tune_collector(self) -> None:
+        """tune_collector freezes what exists and raises the collection thresholds."""
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
+        self.addCleanup(gc.unfreeze)
+        tune_collector()
+        self.assertEqual(gc.get_threshold(), COLLECTOR_THRESHOLDS)
+        self.assertGreater(gc.get_freeze_count(), 0)

@@ -11,6 +11,7 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from msgsvc import startup
 from msgsvc.startup import BrokerService, StartupService, check_port
 from msgsvc.store import StoreError
 from msgsvc.store.database import Database
@@ -96,12 +97,16 @@ class MakeServiceTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
 
     def test_store_locked_at_start(self) -> None:
-        """makeService only tries the store and lets it go; privilegedStartService (after the fork) locks it."""
+        """makeService only tries the store and lets it go; privilegedStartService (after the fork) locks it,
+        and tunes the garbage collector of the serving process."""
+        tuned: list[None] = []
+        self.patch(startup, "tune_collector", lambda: tuned.append(None))
         path = os.path.join(temp_dir(self), "msgsvc.sqlite")
         reactor = MemoryReactor()
         service = makeService(parse("--no-udp", "--port", "0", "--store", "sqlite:" + path), reactor)
         Database(path, Clock()).close()  # not held
         service.privilegedStartService()
+        self.assertEqual(tuned, [None])
         self.assertRaises(StoreError, Database, path, Clock())
         self.assertEqual([port[0] for port in reactor.tcpServers], [0])  # bound before privileges are shed
         self.assertIsNotNone(service.getServiceNamed("broker").broker)
