@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -442,6 +443,15 @@ def machine() -> dict:
     }
 
 
+def exit_on_sigterm() -> None:
+    """A SIGTERM ends the run as Ctrl-C does, through the ``finally`` blocks that stop every server started."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m benchmarks``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
@@ -462,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.report import chart, chat_baseline, summarize, table
 
     raise_fd_limit()
+    exit_on_sigterm()
     loadgen = build_loadgen() if set(rows) - {"udp"} else ""  # the UDP rows' client is Python
     bench = Bench(plan, loadgen)
     if Redis.available() is None:
