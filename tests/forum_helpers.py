@@ -13,8 +13,8 @@ from twisted.trial.unittest import TestCase
 
 from msgsvc.domain.broker import Broker
 from tests.accounts_helpers import forum_broker, result_of
-from tests.helpers import TcpHarness, run_now, temp_path
-from tests.redis_sync import REDIS_AT_ONCE, shared_redis
+from tests.helpers import OnRedis, TcpHarness, run_now
+from tests.redis_sync import shared_redis
 
 HOSTILE_NAMES = [b"..", b".", b"/etc", b"a/b", b"a\\b", b".hidden", b"x" * 65, b"caf\xc3\xa9", b"nul\x00"]
 
@@ -54,18 +54,8 @@ class ForumTestCase(TestCase):
         return sorted(os.listdir(self.broker.forum.files.directory))
 
 
-class _OnSqlite:
-    """Runs a forum test class on the SQLite store."""
-
-    def store_url(self) -> str:
-        return "sqlite:" + temp_path(self, "msgsvc.sqlite")
-
-
-class _OnRedis:
-    """Runs a forum test class on the Redis store (on a real redis-server, answering at once: tests.redis_sync)."""
-
-    def store_url(self) -> str:
-        return REDIS_AT_ONCE
+class _OnRedis(OnRedis):
+    """Runs a forum test class on the Redis store, where kept files are in Redis."""
 
     def files_on_disk(self) -> list[str]:
         """Parts in this process's directory, and each file kept in Redis named as the disk store names it."""

@@ -191,3 +191,18 @@ def temp_dir(testcase) -> str:
     directory = tempfile.TemporaryDirectory()
     testcase.addCleanup(directory.cleanup)
     return directory.name
+
+
+class OnSqlite:
+    """Mixed into a test case whose ``setUp`` opens the store ``store_url()`` names: the SQLite store."""
+
+    def store_url(self) -> str:
+        return "sqlite:" + temp_path(self, "msgsvc.sqlite")
+
+
+class OnRedis:
+    """Mixed into a test case whose ``setUp`` opens the store ``store_url()`` names: the Redis store
+    (a real redis-server, answering at once: tests.redis_sync)."""
+
+    def store_url(self) -> str:
+        return REDIS_AT_ONCE

@@ -11,8 +11,8 @@ from msgsvc.domain.forum import Forum, post_number, safe_name
 from msgsvc.store.blobs import FileStore
 from msgsvc.store.interfaces import NoThread
 from tests.accounts_helpers import forum_broker, result_of
-from tests.forum_helpers import ForumTestCase, _AtOnce, _OnRedis, _OnSqlite, answering_at_once
-from tests.helpers import temp_path
+from tests.forum_helpers import ForumTestCase, _AtOnce, _OnRedis, answering_at_once
+from tests.helpers import OnSqlite, temp_path
 
 
 class LoginTests(ForumTestCase):
@@ -169,7 +169,7 @@ class UnitTests(TestCase):
         self.assertFalse(result_of(broker.forum.is_account("nobody")))
 
 
-class SqliteLoginTests(_OnSqlite, LoginTests):
+class SqliteLoginTests(OnSqlite, LoginTests):
     """LoginTests on the SQLite store."""
 
 

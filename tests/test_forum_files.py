@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from tests.accounts_helpers import forum_broker
-from tests.forum_helpers import HOSTILE_NAMES, ForumTestCase, _AtOnce, _OnRedis, _OnSqlite
-from tests.helpers import TcpHarness
+from tests.forum_helpers import HOSTILE_NAMES, ForumTestCase, _AtOnce, _OnRedis
+from tests.helpers import OnSqlite, TcpHarness
 
 BINARY = bytes(range(256)) * 1200 + b"\r\n{3}\r\nEND"
 """307 KB of every byte value, CRLFs and a literal marker: more than one TCP read."""
@@ -169,7 +169,7 @@ class FileTests(ForumTestCase):
         self.assertEqual(self.alice.command(b"PING").text, "PONG")
 
 
-class SqliteFileTests(_OnSqlite, FileTests):
+class SqliteFileTests(OnSqlite, FileTests):
     """FileTests on the SQLite store."""
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.forum_helpers import HOSTILE_NAMES, ForumTestCase, _AtOnce, _OnRedis, _OnSqlite
+from tests.forum_helpers import HOSTILE_NAMES, ForumTestCase, _AtOnce, _OnRedis
+from tests.helpers import OnSqlite
 
 
 class ThreadTests(ForumTestCase):
@@ -117,7 +118,7 @@ class ThreadTests(ForumTestCase):
         self.assertEqual(harness.command(b"RDT t").payload, b"")
 
 
-class SqliteThreadTests(_OnSqlite, ThreadTests):
+class SqliteThreadTests(OnSqlite, ThreadTests):
     """ThreadTests on the SQLite store."""
 
 

@@ -10,8 +10,7 @@ from zope.interface.verify import verifyObject
 from msgsvc.domain.microblog import hashtags
 from msgsvc.store.interfaces import ITweetStore, Tweet
 from msgsvc.store.memory import MemoryTweetStore
-from tests.helpers import TcpHarness, UdpHarness, make_broker, temp_path
-from tests.redis_sync import REDIS_AT_ONCE
+from tests.helpers import OnRedis, OnSqlite, TcpHarness, UdpHarness, make_broker
 from tests.test_forum import answering_at_once
 
 EMPTY = b"DATA 13 last\r\nEmpty Message\r\n"
@@ -230,31 +229,17 @@ class AtOnceTaggedTests(_AtOnce, TaggedTests):
     """TaggedTests on a tweet store answering at once."""
 
 
-class _OnSqlite:
-    """Runs a microblog test class on the SQLite store."""
-
-    def store_url(self) -> str:
-        return "sqlite:" + temp_path(self, "msgsvc.sqlite")
-
-
-class _OnRedis:
-    """Runs a microblog test class on the Redis store (a real redis-server, answering at once)."""
-
-    def store_url(self) -> str:
-        return REDIS_AT_ONCE
-
-
-class SqliteTweetTests(_OnSqlite, TweetTests):
+class SqliteTweetTests(OnSqlite, TweetTests):
     """TweetTests on the SQLite store."""
 
 
-class SqliteTaggedTests(_OnSqlite, TaggedTests):
+class SqliteTaggedTests(OnSqlite, TaggedTests):
     """TaggedTests on the SQLite store."""
 
 
-class RedisTweetTests(_OnRedis, TweetTests):
+class RedisTweetTests(OnRedis, TweetTests):
     """TweetTests on the Redis store."""
 
 
-class RedisTaggedTests(_OnRedis, TaggedTests):
+class RedisTaggedTests(OnRedis, TaggedTests):
     """TaggedTests on the Redis store."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from twisted.internet.task import deferLater
 
-from tests.helpers import TcpHarness, UdpHarness
-from tests.test_forum import ForumTestCase, _OnRedis, _OnSqlite
+from tests.helpers import OnSqlite, TcpHarness, UdpHarness
+from tests.test_forum import ForumTestCase, _OnRedis
 
 CHECK = 0.05
 """Seconds each password check (or hash) takes in these tests."""
@@ -103,7 +103,7 @@ class HeldUploadTests(ForumTestCase):
         self.assertEqual(udp.command(b"DWN t u.bin").payload, b"abc")
 
 
-class SqliteHeldUploadTests(_OnSqlite, HeldUploadTests):
+class SqliteHeldUploadTests(OnSqlite, HeldUploadTests):
     """HeldUploadTests on the SQLite store."""
 
 
