@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from msgsvc.store.interfaces import IDurability, StoreError
+from msgsvc.turns import turn_end
 
 log = Logger()
 
@@ -80,7 +81,7 @@ class Database:
         self.path = path
         self._clock = clock
         self._waiting: list[Callable[[Exception | None], None]] = []
-        self._commit_call: IDelayedCall | None = None
+        self._commit_queued = False
         self.pending = False
         """Whether changes made so far wait for the commit at the end of this reactor turn."""
         self._in_transaction = False
@@ -106,13 +107,14 @@ class Database:
         self._connection.executemany(sql, rows)
 
     def changed(self) -> None:
-        """Something changed: have the grouped commit run at the end of this reactor turn (once per turn).
+        """Something changed: have the grouped commit run at the end of this reactor turn (once; :mod:`msgsvc.turns`).
 
         :meth:`write` calls it; a store that keeps a change in memory until the
         commit (see :meth:`before_commit`) calls it itself.
         """
-        if self._commit_call is None:
-            self._commit_call = self._clock.callLater(0, self.commit)
+        if not self._commit_queued:
+            turn_end(self._clock).later(self.commit)
+            self._commit_queued = True
             self.pending = True
 
     def before_commit(self, flush: Callable[[], None]) -> None:
@@ -148,7 +150,7 @@ class Database:
 
     def commit(self) -> None:
         """Write what waits in memory, commit the grouped transaction, and confirm what waited for it."""
-        if self._commit_call is None:
+        if not self._commit_queued:
             return
         waiting, self._waiting = self._waiting, []
         started = time.perf_counter()
@@ -165,9 +167,7 @@ class Database:
             outcome = None
         finally:
             self._in_transaction = False
-            if self._commit_call.active():
-                self._commit_call.cancel()
-            self._commit_call = None
+            self._commit_queued = False
             self.pending = False
         took = time.perf_counter() - started
         for observe in self.commit_observers:

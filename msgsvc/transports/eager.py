@@ -7,9 +7,10 @@ events (``startWriting``, an ``epoll_ctl``), and on the next reactor turn
 two system calls and another pass through ``epoll_wait`` per reply (Twisted
 issue #5303). :class:`EagerServer` gathers what is written to it while nothing
 is buffered and sends it with one ``send`` as soon as the reactor has handled
-the turn's events (a ``callLater(0)`` shared by all connections, which runs
-before the reactor polls again); whatever the kernel does not take (a partial
-send, ``EAGAIN``, an error) goes to the stock ``write``, so buffering, pausing
+the turn's events (:mod:`msgsvc.turns`: one ``callLater(0)`` shared by all
+connections and the SQLite commit, which runs before the reactor polls
+again); whatever the kernel does not take (a partial send, ``EAGAIN``, an
+error) goes to the stock ``write``, so buffering, pausing
 a push producer past ``bufferSize``, ``doWrite`` and closing carry on as
 Twisted does them. Like Twisted, it joins all of a turn's writes to a
 connection (the replies to its commands, the events of other clients'
@@ -40,44 +41,14 @@ with the queue and chat benchmarks, see ``docs/architecture.md``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from weakref import WeakKeyDictionary
 
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred, execute
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorTime, IStreamServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.internet.posixbase import PosixReactorBase
 from zope.interface import implementer
 
-
-class TurnEnd:
-    """Sends the gathered bytes of a reactor's eager connections once the reactor has handled a turn's events."""
-
-    def __init__(self, reactor: IReactorTime) -> None:
-        self.reactor = reactor
-        self.pending: list[EagerServer] = []
-
-    def add(self, connection: EagerServer) -> None:
-        """Send ``connection``'s gathered bytes at the end of this turn."""
-        if not self.pending:
-            self.reactor.callLater(0, self.flush)
-        self.pending.append(connection)
-
-    def flush(self) -> None:
-        pending, self.pending = self.pending, []
-        for connection in pending:
-            connection.eager_flush()
-
-
-_turn_ends: WeakKeyDictionary[object, TurnEnd] = WeakKeyDictionary()
-"""Each reactor's TurnEnd."""
-
-
-def turn_end(reactor: object) -> TurnEnd:
-    """``reactor``'s TurnEnd, made when first asked for."""
-    end = _turn_ends.get(reactor)
-    if end is None:
-        end = _turn_ends[reactor] = TurnEnd(IReactorTime(reactor))
-    return end
+from msgsvc.turns import turn_end
 
 
 class EagerServer(tcp.Server):
@@ -102,7 +73,7 @@ class EagerServer(tcp.Server):
         if type(data) is bytes and data and (self._eager_parts is not None or self._eager_ready()):
             if self._eager_parts is None:
                 self._eager_parts, self._eager_size = [], 0
-                turn_end(self.reactor).add(self)
+                turn_end(self.reactor).later(self.eager_flush)
             self._eager_parts.append(data)
             self._eager_size += len(data)
             if self._eager_size > self.bufferSize:  # a large write: send now, so the producer is paused in time
