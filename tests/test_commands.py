@@ -87,6 +87,20 @@ class BindingTests(TestCase):
         self.dispatch(b"NUM  4  5")
         self.assertEqual(self.calls, [(3, 7), (4, 5)])
 
+    def test_no_arguments_take_every_default(self) -> None:
+        """A line with no arguments, for a verb whose arguments may all be left out, gets every default each time."""
+        commands = CommandSet()
+
+        @commands.verb("OPT", Arg("a", optional=True, default="x"), Arg("b", int, optional=True, default=2), summary="")
+        def opt(broker: Any, session: Any, a: str, b: int) -> Ok:
+            self.calls.append((a, b))
+            return Ok()
+
+        table = CommandTable([commands])
+        for line in (b"OPT", b"OPT y 3", b"OPT"):
+            table.dispatch(make_broker(), None, request(line, None))
+        self.assertEqual(self.calls, [("x", 2), ("y", 3), ("x", 2)])
+
     def test_bad_args(self) -> None:
         """Missing, unconvertible, non-ASCII or extra arguments get ERR bad-args with the usage."""
         for line in (b"NUM", b"NUM x", b"NUM \xff", b"NUM 1 2 3"):

@@ -163,9 +163,13 @@ def _binder(command: Command) -> Binder:
     last = params[-1] if params else None
     on_line = (tuple(words), text)
     beside_literal = (tuple(words[:-1]) if not text else tuple(words), False)
+    no_args = [w[2] for w in words] + ([b""] if text else []) if all(w[1] for w in words) else None
+    """The values of a line with no arguments, when every argument may be left out (RECV's case)."""
 
     def bind(args: bytes, literal: bytes | None) -> list[Any]:
         if literal is None:
+            if not args and no_args is not None:
+                return no_args.copy()
             specs, rest_is_text = on_line
         elif last is None:
             raise ValueError(f"{command.verb} takes no arguments")
