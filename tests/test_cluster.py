@@ -6,12 +6,13 @@ import time
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from msgsvc.dispatch.verbs.chat import name
 from msgsvc.domain.broker import Broker
 from msgsvc.domain.cluster import QueueReady, SingleNode, TweetNews, decode, encode
+from msgsvc.domain.cluster_node import ReadyQueues
 from msgsvc.domain.errors import NameTaken
 from msgsvc.domain.events import Chat, Join, Leave, Tweet
 from msgsvc.domain.microblog import ALL
@@ -39,6 +40,33 @@ class CodecTests(TestCase):
         """Bytes that are no notice are refused with ValueError."""
         for data in [b"[]", b'["queue", 1]', b"nonsense", b'["tweet", "x", "a", "b", []]']:
             self.assertRaises(ValueError, decode, data)
+
+
+class Told:
+    """An ICluster that only records what it is told."""
+
+    def __init__(self) -> None:
+        self.notices: list[object] = []
+
+    def tell(self, notice: object) -> None:
+        self.notices.append(notice)
+
+
+class ReadyQueuesTests(TestCase):
+    """The other nodes hear that a queue got a message once per queue per reactor turn."""
+
+    def test_once_per_queue_per_turn(self) -> None:
+        """Three SENDs to two queues in a turn are two notices, in order, at its end; the next turn tells again."""
+        clock, told = Clock(), Told()
+        ready = ReadyQueues(told, clock)  # type: ignore[arg-type]  # a recorder stands in for the ICluster
+        for queue in ("jobs", "mail", "jobs"):
+            ready.announce(queue)
+        self.assertEqual(told.notices, [])
+        clock.advance(0)
+        self.assertEqual(told.notices, [QueueReady("jobs"), QueueReady("mail")])
+        ready.announce("jobs")
+        clock.advance(0)
+        self.assertEqual(told.notices, [QueueReady("jobs"), QueueReady("mail"), QueueReady("jobs")])
 
 
 class SingleNodeTests(TestCase):

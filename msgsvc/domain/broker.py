@@ -20,8 +20,8 @@ from twisted.logger import Logger
 from msgsvc.config import Config
 from msgsvc.domain.accounts.realm import ThreadRunner
 from msgsvc.domain.chat import ChatRoom
-from msgsvc.domain.cluster import ICluster, QueueReady, SingleNode, listing
-from msgsvc.domain.cluster_node import NodeWiring, SharedCluster
+from msgsvc.domain.cluster import ICluster, SingleNode, listing
+from msgsvc.domain.cluster_node import NodeWiring, ReadyQueues, SharedCluster
 from msgsvc.domain.diagnostics import Diagnostics
 from msgsvc.domain.forum import Forum
 from msgsvc.domain.interfaces import IClient
@@ -55,7 +55,7 @@ class Broker:
         self.queues = QueueService(stores.queues, clock, config.ttr, config.max_deliveries)
         self.chat = ChatRoom(self.cluster)
         if self.cluster.shared:
-            self.queues.announce = lambda queue: self.cluster.tell(QueueReady(queue))
+            self.queues.announce = ReadyQueues(self.cluster, clock).announce
             self.chat.changed = self._list
         self.files = FileShelf(config.files)
         self._sessions: dict[int, Session] = {}
