@@ -143,6 +143,17 @@ class CommitOrderTests(Connected):
         self.assertEqual(writes, [b"OK 1 queued 1 bytes\r\n", b"OK bye\r\n"])
         self.assertTrue(c.transport.disconnecting)
 
+    def test_long_read_past_the_pause(self):
+        """A read of 200 commands (a literal among them, a line cut at its end) pauses at 64 waiting replies and
+        still answers every command once, in order, after the commits; the cut line completes with the next read."""
+        c = self.client()
+        c.send(b"SEND a\r\n" * 100 + b"SEND {3}\r\nb\nc\r\n" + b"RECV\n" * 99 + b"PI")
+        expected = [b"OK %d queued 1 bytes\r\n" % n for n in range(1, 101)] + [b"OK 101 queued 3 bytes\r\n"]
+        expected += [b"DATA 1 %d\r\na\r\n" % n for n in range(1, 100)]
+        self.assertEqual(c.output(), b"".join(expected))
+        c.send(b"NG\n")
+        self.assertEqual(c.output(), b"OK PONG\r\n")
+
 
 class StreamedBodyTests(Connected):
     """A streamed body in the middle of a read."""
@@ -180,6 +191,16 @@ class StreamedBodyTests(Connected):
 
 class FramingTests(Connected):
     """Lines cut anywhere by the reads, and input that arrives while reading is paused."""
+
+    def test_long_read_answered_in_full(self):
+        """A read of 200 commands is answered in full at once, whatever number of lines is split off at a time."""
+        c = self.client()
+        writes = count_writes(c)
+        c.send(b"PING\r\n" * 150 + b"SEND a\n" * 50 + b"RECV")
+        queued = b"".join(b"OK %d queued 1 bytes\r\n" % n for n in range(1, 51))
+        self.assertEqual(writes, [b"OK PONG\r\n" * 150 + queued])
+        c.send(b"\n")
+        self.assertEqual(writes[1:], [b"DATA 1 1\r\na\r\n"])
 
     def test_line_ending_split_across_reads(self):
         """A CRLF cut between two reads, and a line cut mid-verb, are each one command."""

@@ -24,6 +24,9 @@ from msgsvc.protocol.framing import line_too_long, literal_too_big
 from msgsvc.protocol.wire import CRLF, Err, Request, parse_request
 from msgsvc.transports.input_budget import InputBudget
 
+LINES_AT_ONCE = 64
+"""Lines split off a read at a time: bounds what one split makes, and what is split again after a pause
+(reading pauses after 64 replies waiting, ``MAX_PENDING_REPLIES``)."""
 OVER_BUDGET = Err("too-big", "the server holds too much unfinished input right now; try again later")
 """The reply to a literal skipped because all clients together hold --max-pending-input of unfinished input."""
 
@@ -111,9 +114,10 @@ def after_literal(expected: bytes, data: bytes) -> tuple[bytes, bytes]:
 class Framing:
     """The framing of :class:`msgsvc.transports.tcp.Connection`: lines, and the literal a line announces.
 
-    Every complete line of a read is handled in one pass over the bytes (no
-    copy of the rest per line); a line with no tag and no literal whose verb
-    the table compiled (``CommandTable.plain``) costs a look-up and a call.
+    A read's complete lines are split off 64 at a time by one ``bytes.split``
+    (no copy of the rest per line, no Python search per line); a line with no
+    tag and no literal whose verb the table compiled (``CommandTable.plain``)
+    costs a look-up and a call.
     Reading stops while the pipeline says so (``pause_reading``): what is left
     is kept until ``resume_reading``. Once the connection is closing, nothing
     more it sends is looked at.
@@ -148,32 +152,35 @@ class Framing:
         """Handle the lines and literal bytes of ``data``, after what was held."""
         if self._held:
             data, self._held = self._held + data, b""
-        replies, plain, broker, session = self.replies, self._plain, self.broker, self.session
-        limit = self.MAX_LENGTH
         start = 0
         while start < len(data):
             if self._reading_paused:
                 self._held = data[start:]
                 return
-            if replies.closing:
+            if self.replies.closing:
                 return
             if self._literal is not None or self._after_literal:
                 data, start = self._literal_bytes(data[start:] if start else data), 0
-                continue
-            end = data.find(b"\n", start)
-            if end < 0:
-                if len(data) - start > limit:
-                    self._refuse(line_too_long(broker.config.max_line), None)
-                else:
-                    self._held = data[start:]
-                return
-            length = end - start
-            cr = length and data[end - 1] == 13  # the line ends with CRLF: the CR is not part of it
-            if length >= limit and (length > limit or not cr):  # over --max-line, with or without a CR
+            else:
+                start = self._lines(data, start)
+
+    def _lines(self, data: bytes, start: int) -> int:
+        """Handle up to LINES_AT_ONCE lines of ``data`` from ``start``, until one starts a literal or reading stops;
+        returns where that left off (``len(data)`` once every line is handled and an incomplete last one is held)."""
+        replies, plain, broker, session = self.replies, self._plain, self.broker, self.session
+        limit = self.MAX_LENGTH
+        lines = (data[start:] if start else data).split(b"\n", LINES_AT_ONCE)
+        rest = lines.pop()  # what follows the last LF split off: more lines, or an incomplete one
+        for line in lines:
+            length = len(line)
+            start += length + 1
+            if line.endswith(b"\r"):  # a CRLF line ending: the CR is not part of the line
+                line = line[:-1]
+            elif length >= limit:
+                length += 1  # over --max-line however it ends (the limit leaves room for a CR)
+            if length > limit:
                 self._refuse(line_too_long(broker.config.max_line), None)
-                return
-            line = data[start : end - 1] if cr else data[start:end]
-            start = end + 1
+                return len(data)
             verb, _, args = line.partition(b" ")
             run = plain.get(verb)
             if run is not None and not line.endswith(b"}"):  # no tag, no literal (CommandTable.plain)
@@ -181,6 +188,17 @@ class Framing:
                 replies.deliver(run(broker, session, args, None), None)
             else:
                 self._line(line)
+                if self._literal is not None or self._after_literal:
+                    return start
+            if self._reading_paused or replies.closing:
+                return start
+        if len(lines) == LINES_AT_ONCE:
+            return start  # the rest may hold more lines
+        if len(rest) > limit:
+            self._refuse(line_too_long(broker.config.max_line), None)
+        else:
+            self._held = rest
+        return len(data)
 
     def _line(self, line: bytes) -> None:
         """A line that may have a tag or a literal, or none of that and an unknown verb (or none)."""
