@@ -48,7 +48,7 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStrea
 from twisted.internet.posixbase import PosixReactorBase
 from zope.interface import implementer
 
-from msgsvc.turns import turn_end
+from msgsvc.turns import TurnEnd, turn_end
 
 
 class EagerServer(tcp.Server):
@@ -67,13 +67,18 @@ class EagerServer(tcp.Server):
     _eager_parts: list[bytes] | None = None
     """What was written this turn, not yet sent; None when nothing is."""
     _eager_size = 0
+    _eager_turn: TurnEnd | None = None
+    """The reactor's TurnEnd, looked up at the first write."""
 
     def write(self, data: bytes) -> None:
         """Gather ``data`` (after bytes gathered already, or when nothing is buffered); otherwise Twisted's write."""
         if type(data) is bytes and data and (self._eager_parts is not None or self._eager_ready()):
             if self._eager_parts is None:
                 self._eager_parts, self._eager_size = [], 0
-                turn_end(self.reactor).later(self.eager_flush)
+                turn = self._eager_turn
+                if turn is None:
+                    turn = self._eager_turn = turn_end(self.reactor)
+                turn.later(self.eager_flush)
             self._eager_parts.append(data)
             self._eager_size += len(data)
             if self._eager_size > self.bufferSize:  # a large write: send now, so the producer is paused in time
