@@ -8,9 +8,10 @@ hands what the other nodes tell to this node's systems: a queue that got a
 message wakes its local waiting receivers, a chat event reaches the local
 members, a tweet the local followers; the names of a dead node's clients
 leave (announced here and told to the others). :class:`ReadyQueues` tells the
-others which queues got a message, once per queue per reactor turn. And since a publication can be
-lost (the listening connection was down), every second the queues that have
-local waiting receivers are looked at again (at most :data:`RECHECKED` of them).
+others which queues got a message, once per queue per reactor turn. And since
+a publication can be lost (the listening connection was down), every second
+the queues that have local waiting receivers are looked at again (at most
+:data:`RECHECKED` of them).
 """
 
 from __future__ import annotations
