@@ -8,15 +8,16 @@ two system calls and another pass through ``epoll_wait`` per reply (Twisted
 issue #5303). :class:`EagerServer` gathers what is written to it while nothing
 is buffered and sends it with one ``send`` as soon as the reactor has handled
 the turn's events (:mod:`msgsvc.turns`: one ``callLater(0)`` shared by all
-connections and the SQLite commit, which runs before the reactor polls
-again); whatever the kernel does not take (a partial send, ``EAGAIN``, an
-error) goes to the stock ``write``, so buffering, pausing a push producer
-past ``bufferSize``, ``doWrite`` and closing carry on as Twisted does them.
-Like Twisted, it joins all of a turn's writes to a connection (the replies to
-its commands, the events of other clients' commands) into one ``send``: sending each write at once, as asyncio does,
-costs a ``send`` per chat event, several times dearer in a fan-out than the
-``epoll_ctl`` pair saved. Bytes stay in order: gathered bytes go out only when
-nothing waits in the buffer, and once some are gathered every write joins them.
+connections and the SQLite commit, which runs before the reactor polls again);
+whatever the kernel does not take (a partial send, ``EAGAIN``, an error) goes
+to the stock ``write``, so buffering, pausing a push producer past
+``bufferSize``, ``doWrite`` and closing carry on as Twisted does them. Like
+Twisted, it joins all of a turn's writes to a connection (the replies to its
+commands, the events of other clients' commands) into one ``send``: sending
+each write at once, as asyncio does, costs a ``send`` per chat event, several
+times dearer in a fan-out than the ``epoll_ctl`` pair saved. Bytes stay in
+order: gathered bytes go out only when nothing waits in the buffer, and once
+some are gathered every write joins them.
 
 It knows whether anything is buffered without Twisted's private attributes:
 Twisted registers for write events (``startWriting``) whenever it buffers
