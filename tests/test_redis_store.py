@@ -17,7 +17,7 @@ from msgsvc.client import connect_tcp
 from msgsvc.client.replies import ServerError
 from msgsvc.store import StoreError, check_store_url, open_stores
 from msgsvc.store.interfaces import Immediate
-from msgsvc.store.redis_connection import CONNECT_WAIT, Address, parse_url
+from msgsvc.store.redis_connection import CONNECT_WAIT, RETRY_DELAY, RETRY_JITTER, RETRY_POLICY, Address, parse_url
 from msgsvc.store.redis_files import CHUNK
 from msgsvc.store.redis_queues import COUNTERS, COUNTERS_KEPT
 from msgsvc.store.registry import Stores
@@ -52,6 +52,17 @@ class UrlTests(TestCase):
         error = self.assertRaises(StoreError, open_stores, f"redis://127.0.0.1:{port}/0", reactor)
         self.assertEqual(str(error), f"cannot reach Redis at 127.0.0.1:{port}/0: Connection refused")
         self.assertLess(time.monotonic() - started, 3)
+
+
+class RetryTests(TestCase):
+    """How soon the connection tries again after Redis went away."""
+
+    def test_back_within_the_connect_wait(self) -> None:
+        """Every delay between attempts, its random part included, leaves a command time to see Redis back."""
+        delays = [RETRY_POLICY(attempt) for attempt in range(50) for _ in range(20)]
+        self.assertGreaterEqual(min(delays), RETRY_DELAY[0])
+        self.assertLessEqual(max(delays), RETRY_DELAY[1] + RETRY_JITTER)
+        self.assertLess(RETRY_DELAY[1] + RETRY_JITTER, CONNECT_WAIT / 1.5)
 
 
 class ConnectionTests(TestCase):

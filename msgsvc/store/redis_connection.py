@@ -24,6 +24,7 @@ being back.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import socket
 from dataclasses import dataclass
@@ -49,6 +50,11 @@ REPLY_TIMEOUT = 10.0
 """Seconds a command waits for Redis's reply before its connection is dropped and it fails."""
 RETRY_DELAY = (0.2, 1.0)
 """The first and the longest delay between attempts to reconnect."""
+RETRY_JITTER = 0.1
+"""Seconds of random delay added to each (Twisted adds up to a whole second by default, which would make the
+longest wait for Redis to be noticed back as long as CONNECT_WAIT, and a command sent then would fail)."""
+RETRY_POLICY = backoffPolicy(*RETRY_DELAY, jitter=lambda: random.random() * RETRY_JITTER)
+"""Seconds before reconnecting after a number of failed attempts."""
 
 log = Logger()
 
@@ -174,7 +180,7 @@ class Redis:
         self._clock = reactor
         endpoint = HostnameEndpoint(reactor, address.host, address.port, timeout=CONNECT_WAIT)
         self._service = ClientService(
-            endpoint, _ProtocolFactory(address.db, reactor), retryPolicy=backoffPolicy(*RETRY_DELAY), clock=reactor
+            endpoint, _ProtocolFactory(address.db, reactor), retryPolicy=RETRY_POLICY, clock=reactor
         )
         self._started = False
         self._loaded_on: RedisProtocol | None = None
